@@ -1,0 +1,15 @@
+//! tenure-core: the system under test, sans-I/O.
+//!
+//! The agency store ([`store`]), the log entries it applies ([`command`]), and the five API
+//! families of the seed documents ([`agency`], [`kv`], [`storage`], [`lease`],
+//! [`leadership`]), with an in-process backend ([`mem`]). Nothing here reads a clock, opens a
+//! socket or spawns a thread: time and task spawning come in through [`clock::Clock`].
+
+pub mod command;
+pub mod key;
+pub mod store;
+
+pub use command::*;
+pub use key::{validate_string, Key, KeyError};
+pub use serde_json::Value;
+pub use store::Store;
