@@ -5,6 +5,7 @@
 //! [`leadership`]), with an in-process backend ([`mem`]). Nothing here reads a clock, opens a
 //! socket or spawns a thread: time and task spawning come in through [`clock::Clock`].
 
+pub mod clock;
 pub mod command;
 pub mod key;
 pub mod store;
