@@ -17,6 +17,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+/// The drift bound `rho` a client allows for by default: it assumes its clock may run up to 1%
+/// fast or slow against true time, and so believes in a grant of `d` for only `d * (1 - rho)`.
+pub const DEFAULT_DRIFT_BOUND: f64 = 0.01;
+
 /// A boxed, sendable future: what a [`Clock`] sleeps and spawns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

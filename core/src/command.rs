@@ -32,12 +32,15 @@ pub enum Command {
     Unobserve { key: Key, url: String },
 }
 
-/// A transaction: if every precondition holds, every operation is applied, in order, at one
-/// new revision; otherwise nothing changes and the outcome names the first failed check.
+/// A transaction: if every precondition holds, every operation of `ops` is applied, in order,
+/// at one new revision; otherwise only the operations of `else_ops` are (often none), and the
+/// outcome names the first failed check.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Txn {
     pub preconditions: Vec<Precondition>,
     pub ops: Vec<Op>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub else_ops: Vec<Op>,
 }
 
 impl Txn {
@@ -54,6 +57,10 @@ impl Txn {
     }
     pub fn then(mut self, op: Op) -> Txn {
         self.ops.push(op);
+        self
+    }
+    pub fn otherwise(mut self, op: Op) -> Txn {
+        self.else_ops.push(op);
         self
     }
 }
@@ -209,11 +216,13 @@ pub enum TxnOutcome {
         revision: Revision,
         results: Vec<Option<Value>>,
     },
-    /// The precondition at `index` did not hold; `found` is what the key held.
+    /// The precondition at `index` did not hold; `found` is what the key held. The
+    /// `else_ops`, if any, ran; `revision` is the store's revision afterwards.
     PreconditionFailed {
         index: usize,
         precondition: Precondition,
         found: Option<Value>,
+        revision: Revision,
     },
     /// The transaction was malformed; nothing changed.
     Rejected(Rejection),

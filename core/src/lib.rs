@@ -5,12 +5,18 @@
 //! [`leadership`]), with an in-process backend ([`mem`]). Nothing here reads a clock, opens a
 //! socket or spawns a thread: time and task spawning come in through [`clock::Clock`].
 
+pub mod agency;
+pub mod client;
 pub mod clock;
 pub mod command;
 pub mod key;
+pub mod mem;
 pub mod store;
 
 pub use command::*;
 pub use key::{validate_string, Key, KeyError};
 pub use serde_json::Value;
 pub use store::Store;
+pub use client::{ClientError, StoreClient};
+pub use clock::{Clock, ManualClock};
+pub use mem::{open, MemBackend, OpenError};

@@ -486,7 +486,7 @@ impl Store {
     }
 
     fn apply_txn(&mut self, txn: &Txn, events: &mut Vec<Event>) -> TxnOutcome {
-        for op in &txn.ops {
+        for op in txn.ops.iter().chain(&txn.else_ops) {
             if let Err(r) = self.validate_op(op) {
                 return TxnOutcome::Rejected(r);
             }
@@ -494,26 +494,33 @@ impl Store {
         for (index, p) in txn.preconditions.iter().enumerate() {
             let (ok, found) = self.precondition_holds(p);
             if !ok {
+                self.apply_ops(&txn.else_ops, events);
                 return TxnOutcome::PreconditionFailed {
                     index,
                     precondition: p.clone(),
                     found,
+                    revision: self.revision,
                 };
             }
         }
-        // Operations cannot fail past validation, so the transaction is all or nothing.
-        let revision = self.revision + 1;
-        let mut results = Vec::with_capacity(txn.ops.len());
-        for op in &txn.ops {
-            results.push(self.apply_op(op, revision, events));
-        }
-        if !events.is_empty() {
-            self.revision = revision;
-        }
+        let results = self.apply_ops(&txn.ops, events);
         TxnOutcome::Committed {
             revision: self.revision,
             results,
         }
+    }
+
+    /// Operations cannot fail past validation, so a branch is applied all or nothing.
+    fn apply_ops(&mut self, ops: &[Op], events: &mut Vec<Event>) -> Vec<Option<Value>> {
+        let revision = self.revision + 1;
+        let results = ops
+            .iter()
+            .map(|op| self.apply_op(op, revision, events))
+            .collect();
+        if !events.is_empty() {
+            self.revision = revision;
+        }
+        results
     }
 
     fn apply_op(&mut self, op: &Op, rev: Revision, events: &mut Vec<Event>) -> Option<Value> {

@@ -392,3 +392,19 @@ fn snapshots_round_trip() {
     assert_eq!(r, s);
     assert!(Store::restore(b"{not json").is_err());
 }
+
+#[test]
+fn else_branch_runs_when_a_precondition_fails() {
+    let mut s = Store::new();
+    set(&mut s, "/x", json!("a"));
+    let t = Txn::new()
+        .when(Precondition::Compare(k("/x"), CmpOp::Eq, json!("b")))
+        .then(Op::set(k("/then"), json!(1)))
+        .otherwise(Op::set(k("/else"), json!(2)));
+    match txn(&mut s, t) {
+        TxnOutcome::PreconditionFailed { revision, .. } => assert_eq!(revision, 2),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(s.view(&k("/then")), None);
+    assert_eq!(s.view(&k("/else")), Some(json!(2)));
+}

@@ -1,0 +1,433 @@
+//! Seed 000: the ArangoDB agency API, its `Lock`, and `is_same_endpoint`.
+//!
+//! Keys are [`Key`] paths; values are JSON. Writes return the revision they committed at,
+//! which is also the fencing token of a lock grant.
+
+use crate::client::{ClientError, StoreClient};
+use crate::clock::{ceil_ms, Clock, DEFAULT_DRIFT_BOUND};
+use crate::command::*;
+use crate::key::Key;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The agency family's errors.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum AgencyError {
+    /// Nothing is stored at `key`, the shortest prefix of the requested key that is missing.
+    #[error("key not found: {key}")]
+    KeyNotFound { key: Key },
+    /// A write condition did not hold: `check` failed, the key held `found`.
+    #[error("condition failed: {check:?} (found {found:?})")]
+    ConditionFailed {
+        check: Precondition,
+        found: Option<Value>,
+    },
+    #[error("already locked")]
+    AlreadyLocked,
+    #[error("not locked")]
+    NotLocked,
+    /// Bad input: the message names the argument and what is wrong with it.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// Checks a write makes first; all must hold. Build with [`WriteCondition::new`] and the
+/// `if_*` methods, as the driver's builder.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteCondition {
+    pub checks: Vec<Precondition>,
+}
+
+impl WriteCondition {
+    pub fn new() -> WriteCondition {
+        WriteCondition::default()
+    }
+    /// Nothing is stored at `key`.
+    pub fn if_empty(mut self, key: &Key) -> WriteCondition {
+        self.checks.push(Precondition::IfEmpty(key.clone()));
+        self
+    }
+    /// The value at `key` equals `old`.
+    pub fn if_equal_to(mut self, key: &Key, old: Value) -> WriteCondition {
+        self.checks.push(Precondition::IfEqualTo(key.clone(), old));
+        self
+    }
+    /// The value at `key` is an array.
+    pub fn if_is_array(mut self, key: &Key) -> WriteCondition {
+        self.checks.push(Precondition::IfIsArray(key.clone()));
+        self
+    }
+}
+
+/// The agency API (seed 000).
+#[async_trait]
+pub trait Agency: Send + Sync {
+    /// The value (subtree) at `key`.
+    async fn read_key(&self, key: &Key) -> Result<Value, AgencyError>;
+    /// Writes `value` at `key`, expiring after `ttl` if given, if `condition` holds.
+    async fn write_key(
+        &self,
+        key: &Key,
+        value: Value,
+        ttl: Option<Duration>,
+        condition: Option<WriteCondition>,
+    ) -> Result<Revision, AgencyError>;
+    /// Writes only if nothing is stored at `key`.
+    async fn write_key_if_empty(
+        &self,
+        key: &Key,
+        value: Value,
+        ttl: Option<Duration>,
+    ) -> Result<Revision, AgencyError> {
+        let c = WriteCondition::new().if_empty(key);
+        self.write_key(key, value, ttl, Some(c)).await
+    }
+    /// Writes only if the value at `key` equals `old`.
+    async fn write_key_if_equal_to(
+        &self,
+        key: &Key,
+        new: Value,
+        old: Value,
+        ttl: Option<Duration>,
+    ) -> Result<Revision, AgencyError> {
+        let c = WriteCondition::new().if_equal_to(key, old);
+        self.write_key(key, new, ttl, Some(c)).await
+    }
+    /// Removes `key` (and its subtree) if `condition` holds.
+    async fn remove_key(
+        &self,
+        key: &Key,
+        condition: Option<WriteCondition>,
+    ) -> Result<Revision, AgencyError>;
+    /// Removes `key` only if its value equals `old`.
+    async fn remove_key_if_equal_to(&self, key: &Key, old: Value) -> Result<Revision, AgencyError> {
+        let c = WriteCondition::new().if_equal_to(key, old);
+        self.remove_key(key, Some(c)).await
+    }
+    /// Sends every change of `key` (or of keys above or below it) to the address `url`.
+    async fn register_change_callback(&self, key: &Key, url: &str) -> Result<(), AgencyError>;
+    /// Stops sending changes of `key` to `url`.
+    async fn unregister_change_callback(&self, key: &Key, url: &str) -> Result<(), AgencyError>;
+}
+
+/// The agency API over any backend.
+#[derive(Clone)]
+pub struct AgencyApi {
+    client: Arc<dyn StoreClient>,
+}
+
+impl AgencyApi {
+    pub fn new(client: Arc<dyn StoreClient>) -> AgencyApi {
+        AgencyApi { client }
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<Revision, AgencyError> {
+        match self.client.submit(Command::Txn(txn)).await? {
+            Outcome::Txn(TxnOutcome::Committed { revision, .. }) => Ok(revision),
+            Outcome::Txn(TxnOutcome::PreconditionFailed {
+                precondition, found, ..
+            }) => Err(AgencyError::ConditionFailed {
+                check: precondition,
+                found,
+            }),
+            Outcome::Txn(TxnOutcome::Rejected(r)) | Outcome::Rejected(r) => {
+                Err(AgencyError::Invalid(r.to_string()))
+            }
+            other => Err(AgencyError::Invalid(format!("unexpected outcome {other:?}"))),
+        }
+    }
+}
+
+fn check_writable(key: &Key) -> Result<(), AgencyError> {
+    if key.is_root() {
+        return Err(AgencyError::Invalid(
+            "key: the root cannot be written or removed".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn ttl_ms(ttl: Option<Duration>) -> Result<Option<u64>, AgencyError> {
+    match ttl {
+        Some(d) if d.is_zero() => Err(AgencyError::Invalid(
+            "ttl: must be greater than zero (pass None for no TTL)".into(),
+        )),
+        Some(d) => Ok(Some(ceil_ms(d))),
+        None => Ok(None),
+    }
+}
+
+#[async_trait]
+impl Agency for AgencyApi {
+    async fn read_key(&self, key: &Key) -> Result<Value, AgencyError> {
+        let r = self.client.read(key).await?;
+        match r.value {
+            Some(v) => Ok(v),
+            None => Err(AgencyError::KeyNotFound {
+                key: r.missing_prefix.unwrap_or_else(|| key.clone()),
+            }),
+        }
+    }
+
+    async fn write_key(
+        &self,
+        key: &Key,
+        value: Value,
+        ttl: Option<Duration>,
+        condition: Option<WriteCondition>,
+    ) -> Result<Revision, AgencyError> {
+        check_writable(key)?;
+        let ttl_ms = ttl_ms(ttl)?;
+        let txn = Txn {
+            preconditions: condition.map(|c| c.checks).unwrap_or_default(),
+            ops: vec![Op::Set {
+                key: key.clone(),
+                value,
+                ttl_ms,
+                lease: LeaseBinding::None,
+            }],
+            else_ops: Vec::new(),
+        };
+        self.txn(txn).await
+    }
+
+    async fn remove_key(
+        &self,
+        key: &Key,
+        condition: Option<WriteCondition>,
+    ) -> Result<Revision, AgencyError> {
+        check_writable(key)?;
+        let txn = Txn {
+            preconditions: condition.map(|c| c.checks).unwrap_or_default(),
+            ops: vec![Op::Delete { key: key.clone() }],
+            else_ops: Vec::new(),
+        };
+        self.txn(txn).await
+    }
+
+    async fn register_change_callback(&self, key: &Key, url: &str) -> Result<(), AgencyError> {
+        if url.is_empty() {
+            return Err(AgencyError::Invalid("callback url: must not be empty".into()));
+        }
+        self.client
+            .submit(Command::Observe {
+                key: key.clone(),
+                url: url.to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn unregister_change_callback(&self, key: &Key, url: &str) -> Result<(), AgencyError> {
+        self.client
+            .submit(Command::Unobserve {
+                key: key.clone(),
+                url: url.to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// True when two endpoint URLs name the same server: schemes `http`/`tcp` and `https`/`ssl`
+/// are the same, host names compare without case, and a trailing `/` does not matter.
+pub fn is_same_endpoint(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> String {
+        let s = s.trim().trim_end_matches('/');
+        let (scheme, rest) = match s.split_once("://") {
+            Some((sc, r)) => (sc.to_ascii_lowercase(), r),
+            None => ("http".to_string(), s),
+        };
+        let scheme = match scheme.as_str() {
+            "tcp" | "http" | "vst" | "http+tcp" => "http",
+            "ssl" | "https" | "http+ssl" | "vst+ssl" => "https",
+            other => other,
+        }
+        .to_string();
+        format!("{scheme}://{}", rest.to_ascii_lowercase())
+    }
+    norm(a) == norm(b)
+}
+
+/// An agency-backed exclusive lock (the driver's `Lock`).
+///
+/// `lock` writes the holder's id at the key if it is empty, with the TTL; a background task
+/// renews it every TTL/2 with write-if-equal. The holder believes it holds the lock until
+/// `start + ttl * (1 - rho)` of its own clock, where `start` is when the last successful
+/// lock or renewal *began*; it stops believing as soon as a renewal is refused or that
+/// deadline passes. `unlock` removes the key only if it still holds this lock's id.
+#[derive(Clone)]
+pub struct Lock {
+    inner: Arc<LockInner>,
+}
+
+struct LockInner {
+    api: Arc<dyn Agency>,
+    clock: Arc<dyn Clock>,
+    key: Key,
+    id: String,
+    ttl: Duration,
+    rho: f64,
+    state: Mutex<LockState>,
+}
+
+#[derive(Default)]
+struct LockState {
+    held: bool,
+    belief_deadline: Duration,
+    /// Bumped by every lock and unlock, so that an old renewal task stops.
+    generation: u64,
+    token: Option<Revision>,
+}
+
+impl Lock {
+    /// A lock on `key` for the holder `id`, lasting `ttl` unless renewed.
+    pub fn new(
+        api: Arc<dyn Agency>,
+        clock: Arc<dyn Clock>,
+        key: Key,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<Lock, AgencyError> {
+        check_writable(&key)?;
+        if id.is_empty() {
+            return Err(AgencyError::Invalid("lock id: must not be empty".into()));
+        }
+        if ttl < Duration::from_millis(2) {
+            return Err(AgencyError::Invalid(format!(
+                "lock ttl: {ttl:?} is too short; it must be at least 2ms so it can be renewed at ttl/2"
+            )));
+        }
+        Ok(Lock {
+            inner: Arc::new(LockInner {
+                api,
+                clock,
+                key,
+                id: id.to_string(),
+                ttl,
+                rho: DEFAULT_DRIFT_BOUND,
+                state: Mutex::new(LockState::default()),
+            }),
+        })
+    }
+
+    /// Sets the drift bound the belief deadline allows for (default 0.01); `0 <= rho < 1`.
+    pub fn with_drift_bound(self, rho: f64) -> Result<Lock, AgencyError> {
+        if !(0.0..1.0).contains(&rho) {
+            return Err(AgencyError::Invalid(format!(
+                "drift bound: {rho} is outside [0, 1)"
+            )));
+        }
+        let inner = Arc::try_unwrap(self.inner)
+            .map_err(|_| AgencyError::Invalid("drift bound: set it before sharing the lock".into()))?;
+        Ok(Lock {
+            inner: Arc::new(LockInner { rho, ..inner }),
+        })
+    }
+
+    /// Takes the lock, or fails with `AlreadyLocked` if anyone (this holder included) holds it.
+    pub async fn lock(&self) -> Result<Revision, AgencyError> {
+        if self.is_locked() {
+            return Err(AgencyError::AlreadyLocked);
+        }
+        let i = &self.inner;
+        let start = i.clock.now();
+        let rev = match i
+            .api
+            .write_key_if_empty(&i.key, json!(i.id), Some(i.ttl))
+            .await
+        {
+            Ok(rev) => rev,
+            Err(AgencyError::ConditionFailed { .. }) => return Err(AgencyError::AlreadyLocked),
+            Err(e) => return Err(e),
+        };
+        let generation = {
+            let mut st = i.state.lock().unwrap();
+            st.generation += 1;
+            st.held = true;
+            st.belief_deadline = start + i.ttl.mul_f64(1.0 - i.rho);
+            st.token = Some(rev);
+            st.generation
+        };
+        i.clock.spawn(Box::pin(renew(self.inner.clone(), generation)));
+        Ok(rev)
+    }
+
+    /// Releases the lock; `NotLocked` if this holder does not hold it.
+    pub async fn unlock(&self) -> Result<(), AgencyError> {
+        let i = &self.inner;
+        {
+            let mut st = i.state.lock().unwrap();
+            if !st.held {
+                return Err(AgencyError::NotLocked);
+            }
+            st.held = false;
+            st.generation += 1;
+            st.token = None;
+        }
+        match i.api.remove_key_if_equal_to(&i.key, json!(i.id)).await {
+            Ok(_) => Ok(()),
+            Err(AgencyError::ConditionFailed { .. }) => Err(AgencyError::NotLocked),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True while this holder believes it holds the lock.
+    pub fn is_locked(&self) -> bool {
+        let st = self.inner.state.lock().unwrap();
+        st.held && self.inner.clock.now() < st.belief_deadline
+    }
+
+    /// The fencing token of the current grant: the revision that wrote the lock key.
+    pub fn fencing_token(&self) -> Option<Revision> {
+        if self.is_locked() {
+            self.inner.state.lock().unwrap().token
+        } else {
+            None
+        }
+    }
+
+    /// Local clock time until which the holder believes it holds the lock.
+    pub fn belief_deadline(&self) -> Option<Duration> {
+        let st = self.inner.state.lock().unwrap();
+        st.held.then_some(st.belief_deadline)
+    }
+}
+
+async fn renew(i: Arc<LockInner>, generation: u64) {
+    loop {
+        i.clock.sleep(i.ttl / 2).await;
+        {
+            let mut st = i.state.lock().unwrap();
+            if st.generation != generation || !st.held {
+                return;
+            }
+            if i.clock.now() >= st.belief_deadline {
+                st.held = false;
+                return;
+            }
+        }
+        let start = i.clock.now();
+        let r = i
+            .api
+            .write_key_if_equal_to(&i.key, json!(i.id), json!(i.id), Some(i.ttl))
+            .await;
+        let mut st = i.state.lock().unwrap();
+        if st.generation != generation {
+            return;
+        }
+        match r {
+            Ok(_) => st.belief_deadline = start + i.ttl.mul_f64(1.0 - i.rho),
+            Err(AgencyError::ConditionFailed { .. }) => {
+                st.held = false;
+                return;
+            }
+            // Unknown outcome or no leader: keep trying until the belief deadline passes.
+            Err(_) => {}
+        }
+    }
+}

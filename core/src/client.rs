@@ -1,0 +1,46 @@
+//! The one seam between the API families and a backend: [`StoreClient`].
+//!
+//! Every family (agency, kv, storage, lease, leadership) is plain client logic written once
+//! against this trait. The in-process backend ([`crate::mem`]) implements it over a local
+//! store; the simulated cluster implements it over the network, so the same family code and
+//! the same tests run against both.
+
+use crate::clock::Clock;
+use crate::command::{Command, Event, Outcome, Revision};
+use crate::key::Key;
+use crate::store::{Node, ReadResult};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Why a backend could not carry out a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The request surely did not take effect (no leader reachable, refused before sending).
+    #[error("agency unavailable: {0}")]
+    Unavailable(String),
+    /// The request may or may not have taken effect (sent, but no answer in time).
+    #[error("outcome unknown: {0}")]
+    Indeterminate(String),
+    /// A watch asked for events that are no longer kept.
+    #[error("events up to revision {compacted} were compacted")]
+    Compacted { compacted: Revision },
+    /// The handle was closed.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// A connection to an agency store, local or remote.
+#[async_trait]
+pub trait StoreClient: Send + Sync + 'static {
+    /// The clock of the node this client runs on.
+    fn clock(&self) -> Arc<dyn Clock>;
+    /// Submits one command to the log and returns its outcome once applied.
+    async fn submit(&self, cmd: Command) -> Result<Outcome, ClientError>;
+    /// A linearizable read of the subtree at `key`.
+    async fn read(&self, key: &Key) -> Result<ReadResult, ClientError>;
+    /// A linearizable read of the stored nodes in `[start, end]`.
+    async fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Node)>, ClientError>;
+    /// Waits until at least one change to a key related to `key` has a revision greater than
+    /// `after`, then returns all such changes so far, in order, with no gap.
+    async fn wait_events(&self, key: &Key, after: Revision) -> Result<Vec<Event>, ClientError>;
+}
