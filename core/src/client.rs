@@ -6,7 +6,7 @@
 //! the same tests run against both.
 
 use crate::clock::Clock;
-use crate::command::{Command, Event, Outcome, Revision};
+use crate::command::{Command, Event, LeaseId, Outcome, Rejection, Revision};
 use crate::key::Key;
 use crate::store::{Node, ReadResult};
 use async_trait::async_trait;
@@ -43,4 +43,60 @@ pub trait StoreClient: Send + Sync + 'static {
     /// Waits until at least one change to a key related to `key` has a revision greater than
     /// `after`, then returns all such changes so far, in order, with no gap.
     async fn wait_events(&self, key: &Key, after: Revision) -> Result<Vec<Event>, ClientError>;
+    /// A linearizable read of a lease: `None` if it does not exist.
+    async fn lease(&self, id: LeaseId) -> Result<Option<LeaseInfo>, ClientError>;
+}
+
+/// What a client can learn of a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseInfo {
+    pub id: LeaseId,
+    pub ttl_ms: u64,
+    /// Agency time left before the lease ends, at the read.
+    pub remaining_ms: u64,
+    /// The revision of the grant: the lease's fencing token.
+    pub granted_revision: Revision,
+}
+
+/// Grants a lease of `ttl_ms`; returns its id and the revision of the grant.
+pub async fn grant_lease(
+    client: &dyn StoreClient,
+    ttl_ms: u64,
+) -> Result<Result<(LeaseId, Revision), Rejection>, ClientError> {
+    match client.submit(Command::LeaseGrant { ttl_ms }).await? {
+        Outcome::LeaseGranted { id, revision, .. } => Ok(Ok((id, revision))),
+        Outcome::Rejected(r) => Ok(Err(r)),
+        other => Err(ClientError::Unavailable(format!(
+            "unexpected answer to a lease grant: {other:?}"
+        ))),
+    }
+}
+
+/// Keeps lease `id` alive every `ttl / 3` for as long as `owner` lives and `stop` is unset.
+/// Ends when the lease is gone (expired or revoked), calling `on_lost`.
+pub fn spawn_keep_alive(
+    client: Arc<dyn StoreClient>,
+    id: LeaseId,
+    ttl: std::time::Duration,
+    owner: std::sync::Weak<()>,
+    on_lost: Box<dyn FnOnce() + Send>,
+) {
+    let clock = client.clock();
+    let period = (ttl / 3).max(std::time::Duration::from_millis(1));
+    clock.clone().spawn(Box::pin(async move {
+        loop {
+            clock.sleep(period).await;
+            if owner.upgrade().is_none() {
+                return;
+            }
+            match client.submit(Command::LeaseKeepAlive { id }).await {
+                Ok(Outcome::Rejected(Rejection::LeaseNotFound(_))) => {
+                    on_lost();
+                    return;
+                }
+                // Unknown outcome or no leader: try again next period.
+                _ => {}
+            }
+        }
+    }));
 }

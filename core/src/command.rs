@@ -267,6 +267,8 @@ pub struct Event {
     pub old: Option<Value>,
     /// The value at `key` after the change.
     pub new: Option<Value>,
+    /// The key's version after the change (0 once deleted).
+    pub version: u64,
     pub cause: Cause,
 }
 

@@ -10,7 +10,11 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod key;
+pub mod lease;
+pub mod leadership;
+pub mod kv;
 pub mod mem;
+pub mod storage;
 pub mod store;
 
 pub use command::*;

@@ -5,9 +5,9 @@
 //! watches and change callbacks fire. Several handles on one backend behave as several
 //! clients of one agency.
 
-use crate::client::{ClientError, StoreClient};
+use crate::client::{ClientError, LeaseInfo, StoreClient};
 use crate::clock::{BoxFuture, Clock};
-use crate::command::{Command, Event, Outcome, Revision};
+use crate::command::{Command, Event, LeaseId, Outcome, Revision};
 use crate::key::Key;
 use crate::store::{Node, ReadResult, Store};
 use async_trait::async_trait;
@@ -196,6 +196,18 @@ impl StoreClient for MemBackend {
     async fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Node)>, ClientError> {
         self.inner.sync_time();
         Ok(self.inner.state.lock().unwrap().store.range(start, end))
+    }
+
+    async fn lease(&self, id: LeaseId) -> Result<Option<LeaseInfo>, ClientError> {
+        self.inner.sync_time();
+        let st = self.inner.state.lock().unwrap();
+        let now = st.store.now_ms();
+        Ok(st.store.lease(id).map(|l| LeaseInfo {
+            id,
+            ttl_ms: l.ttl_ms,
+            remaining_ms: l.deadline_ms.saturating_sub(now),
+            granted_revision: l.granted_revision,
+        }))
     }
 
     async fn wait_events(&self, key: &Key, after: Revision) -> Result<Vec<Event>, ClientError> {

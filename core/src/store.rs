@@ -686,6 +686,7 @@ impl Store {
             key: key.clone(),
             old,
             new: Some(value),
+            version: meta.version,
             cause: Cause::Write,
         });
     }
@@ -703,6 +704,7 @@ impl Store {
             kind: EventKind::Delete,
             old: Some(old),
             new: None,
+            version: 0,
             cause,
         });
     }

@@ -1,0 +1,504 @@
+//! Seed 001: `hmetcd`, a string key-value interface with a distributed lock, temporary keys,
+//! transactions, test-and-set and watches.
+//!
+//! Keys are any non-empty strings, stored under `/kv/<key>` (the whole key as one segment,
+//! so ranges compare keys byte-wise as etcd does); values are strings. Each handle has a
+//! *session*: a lease, granted on first use and kept alive while the handle lives, to which
+//! its lock key and its temporary keys are bound. When the handle is closed the lease is
+//! revoked and they disappear at once; when the holder dies they disappear within the TTL.
+//! Unlike the original's `mem:` backend, locks, temp keys and watches really work over
+//! `mem:`.
+
+use crate::client::{grant_lease, spawn_keep_alive, ClientError, StoreClient};
+use crate::clock::{ceil_ms, timeout, Clock};
+use crate::command::*;
+use crate::key::Key;
+use async_trait::async_trait;
+use futures::channel::oneshot;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The key of the distributed lock (hmetcd's `DIST_LOCK_KEY`).
+pub const DIST_LOCK_KEY: &str = "hbtd_dist_lock";
+/// The top-level path the family stores its keys under.
+pub const NAMESPACE: &str = "kv";
+/// The session lease TTL unless `session_ttl_ms=` says otherwise.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(10);
+
+/// The kv family's errors.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum KvError {
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("the handle is closed")]
+    Closed,
+    #[error("timed out after {0:?} waiting for the distributed lock")]
+    LockTimeout(Duration),
+    #[error("no such watch (never made, already cancelled or finished)")]
+    UnknownWatch,
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// What happened to a watched key (`KVC_KEYCHANGE_PUT` / `_DELETE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KeyChange {
+    Put,
+    Delete,
+}
+
+/// One key and its value from `get_range`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvPair {
+    pub key: String,
+    pub value: String,
+}
+
+/// A watch callback: `(key, value, change) -> keep watching?`. User data is captured.
+pub type WatchCallback = Box<dyn FnMut(&str, &str, KeyChange) -> bool + Send>;
+
+/// Identifies a watch made by `watch_with_cb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WatchHandle(u64);
+
+/// The hmetcd interface (`Kvi`).
+#[async_trait]
+pub trait Kvi: Send + Sync {
+    /// Blocks until this handle holds the distributed lock (at once if it already does).
+    async fn dist_lock(&self) -> Result<(), KvError>;
+    /// As `dist_lock`, giving up with `LockTimeout` after `timeout` (zero: a try-lock).
+    async fn dist_timed_lock(&self, timeout: Duration) -> Result<(), KvError>;
+    /// Releases the lock if this handle holds it; otherwise does nothing.
+    async fn dist_unlock(&self) -> Result<(), KvError>;
+    /// Creates or updates `key`.
+    async fn store(&self, key: &str, value: &str) -> Result<(), KvError>;
+    /// Creates `key` bound to this handle's session: it lives as long as the handle.
+    async fn temp_key(&self, key: &str) -> Result<(), KvError>;
+    /// The value of `key` and whether it exists.
+    async fn get(&self, key: &str) -> Result<(String, bool), KvError>;
+    /// Keys in `[start, end]` (inclusive), sorted.
+    async fn get_range(&self, start: &str, end: &str) -> Result<Vec<KvPair>, KvError>;
+    /// Deletes `key`; deleting a missing key is no error.
+    async fn delete(&self, key: &str) -> Result<(), KvError>;
+    /// `if value(key) op value { thenkey = thenval } else { elsekey = elseval }`, atomically.
+    /// `op` is `=`, `!=`, `<` or `>` (byte-wise on strings; a missing key fails every
+    /// comparison). An empty `thenkey`/`elsekey` writes nothing on that branch. Returns
+    /// whether the comparison held.
+    #[allow(clippy::too_many_arguments)]
+    async fn transaction(
+        &self,
+        key: &str,
+        op: &str,
+        value: &str,
+        thenkey: &str,
+        thenval: &str,
+        elsekey: &str,
+        elseval: &str,
+    ) -> Result<bool, KvError>;
+    /// Sets `key` to `setval` if it holds `testval`; returns whether it did.
+    async fn tas(&self, key: &str, testval: &str, setval: &str) -> Result<bool, KvError>;
+    /// Blocks until `key` is written or deleted; returns the new value ("" if deleted).
+    async fn watch(&self, key: &str) -> Result<(String, KeyChange), KvError>;
+    /// Calls `cb` on every change of kind `op` to `key`, in the background, until the key is
+    /// deleted, `cb` returns false, or the watch is cancelled.
+    async fn watch_with_cb(
+        &self,
+        key: &str,
+        op: KeyChange,
+        cb: WatchCallback,
+    ) -> Result<WatchHandle, KvError>;
+    /// Cancels a watch; `UnknownWatch` if it is not running.
+    fn watch_cb_cancel(&self, handle: WatchHandle) -> Result<(), KvError>;
+    /// Ends the session: releases the lock, deletes temp keys, stops watches. Idempotent.
+    async fn close(&self) -> Result<(), KvError>;
+}
+
+/// The hmetcd interface over any backend.
+pub struct Kvs {
+    client: Arc<dyn StoreClient>,
+    clock: Arc<dyn Clock>,
+    session_ttl: Duration,
+    state: Arc<Mutex<KvState>>,
+}
+
+#[derive(Default)]
+struct KvState {
+    closed: bool,
+    session: Option<Session>,
+    lock_token: Option<Revision>,
+    watches: BTreeMap<WatchHandle, oneshot::Sender<()>>,
+    next_watch: u64,
+}
+
+struct Session {
+    lease: LeaseId,
+    /// Keeps the keep-alive task running; dropped on close.
+    _life: Arc<()>,
+}
+
+fn kv_key(key: &str) -> Result<Key, KvError> {
+    if key.is_empty() {
+        return Err(KvError::Invalid("key: must not be empty".into()));
+    }
+    Ok(Key::from_segments(&[NAMESPACE, key]).expect("non-empty segments"))
+}
+
+fn as_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Kvs {
+    /// Opens the interface over `client`. Options: `session_ttl_ms=N` (default 10000).
+    pub fn open(client: Arc<dyn StoreClient>, options: &[&str]) -> Result<Kvs, KvError> {
+        let mut session_ttl = DEFAULT_SESSION_TTL;
+        for opt in options {
+            match opt.split_once('=') {
+                Some(("session_ttl_ms", v)) => {
+                    let ms: u64 = v.parse().map_err(|_| {
+                        KvError::Invalid(format!("option {opt:?}: {v:?} is not a whole number of ms"))
+                    })?;
+                    if ms < 3 {
+                        return Err(KvError::Invalid(format!(
+                            "option {opt:?}: the session TTL must be at least 3 ms"
+                        )));
+                    }
+                    session_ttl = Duration::from_millis(ms);
+                }
+                _ => {
+                    return Err(KvError::Invalid(format!(
+                        "unknown option {opt:?}; known: session_ttl_ms=N"
+                    )))
+                }
+            }
+        }
+        Ok(Kvs {
+            clock: client.clock(),
+            client,
+            session_ttl,
+            state: Arc::new(Mutex::new(KvState::default())),
+        })
+    }
+
+    fn check_open(&self) -> Result<(), KvError> {
+        if self.state.lock().unwrap().closed {
+            Err(KvError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The fencing token of the lock, while this handle holds it.
+    pub fn lock_token(&self) -> Option<Revision> {
+        self.state.lock().unwrap().lock_token
+    }
+
+    /// The session lease, granting one if there is none.
+    async fn session(&self) -> Result<LeaseId, KvError> {
+        self.check_open()?;
+        if let Some(s) = &self.state.lock().unwrap().session {
+            return Ok(s.lease);
+        }
+        let id = grant_lease(&*self.client, ceil_ms(self.session_ttl))
+            .await?
+            .map_err(|r| KvError::Invalid(r.to_string()))?;
+        let id = id.0;
+        let life = Arc::new(());
+        let state = self.state.clone();
+        spawn_keep_alive(
+            self.client.clone(),
+            id,
+            self.session_ttl,
+            Arc::downgrade(&life),
+            Box::new(move || {
+                let mut st = state.lock().unwrap();
+                if st.session.as_ref().map(|s| s.lease) == Some(id) {
+                    st.session = None;
+                    st.lock_token = None;
+                }
+            }),
+        );
+        self.state.lock().unwrap().session = Some(Session {
+            lease: id,
+            _life: life,
+        });
+        Ok(id)
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, KvError> {
+        self.check_open()?;
+        match self.client.submit(Command::Txn(txn)).await? {
+            Outcome::Txn(TxnOutcome::Rejected(r)) => Err(KvError::Invalid(r.to_string())),
+            Outcome::Txn(o) => Ok(o),
+            other => Err(KvError::Invalid(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    async fn try_lock_once(&self) -> Result<Option<Revision>, KvError> {
+        let lease = self.session().await?;
+        let key = kv_key(DIST_LOCK_KEY)?;
+        let me = Value::String(format!("session-{lease}"));
+        let t = Txn::new()
+            .when(Precondition::IfEmpty(key.clone()))
+            .then(Op::Set {
+                key: key.clone(),
+                value: me.clone(),
+                ttl_ms: None,
+                lease: LeaseBinding::Lease(lease),
+            });
+        match self.txn(t).await? {
+            TxnOutcome::Committed { revision, .. } => Ok(Some(revision)),
+            TxnOutcome::PreconditionFailed { found, revision, .. } => {
+                if found.as_ref() == Some(&me) {
+                    // Already ours: the lock is re-entrant within a handle, as in hmetcd.
+                    let r = self.client.read(&key).await?;
+                    Ok(r.meta.map(|m| m.create_revision).or(Some(revision)))
+                } else {
+                    Ok(None)
+                }
+            }
+            TxnOutcome::Rejected(r) => Err(KvError::Invalid(r.to_string())),
+        }
+    }
+
+    async fn lock_loop(&self) -> Result<(), KvError> {
+        let key = kv_key(DIST_LOCK_KEY)?;
+        loop {
+            let seen = self.client.read(&key).await?.revision;
+            if let Some(token) = self.try_lock_once().await? {
+                self.state.lock().unwrap().lock_token = Some(token);
+                return Ok(());
+            }
+            // Held by someone else: wait for the next change of the lock key.
+            self.client.wait_events(&key, seen).await?;
+        }
+    }
+
+    async fn wait_change(&self, key: &Key, mut after: Revision) -> Result<(Revision, String, KeyChange), KvError> {
+        loop {
+            let events = self.client.wait_events(key, after).await?;
+            for e in events {
+                after = e.revision;
+                let (old, new) = e.project(key);
+                if old == new {
+                    continue;
+                }
+                return Ok(match new {
+                    Some(v) => (after, as_string(&v), KeyChange::Put),
+                    None => (after, String::new(), KeyChange::Delete),
+                });
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Kvi for Kvs {
+    async fn dist_lock(&self) -> Result<(), KvError> {
+        self.lock_loop().await
+    }
+
+    async fn dist_timed_lock(&self, limit: Duration) -> Result<(), KvError> {
+        match timeout(&*self.clock, limit, self.lock_loop()).await {
+            Some(r) => r,
+            None => Err(KvError::LockTimeout(limit)),
+        }
+    }
+
+    async fn dist_unlock(&self) -> Result<(), KvError> {
+        self.check_open()?;
+        let lease = {
+            let mut st = self.state.lock().unwrap();
+            if st.lock_token.take().is_none() {
+                return Ok(());
+            }
+            st.session.as_ref().map(|s| s.lease)
+        };
+        let Some(lease) = lease else { return Ok(()) };
+        let key = kv_key(DIST_LOCK_KEY)?;
+        let t = Txn::new()
+            .when(Precondition::IfEqualTo(
+                key.clone(),
+                Value::String(format!("session-{lease}")),
+            ))
+            .then(Op::Delete { key });
+        self.txn(t).await?;
+        Ok(())
+    }
+
+    async fn store(&self, key: &str, value: &str) -> Result<(), KvError> {
+        let t = Txn::new().then(Op::set(kv_key(key)?, Value::String(value.into())));
+        self.txn(t).await?;
+        Ok(())
+    }
+
+    async fn temp_key(&self, key: &str) -> Result<(), KvError> {
+        let k = kv_key(key)?;
+        let lease = self.session().await?;
+        let t = Txn::new().then(Op::Set {
+            key: k,
+            value: Value::String(format!("session-{lease}")),
+            ttl_ms: None,
+            lease: LeaseBinding::Lease(lease),
+        });
+        self.txn(t).await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<(String, bool), KvError> {
+        let k = kv_key(key)?;
+        self.check_open()?;
+        let r = self.client.read(&k).await?;
+        Ok(match r.value {
+            Some(v) => (as_string(&v), true),
+            None => (String::new(), false),
+        })
+    }
+
+    async fn get_range(&self, start: &str, end: &str) -> Result<Vec<KvPair>, KvError> {
+        let (s, e) = (kv_key(start)?, kv_key(end)?);
+        self.check_open()?;
+        Ok(self
+            .client
+            .range(&s, &e)
+            .await?
+            .into_iter()
+            .filter(|(k, _)| k.len() == 2)
+            .map(|(k, n)| KvPair {
+                key: k.segments()[1].clone(),
+                value: as_string(&n.value),
+            })
+            .collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.txn(Txn::new().then(Op::Delete { key: kv_key(key)? }))
+            .await?;
+        Ok(())
+    }
+
+    async fn transaction(
+        &self,
+        key: &str,
+        op: &str,
+        value: &str,
+        thenkey: &str,
+        thenval: &str,
+        elsekey: &str,
+        elseval: &str,
+    ) -> Result<bool, KvError> {
+        let cmp = CmpOp::parse(op).ok_or_else(|| {
+            KvError::Invalid(format!("op {op:?}: expected one of =, !=, <, >"))
+        })?;
+        let mut t = Txn::new().when(Precondition::Compare(
+            kv_key(key)?,
+            cmp,
+            Value::String(value.into()),
+        ));
+        if !thenkey.is_empty() {
+            t = t.then(Op::set(kv_key(thenkey)?, Value::String(thenval.into())));
+        }
+        if !elsekey.is_empty() {
+            t = t.otherwise(Op::set(kv_key(elsekey)?, Value::String(elseval.into())));
+        }
+        Ok(self.txn(t).await?.is_committed())
+    }
+
+    async fn tas(&self, key: &str, testval: &str, setval: &str) -> Result<bool, KvError> {
+        let k = kv_key(key)?;
+        let t = Txn::new()
+            .when(Precondition::IfEqualTo(k.clone(), Value::String(testval.into())))
+            .then(Op::set(k, Value::String(setval.into())));
+        Ok(self.txn(t).await?.is_committed())
+    }
+
+    async fn watch(&self, key: &str) -> Result<(String, KeyChange), KvError> {
+        let k = kv_key(key)?;
+        self.check_open()?;
+        let from = self.client.read(&k).await?.revision;
+        let (_, v, change) = self.wait_change(&k, from).await?;
+        Ok((v, change))
+    }
+
+    async fn watch_with_cb(
+        &self,
+        key: &str,
+        op: KeyChange,
+        mut cb: WatchCallback,
+    ) -> Result<WatchHandle, KvError> {
+        let k = kv_key(key)?;
+        self.check_open()?;
+        let from = self.client.read(&k).await?.revision;
+        let (tx, rx) = oneshot::channel();
+        let handle = {
+            let mut st = self.state.lock().unwrap();
+            let h = WatchHandle(st.next_watch);
+            st.next_watch += 1;
+            st.watches.insert(h, tx);
+            h
+        };
+        let watcher = Kvs {
+            client: self.client.clone(),
+            clock: self.clock.clone(),
+            session_ttl: self.session_ttl,
+            state: self.state.clone(),
+        };
+        let user_key = key.to_string();
+        self.clock.spawn(Box::pin(async move {
+            let work = async {
+                let mut after = from;
+                loop {
+                    let Ok((rev, value, change)) = watcher.wait_change(&k, after).await else {
+                        return;
+                    };
+                    after = rev;
+                    if change == op && !cb(&user_key, &value, change) {
+                        return;
+                    }
+                    if change == KeyChange::Delete {
+                        return;
+                    }
+                }
+            };
+            futures::future::select(Box::pin(work), rx).await;
+            watcher.state.lock().unwrap().watches.remove(&handle);
+        }));
+        Ok(handle)
+    }
+
+    fn watch_cb_cancel(&self, handle: WatchHandle) -> Result<(), KvError> {
+        match self.state.lock().unwrap().watches.remove(&handle) {
+            Some(tx) => {
+                let _ = tx.send(());
+                Ok(())
+            }
+            None => Err(KvError::UnknownWatch),
+        }
+    }
+
+    async fn close(&self) -> Result<(), KvError> {
+        let (session, watches) = {
+            let mut st = self.state.lock().unwrap();
+            if st.closed {
+                return Ok(());
+            }
+            st.closed = true;
+            st.lock_token = None;
+            (st.session.take(), std::mem::take(&mut st.watches))
+        };
+        for (_, tx) in watches {
+            let _ = tx.send(());
+        }
+        if let Some(s) = session {
+            // Revoking deletes the lock key and the temp keys bound to the session.
+            self.client
+                .submit(Command::LeaseRevoke { id: s.lease })
+                .await?;
+        }
+        Ok(())
+    }
+}
