@@ -208,13 +208,16 @@ impl Kvs {
             .map_err(|r| KvError::Invalid(r.to_string()))?;
         let id = id.0;
         let life = Arc::new(());
-        let state = self.state.clone();
+        // Weak: the keep-alive task must not keep the handle's state (and so the session's
+        // life token) alive, or a dropped handle would be renewed forever.
+        let state = Arc::downgrade(&self.state);
         spawn_keep_alive(
             self.client.clone(),
             id,
             self.session_ttl,
             Arc::downgrade(&life),
             Box::new(move || {
+                let Some(state) = state.upgrade() else { return };
                 let mut st = state.lock().unwrap();
                 if st.session.as_ref().map(|s| s.lease) == Some(id) {
                     st.session = None;
@@ -464,7 +467,8 @@ impl Kvi for Kvs {
                     }
                 }
             };
-            futures::future::select(Box::pin(work), rx).await;
+            // The cancel signal is polled first: once cancelled, no callback runs.
+            futures::future::select(rx, Box::pin(work)).await;
             watcher.state.lock().unwrap().watches.remove(&handle);
         }));
         Ok(handle)

@@ -204,14 +204,16 @@ impl Lessor for StorageApi {
             .map_err(|r| StorageError::Invalid(r.to_string()))?;
         if keep_alive {
             let life = Arc::new(());
-            let kept = self.kept.clone();
+            let kept = Arc::downgrade(&self.kept);
             spawn_keep_alive(
                 self.client.clone(),
                 id,
                 ttl,
                 Arc::downgrade(&life),
                 Box::new(move || {
-                    kept.lock().unwrap().remove(&id);
+                    if let Some(kept) = kept.upgrade() {
+                        kept.lock().unwrap().remove(&id);
+                    }
                 }),
             );
             self.kept.lock().unwrap().insert(id, life);
