@@ -7,7 +7,9 @@ use futures::StreamExt;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tenure::core::agency::{is_same_endpoint, Agency, AgencyApi, AgencyError, Lock, WriteCondition};
+use tenure::core::agency::{
+    is_same_endpoint, Agency, AgencyApi, AgencyError, Lock, WriteCondition,
+};
 use tenure::core::{Clock, EventKind};
 
 fn api(env: &common::Env) -> Arc<dyn Agency> {
@@ -18,9 +20,17 @@ fn api(env: &common::Env) -> Arc<dyn Agency> {
 fn read_write_and_key_not_found_names_the_missing_prefix() {
     run(|env| async move {
         let a = api(&env);
-        a.write_key(&key("/arango/Plan/x"), json!({"v": 1}), None, None).await.unwrap();
-        assert_eq!(a.read_key(&key("/arango/Plan")).await.unwrap(), json!({"x": {"v": 1}}));
-        assert_eq!(a.read_key(&key("/arango/Plan/x/v")).await.unwrap(), json!(1));
+        a.write_key(&key("/arango/Plan/x"), json!({"v": 1}), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            a.read_key(&key("/arango/Plan")).await.unwrap(),
+            json!({"x": {"v": 1}})
+        );
+        assert_eq!(
+            a.read_key(&key("/arango/Plan/x/v")).await.unwrap(),
+            json!(1)
+        );
         match a.read_key(&key("/arango/Current/y")).await {
             Err(AgencyError::KeyNotFound { key: k }) => assert_eq!(k, key("/arango/Current")),
             other => panic!("{other:?}"),
@@ -34,13 +44,20 @@ fn read_write_and_key_not_found_names_the_missing_prefix() {
 fn ttl_writes_expire_on_agency_time() {
     run(|env| async move {
         let a = api(&env);
-        a.write_key(&key("/t"), json!(1), Some(Duration::from_secs(5)), None).await.unwrap();
+        a.write_key(&key("/t"), json!(1), Some(Duration::from_secs(5)), None)
+            .await
+            .unwrap();
         env.clock.sleep(Duration::from_millis(4999)).await;
         assert_eq!(a.read_key(&key("/t")).await.unwrap(), json!(1));
         env.clock.sleep(Duration::from_millis(1)).await;
-        assert!(matches!(a.read_key(&key("/t")).await, Err(AgencyError::KeyNotFound { .. })));
+        assert!(matches!(
+            a.read_key(&key("/t")).await,
+            Err(AgencyError::KeyNotFound { .. })
+        ));
         // A sub-millisecond TTL rounds up, never down to "no TTL".
-        a.write_key(&key("/u"), json!(1), Some(Duration::from_micros(10)), None).await.unwrap();
+        a.write_key(&key("/u"), json!(1), Some(Duration::from_micros(10)), None)
+            .await
+            .unwrap();
         env.clock.sleep(Duration::from_millis(1)).await;
         assert!(a.read_key(&key("/u")).await.is_err());
     });
@@ -52,21 +69,37 @@ fn conditions() {
         let a = api(&env);
         let k = key("/c");
         a.write_key_if_empty(&k, json!("a"), None).await.unwrap();
-        let e = a.write_key_if_empty(&k, json!("b"), None).await.unwrap_err();
-        assert!(matches!(e, AgencyError::ConditionFailed { found: Some(_), .. }), "{e:?}");
-        a.write_key_if_equal_to(&k, json!("b"), json!("a"), None).await.unwrap();
-        assert!(a.write_key_if_equal_to(&k, json!("c"), json!("a"), None).await.is_err());
+        let e = a
+            .write_key_if_empty(&k, json!("b"), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, AgencyError::ConditionFailed { found: Some(_), .. }),
+            "{e:?}"
+        );
+        a.write_key_if_equal_to(&k, json!("b"), json!("a"), None)
+            .await
+            .unwrap();
+        assert!(a
+            .write_key_if_equal_to(&k, json!("c"), json!("a"), None)
+            .await
+            .is_err());
         assert_eq!(a.read_key(&k).await.unwrap(), json!("b"));
         // A condition on another key.
         let arr = key("/arr");
         let cond = WriteCondition::new().if_is_array(&arr);
-        assert!(a.write_key(&k, json!("d"), None, Some(cond.clone())).await.is_err());
+        assert!(a
+            .write_key(&k, json!("d"), None, Some(cond.clone()))
+            .await
+            .is_err());
         a.write_key(&arr, json!([]), None, None).await.unwrap();
         a.write_key(&k, json!("d"), None, Some(cond)).await.unwrap();
         assert!(a.remove_key_if_equal_to(&k, json!("x")).await.is_err());
         a.remove_key_if_equal_to(&k, json!("d")).await.unwrap();
         assert!(a.read_key(&k).await.is_err());
-        a.remove_key(&arr, Some(WriteCondition::new().if_empty(&key("/zz")))).await.unwrap();
+        a.remove_key(&arr, Some(WriteCondition::new().if_empty(&key("/zz"))))
+            .await
+            .unwrap();
         assert!(a.read_key(&arr).await.is_err());
     });
 }
@@ -75,19 +108,56 @@ fn conditions() {
 fn bad_inputs_are_refused() {
     run(|env| async move {
         let a = api(&env);
-        let e = a.write_key(&key("/t"), json!(1), Some(Duration::ZERO), None).await.unwrap_err();
-        assert!(matches!(e, AgencyError::Invalid(ref m) if m.contains("ttl")), "{e:?}");
+        let e = a
+            .write_key(&key("/t"), json!(1), Some(Duration::ZERO), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, AgencyError::Invalid(ref m) if m.contains("ttl")),
+            "{e:?}"
+        );
         let root = tenure::core::Key::root();
-        assert!(matches!(a.write_key(&root, json!(1), None, None).await, Err(AgencyError::Invalid(_))));
-        assert!(matches!(a.remove_key(&root, None).await, Err(AgencyError::Invalid(_))));
+        assert!(matches!(
+            a.write_key(&root, json!(1), None, None).await,
+            Err(AgencyError::Invalid(_))
+        ));
+        assert!(matches!(
+            a.remove_key(&root, None).await,
+            Err(AgencyError::Invalid(_))
+        ));
         assert!(a.register_change_callback(&key("/x"), "").await.is_err());
-        let lock = Lock::new(a.clone(), env.shared_clock(), key("/l"), "", Duration::from_secs(1));
+        let lock = Lock::new(
+            a.clone(),
+            env.shared_clock(),
+            key("/l"),
+            "",
+            Duration::from_secs(1),
+        );
         assert!(matches!(lock, Err(AgencyError::Invalid(_))));
-        let lock = Lock::new(a.clone(), env.shared_clock(), key("/l"), "me", Duration::ZERO);
+        let lock = Lock::new(
+            a.clone(),
+            env.shared_clock(),
+            key("/l"),
+            "me",
+            Duration::ZERO,
+        );
         assert!(matches!(lock, Err(AgencyError::Invalid(_))));
-        let lock = Lock::new(a.clone(), env.shared_clock(), root, "me", Duration::from_secs(1));
+        let lock = Lock::new(
+            a.clone(),
+            env.shared_clock(),
+            root,
+            "me",
+            Duration::from_secs(1),
+        );
         assert!(matches!(lock, Err(AgencyError::Invalid(_))));
-        let lock = Lock::new(a, env.shared_clock(), key("/l"), "me", Duration::from_secs(1)).unwrap();
+        let lock = Lock::new(
+            a,
+            env.shared_clock(),
+            key("/l"),
+            "me",
+            Duration::from_secs(1),
+        )
+        .unwrap();
         assert!(lock.with_drift_bound(1.5).is_err());
     });
 }
@@ -97,19 +167,34 @@ fn change_callbacks_receive_events_in_order() {
     run(|env| async move {
         let a = api(&env);
         let mut inbox = env.mem.callback_inbox("http://observer/cb");
-        a.register_change_callback(&key("/watched"), "http://observer/cb").await.unwrap();
-        a.write_key(&key("/watched/a"), json!(1), None, None).await.unwrap();
-        a.write_key(&key("/other"), json!(1), None, None).await.unwrap();
-        a.write_key(&key("/watched"), json!({"a": 2}), None, None).await.unwrap();
+        a.register_change_callback(&key("/watched"), "http://observer/cb")
+            .await
+            .unwrap();
+        a.write_key(&key("/watched/a"), json!(1), None, None)
+            .await
+            .unwrap();
+        a.write_key(&key("/other"), json!(1), None, None)
+            .await
+            .unwrap();
+        a.write_key(&key("/watched"), json!({"a": 2}), None, None)
+            .await
+            .unwrap();
         a.remove_key(&key("/watched"), None).await.unwrap();
-        a.unregister_change_callback(&key("/watched"), "http://observer/cb").await.unwrap();
-        a.write_key(&key("/watched"), json!(3), None, None).await.unwrap();
+        a.unregister_change_callback(&key("/watched"), "http://observer/cb")
+            .await
+            .unwrap();
+        a.write_key(&key("/watched"), json!(3), None, None)
+            .await
+            .unwrap();
         let mut got = Vec::new();
         for _ in 0..3 {
             got.push(inbox.next().await.unwrap());
         }
         let kinds: Vec<_> = got.iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, vec![EventKind::Create, EventKind::Modify, EventKind::Delete]);
+        assert_eq!(
+            kinds,
+            vec![EventKind::Create, EventKind::Modify, EventKind::Delete]
+        );
         let revs: Vec<_> = got.iter().map(|e| e.revision).collect();
         assert_eq!(revs, vec![1, 3, 4]);
         assert!(inbox.try_recv().is_err(), "nothing after unregistering");
@@ -151,7 +236,9 @@ fn lock_holder_stops_believing_when_the_key_is_taken_over() {
         let la = Lock::new(a.clone(), env.shared_clock(), key("/lock"), "A", ttl).unwrap();
         la.lock().await.unwrap();
         // Someone overwrites the lock key: the next renewal fails and A lets go.
-        a.write_key(&key("/lock"), json!("intruder"), None, None).await.unwrap();
+        a.write_key(&key("/lock"), json!("intruder"), None, None)
+            .await
+            .unwrap();
         env.clock.sleep(Duration::from_millis(1001)).await;
         assert!(!la.is_locked());
         assert_eq!(la.unlock().await, Err(AgencyError::NotLocked));

@@ -27,8 +27,14 @@ fn store_get_delete_range() {
         assert_eq!(
             r,
             vec![
-                KvPair { key: "/x/a".into(), value: "1".into() },
-                KvPair { key: "/x/b".into(), value: "2".into() }
+                KvPair {
+                    key: "/x/a".into(),
+                    value: "1".into()
+                },
+                KvPair {
+                    key: "/x/b".into(),
+                    value: "2".into()
+                }
             ]
         );
         assert!(kv.get_range("/z", "/zz").await.unwrap().is_empty());
@@ -44,15 +50,27 @@ fn transaction_and_tas() {
     run(|env| async move {
         let kv = kvs(&env);
         kv.store("k", "5").await.unwrap();
-        assert!(kv.transaction("k", "=", "5", "t", "yes", "e", "no").await.unwrap());
+        assert!(kv
+            .transaction("k", "=", "5", "t", "yes", "e", "no")
+            .await
+            .unwrap());
         assert_eq!(kv.get("t").await.unwrap().0, "yes");
-        assert!(!kv.transaction("k", ">", "6", "t", "again", "e", "no").await.unwrap());
+        assert!(!kv
+            .transaction("k", ">", "6", "t", "again", "e", "no")
+            .await
+            .unwrap());
         assert_eq!(kv.get("e").await.unwrap().0, "no");
         assert_eq!(kv.get("t").await.unwrap().0, "yes");
         assert!(kv.transaction("k", "<", "6", "", "", "", "").await.unwrap());
-        assert!(kv.transaction("k", "!=", "4", "", "", "", "").await.unwrap());
+        assert!(kv
+            .transaction("k", "!=", "4", "", "", "", "")
+            .await
+            .unwrap());
         // A missing key fails every comparison.
-        assert!(!kv.transaction("missing", "!=", "x", "t", "1", "", "").await.unwrap());
+        assert!(!kv
+            .transaction("missing", "!=", "x", "t", "1", "", "")
+            .await
+            .unwrap());
         assert!(matches!(
             kv.transaction("k", "~", "5", "", "", "", "").await,
             Err(KvError::Invalid(_))
@@ -90,7 +108,10 @@ fn dist_lock_excludes_and_hands_over() {
             b.dist_timed_lock(Duration::from_secs(1)).await,
             Err(KvError::LockTimeout(Duration::from_secs(1)))
         );
-        assert_eq!(b.dist_timed_lock(Duration::ZERO).await, Err(KvError::LockTimeout(Duration::ZERO)));
+        assert_eq!(
+            b.dist_timed_lock(Duration::ZERO).await,
+            Err(KvError::LockTimeout(Duration::ZERO))
+        );
         // B blocks until A unlocks, 20 s later; the session keep-alive holds A's lock meanwhile.
         let (a2, clock) = (a.clone(), env.shared_clock());
         env.clock.spawn(Box::pin(async move {
@@ -116,7 +137,10 @@ fn closing_releases_the_lock_and_temp_keys() {
         a.temp_key("members/a").await.unwrap();
         assert!(b.get("members/a").await.unwrap().1);
         env.clock.sleep(Duration::from_secs(60)).await;
-        assert!(b.get("members/a").await.unwrap().1, "kept alive while the handle lives");
+        assert!(
+            b.get("members/a").await.unwrap().1,
+            "kept alive while the handle lives"
+        );
         a.close().await.unwrap();
         a.close().await.unwrap();
         assert!(!b.get("members/a").await.unwrap().1);
@@ -155,7 +179,10 @@ fn watch_blocks_until_the_key_changes() {
             clock.sleep(Duration::from_secs(5)).await;
             k2.store("w", "new").await.unwrap();
         }));
-        assert_eq!(kv.watch("w").await.unwrap(), ("new".to_string(), KeyChange::Put));
+        assert_eq!(
+            kv.watch("w").await.unwrap(),
+            ("new".to_string(), KeyChange::Put)
+        );
         assert_eq!(env.clock.now(), Duration::from_secs(10));
     });
 }
@@ -167,10 +194,14 @@ fn watch_with_callback_until_delete_false_or_cancel() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let h = kv
-            .watch_with_cb("w", KeyChange::Put, Box::new(move |k, v, c| {
-                s.lock().unwrap().push((k.to_string(), v.to_string(), c));
-                true
-            }))
+            .watch_with_cb(
+                "w",
+                KeyChange::Put,
+                Box::new(move |k, v, c| {
+                    s.lock().unwrap().push((k.to_string(), v.to_string(), c));
+                    true
+                }),
+            )
             .await
             .unwrap();
         kv.store("w", "1").await.unwrap();
@@ -178,35 +209,58 @@ fn watch_with_callback_until_delete_false_or_cancel() {
         env.clock.sleep(Duration::from_millis(1)).await;
         assert_eq!(
             *seen.lock().unwrap(),
-            vec![("w".into(), "1".into(), KeyChange::Put), ("w".into(), "2".into(), KeyChange::Put)]
+            vec![
+                ("w".into(), "1".into(), KeyChange::Put),
+                ("w".into(), "2".into(), KeyChange::Put)
+            ]
         );
         kv.watch_cb_cancel(h).unwrap();
         assert_eq!(kv.watch_cb_cancel(h), Err(KvError::UnknownWatch));
         kv.store("w", "3").await.unwrap();
         env.clock.sleep(Duration::from_millis(1)).await;
-        assert_eq!(seen.lock().unwrap().len(), 2, "cancelled watch saw nothing more");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "cancelled watch saw nothing more"
+        );
 
         // A delete ends the watch; a callback returning false ends it too.
         let s = seen.clone();
         let h = kv
-            .watch_with_cb("w", KeyChange::Delete, Box::new(move |k, v, c| {
-                s.lock().unwrap().push((k.to_string(), v.to_string(), c));
-                true
-            }))
+            .watch_with_cb(
+                "w",
+                KeyChange::Delete,
+                Box::new(move |k, v, c| {
+                    s.lock().unwrap().push((k.to_string(), v.to_string(), c));
+                    true
+                }),
+            )
             .await
             .unwrap();
         kv.store("w", "4").await.unwrap();
         kv.delete("w").await.unwrap();
         env.clock.sleep(Duration::from_millis(1)).await;
         assert_eq!(seen.lock().unwrap().last().unwrap().2, KeyChange::Delete);
-        assert_eq!(seen.lock().unwrap().len(), 3, "put filtered out, delete seen");
-        assert_eq!(kv.watch_cb_cancel(h), Err(KvError::UnknownWatch), "finished by the delete");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            3,
+            "put filtered out, delete seen"
+        );
+        assert_eq!(
+            kv.watch_cb_cancel(h),
+            Err(KvError::UnknownWatch),
+            "finished by the delete"
+        );
         let count = Arc::new(Mutex::new(0));
         let c2 = count.clone();
-        kv.watch_with_cb("v", KeyChange::Put, Box::new(move |_, _, _| {
-            *c2.lock().unwrap() += 1;
-            false
-        }))
+        kv.watch_with_cb(
+            "v",
+            KeyChange::Put,
+            Box::new(move |_, _, _| {
+                *c2.lock().unwrap() += 1;
+                false
+            }),
+        )
         .await
         .unwrap();
         kv.store("v", "1").await.unwrap();

@@ -8,7 +8,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tenure::core::leadership::{LeadershipError, Manager, ManagerConfig};
-use tenure::core::lease::{Checker, Claimer, Client, LeaseClient, LeaseError, LeaseManager, Request};
+use tenure::core::lease::{
+    Checker, Claimer, Client, LeaseClient, LeaseError, LeaseManager, Request,
+};
 use tenure::core::{Clock, Command, Op, Outcome, Txn, TxnOutcome};
 
 fn client(env: &common::Env) -> Arc<LeaseClient> {
@@ -21,28 +23,60 @@ const SEC: Duration = Duration::from_secs(1);
 fn request_validation() {
     assert!(Request::new("unit-0", SEC).validate().is_ok());
     for holder in ["", "a b", "a.b", "a#b", "a$b"] {
-        assert!(matches!(Request::new(holder, SEC).validate(), Err(LeaseError::BadInput(_))), "{holder:?}");
+        assert!(
+            matches!(
+                Request::new(holder, SEC).validate(),
+                Err(LeaseError::BadInput(_))
+            ),
+            "{holder:?}"
+        );
     }
-    assert!(matches!(Request::new("u", Duration::ZERO).validate(), Err(LeaseError::BadInput(_))));
+    assert!(matches!(
+        Request::new("u", Duration::ZERO).validate(),
+        Err(LeaseError::BadInput(_))
+    ));
 }
 
 #[test]
 fn claim_extend_expire() {
     run(|env| async move {
         let c = client(&env);
-        let t1 = c.claim_lease("db", Request::new("u0", 10 * SEC)).await.unwrap();
-        assert!(matches!(c.claim_lease("db", Request::new("u1", SEC)).await, Err(LeaseError::Invalid(_))));
-        assert!(matches!(c.claim_lease("db", Request::new("u0", SEC)).await, Err(LeaseError::Invalid(_))));
-        assert!(matches!(c.extend_lease("db", Request::new("u1", SEC)).await, Err(LeaseError::Invalid(_))));
+        let t1 = c
+            .claim_lease("db", Request::new("u0", 10 * SEC))
+            .await
+            .unwrap();
+        assert!(matches!(
+            c.claim_lease("db", Request::new("u1", SEC)).await,
+            Err(LeaseError::Invalid(_))
+        ));
+        assert!(matches!(
+            c.claim_lease("db", Request::new("u0", SEC)).await,
+            Err(LeaseError::Invalid(_))
+        ));
+        assert!(matches!(
+            c.extend_lease("db", Request::new("u1", SEC)).await,
+            Err(LeaseError::Invalid(_))
+        ));
         let info = c.leases()["db"].clone();
         assert_eq!((info.holder.as_str(), info.fencing_token), ("u0", t1));
         assert!(info.expiry >= 10 * SEC);
         env.clock.sleep(8 * SEC).await;
         // An extension never shortens: 1 s from now is before the current expiry at 10 s.
-        assert_eq!(c.extend_lease("db", Request::new("u0", SEC)).await.unwrap(), t1);
-        assert!(matches!(c.expire_lease("db").await, Err(LeaseError::Invalid(_))));
+        assert_eq!(
+            c.extend_lease("db", Request::new("u0", SEC)).await.unwrap(),
+            t1
+        );
+        assert!(matches!(
+            c.expire_lease("db").await,
+            Err(LeaseError::Invalid(_))
+        ));
         env.clock.sleep(SEC).await;
-        assert_eq!(c.extend_lease("db", Request::new("u0", 5 * SEC)).await.unwrap(), t1);
+        assert_eq!(
+            c.extend_lease("db", Request::new("u0", 5 * SEC))
+                .await
+                .unwrap(),
+            t1
+        );
         env.clock.sleep(4 * SEC).await;
         assert!(c.expire_lease("db").await.is_err(), "extended to 14 s");
         env.clock.sleep(SEC).await;
@@ -58,8 +92,12 @@ fn refresh_reads_every_lease() {
     run(|env| async move {
         let a = client(&env);
         let b = client(&env);
-        a.claim_lease("x", Request::new("ua", 5 * SEC)).await.unwrap();
-        a.claim_lease("y", Request::new("ub", 2 * SEC)).await.unwrap();
+        a.claim_lease("x", Request::new("ua", 5 * SEC))
+            .await
+            .unwrap();
+        a.claim_lease("y", Request::new("ub", 2 * SEC))
+            .await
+            .unwrap();
         assert!(b.leases().is_empty());
         b.refresh().await.unwrap();
         let l = b.leases();
@@ -76,12 +114,23 @@ fn bad_lease_names() {
     run(|env| async move {
         let c = client(&env);
         for name in ["", "a b", "a.b"] {
-            assert!(matches!(c.claim_lease(name, Request::new("u", SEC)).await, Err(LeaseError::BadInput(_))));
+            assert!(matches!(
+                c.claim_lease(name, Request::new("u", SEC)).await,
+                Err(LeaseError::BadInput(_))
+            ));
         }
-        assert!(matches!(c.claim_lease("ok", Request::new("u", Duration::ZERO)).await, Err(LeaseError::BadInput(_))));
+        assert!(matches!(
+            c.claim_lease("ok", Request::new("u", Duration::ZERO)).await,
+            Err(LeaseError::BadInput(_))
+        ));
         let m = LeaseManager::new(c.clone());
-        assert!(matches!(m.claim("a#", "u", SEC).await, Err(LeaseError::BadInput(_))));
-        assert!(LeaseClient::new(env.client()).with_drift_bound(-0.1).is_err());
+        assert!(matches!(
+            m.claim("a#", "u", SEC).await,
+            Err(LeaseError::BadInput(_))
+        ));
+        assert!(LeaseClient::new(env.client())
+            .with_drift_bound(-0.1)
+            .is_err());
     });
 }
 
@@ -91,11 +140,21 @@ fn claimer_acquires_extends_and_denies() {
         let m = LeaseManager::new(client(&env));
         let other = LeaseManager::new(client(&env));
         let t = m.claim("svc", "u0", 10 * SEC).await.unwrap();
-        assert_eq!(m.claim("svc", "u0", 10 * SEC).await.unwrap(), t, "re-claim extends");
-        assert_eq!(other.claim("svc", "u1", SEC).await, Err(LeaseError::ClaimDenied));
+        assert_eq!(
+            m.claim("svc", "u0", 10 * SEC).await.unwrap(),
+            t,
+            "re-claim extends"
+        );
+        assert_eq!(
+            other.claim("svc", "u1", SEC).await,
+            Err(LeaseError::ClaimDenied)
+        );
         // The guarantee: held at least `duration` after the start of the call.
         env.clock.sleep(10 * SEC - Duration::from_millis(1)).await;
-        assert_eq!(other.claim("svc", "u1", SEC).await, Err(LeaseError::ClaimDenied));
+        assert_eq!(
+            other.claim("svc", "u1", SEC).await,
+            Err(LeaseError::ClaimDenied)
+        );
         let start = env.clock.now();
         other.wait_until_expired("svc").await.unwrap();
         assert!(env.clock.now() > start);
@@ -114,42 +173,76 @@ fn tokens_check_and_guard_transactions() {
         assert_eq!(bad.check().await, Err(LeaseError::NotHeld));
         let store = env.client();
         let guarded = |tok: &tenure::core::lease::Token| {
-            Txn::new().when_all(tok.preconditions()).then(Op::set(common::key("/app/x"), json!(1)))
+            Txn::new()
+                .when_all(tok.preconditions())
+                .then(Op::set(common::key("/app/x"), json!(1)))
         };
         let ok = store.submit(Command::Txn(guarded(&good))).await.unwrap();
         assert!(matches!(ok, Outcome::Txn(TxnOutcome::Committed { .. })));
         let no = store.submit(Command::Txn(guarded(&bad))).await.unwrap();
-        assert!(matches!(no, Outcome::Txn(TxnOutcome::PreconditionFailed { .. })));
+        assert!(matches!(
+            no,
+            Outcome::Txn(TxnOutcome::PreconditionFailed { .. })
+        ));
         env.clock.sleep(5 * SEC).await;
         assert_eq!(good.check().await, Err(LeaseError::NotHeld));
         let late = store.submit(Command::Txn(guarded(&good))).await.unwrap();
-        assert!(matches!(late, Outcome::Txn(TxnOutcome::PreconditionFailed { .. })));
+        assert!(matches!(
+            late,
+            Outcome::Txn(TxnOutcome::PreconditionFailed { .. })
+        ));
     });
 }
 
 #[test]
 fn leadership() {
     run(|env| async move {
-        assert!(matches!(Manager::new(ManagerConfig::default()), Err(LeadershipError::BadInput(m)) if m.contains("client")));
-        let no_clock = ManagerConfig { client: Some(client(&env)), clock: None };
-        assert!(matches!(no_clock.validate(), Err(LeadershipError::BadInput(m)) if m.contains("clock")));
+        assert!(
+            matches!(Manager::new(ManagerConfig::default()), Err(LeadershipError::BadInput(m)) if m.contains("client"))
+        );
+        let no_clock = ManagerConfig {
+            client: Some(client(&env)),
+            clock: None,
+        };
+        assert!(
+            matches!(no_clock.validate(), Err(LeadershipError::BadInput(m)) if m.contains("clock"))
+        );
         let mk = || {
             Arc::new(
-                Manager::new(ManagerConfig { client: Some(client(&env)), clock: Some(env.shared_clock()) }).unwrap(),
+                Manager::new(ManagerConfig {
+                    client: Some(client(&env)),
+                    clock: Some(env.shared_clock()),
+                })
+                .unwrap(),
             )
         };
         let m0 = mk();
         let m1 = mk();
-        let t0 = m0.claim_leadership("mysql", "mysql/0", 10 * SEC).await.unwrap();
-        assert_eq!(m1.claim_leadership("mysql", "mysql/1", 10 * SEC).await, Err(LeadershipError::ClaimDenied));
+        let t0 = m0
+            .claim_leadership("mysql", "mysql/0", 10 * SEC)
+            .await
+            .unwrap();
+        assert_eq!(
+            m1.claim_leadership("mysql", "mysql/1", 10 * SEC).await,
+            Err(LeadershipError::ClaimDenied)
+        );
         let token = m1.check_leadership("mysql", "mysql/0").await.unwrap();
         assert!(!token.preconditions().is_empty());
-        assert!(matches!(m1.check_leadership("mysql", "mysql/1").await, Err(LeadershipError::NotLeader { .. })));
-        assert!(matches!(m0.claim_leadership("bad name", "u", SEC).await, Err(LeadershipError::BadInput(_))));
+        assert!(matches!(
+            m1.check_leadership("mysql", "mysql/1").await,
+            Err(LeadershipError::NotLeader { .. })
+        ));
+        assert!(matches!(
+            m0.claim_leadership("bad name", "u", SEC).await,
+            Err(LeadershipError::BadInput(_))
+        ));
         let start = env.clock.now();
         m1.block_until_leadership_released("mysql").await.unwrap();
         assert!(env.clock.now() - start >= 10 * SEC - Duration::from_millis(1));
-        let t1 = m1.claim_leadership("mysql", "mysql/1", 10 * SEC).await.unwrap();
+        let t1 = m1
+            .claim_leadership("mysql", "mysql/1", 10 * SEC)
+            .await
+            .unwrap();
         assert!(t1 > t0);
         // Stopping wakes a blocked caller with Stopped.
         let (m0b, clock) = (m0.clone(), env.shared_clock());
@@ -157,7 +250,13 @@ fn leadership() {
             clock.sleep(SEC).await;
             m0b.stop();
         }));
-        assert_eq!(m0.block_until_leadership_released("mysql").await, Err(LeadershipError::Stopped));
-        assert_eq!(m0.claim_leadership("mysql", "mysql/0", SEC).await, Err(LeadershipError::Stopped));
+        assert_eq!(
+            m0.block_until_leadership_released("mysql").await,
+            Err(LeadershipError::Stopped)
+        );
+        assert_eq!(
+            m0.claim_leadership("mysql", "mysql/0", SEC).await,
+            Err(LeadershipError::Stopped)
+        );
     });
 }

@@ -17,7 +17,10 @@ fn storage(env: &common::Env) -> StorageApi {
 fn create_get_cas_delete() {
     run(|env| async move {
         let s = storage(&env);
-        assert_eq!(s.create(Record::new("r", json!({"a": 1}))).await.unwrap(), 1);
+        assert_eq!(
+            s.create(Record::new("r", json!({"a": 1}))).await.unwrap(),
+            1
+        );
         match s.create(Record::new("r", json!(2))).await {
             Err(StorageError::AlreadyExists(existing)) => {
                 assert_eq!(existing.value, json!({"a": 1}));
@@ -29,7 +32,10 @@ fn create_get_cas_delete() {
         assert_eq!((r.version, r.lease), (1, NO_LEASE));
         r.value = json!("v2");
         assert_eq!(s.cas_by_version(r.clone()).await.unwrap(), 2);
-        assert_eq!(s.cas_by_version(r.clone()).await, Err(StorageError::WrongVersion { current: 2 }));
+        assert_eq!(
+            s.cas_by_version(r.clone()).await,
+            Err(StorageError::WrongVersion { current: 2 })
+        );
         assert_eq!(s.get("r").await.unwrap().value, json!("v2"));
         s.delete("r").await.unwrap();
         assert_eq!(s.delete("r").await, Err(StorageError::NotFound));
@@ -47,7 +53,13 @@ fn get_range_is_inclusive() {
         for k in ["a", "b", "c", "d"] {
             s.create(Record::new(k, json!(k))).await.unwrap();
         }
-        let keys: Vec<String> = s.get_range("b", "c").await.unwrap().into_iter().map(|r| r.key).collect();
+        let keys: Vec<String> = s
+            .get_range("b", "c")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
         assert_eq!(keys, vec!["b", "c"]);
         assert!(s.get_range("x", "z").await.unwrap().is_empty());
     });
@@ -58,7 +70,10 @@ fn leased_records_vanish_with_the_lease_and_cas_keeps_the_lease() {
     run(|env| async move {
         let s = storage(&env);
         let lessor = s.lessor();
-        let lease = lessor.new_lease(Duration::from_secs(5), false).await.unwrap();
+        let lease = lessor
+            .new_lease(Duration::from_secs(5), false)
+            .await
+            .unwrap();
         let mut rec = Record::new("eph", json!(1));
         rec.lease = lease.id();
         s.create(rec).await.unwrap();
@@ -72,7 +87,10 @@ fn leased_records_vanish_with_the_lease_and_cas_keeps_the_lease() {
         assert_eq!(lease.ttl().await.unwrap(), Duration::from_secs(3));
         env.clock.sleep(Duration::from_secs(3)).await;
         assert_eq!(s.get("eph").await, Err(StorageError::NotFound));
-        assert_eq!(lease.ttl().await, Err(StorageError::LeaseNotFound(lease.id())));
+        assert_eq!(
+            lease.ttl().await,
+            Err(StorageError::LeaseNotFound(lease.id()))
+        );
         assert!(lessor.get_lease(lease.id()).await.is_err());
     });
 }
@@ -81,7 +99,11 @@ fn leased_records_vanish_with_the_lease_and_cas_keeps_the_lease() {
 fn kept_alive_leases_live_while_the_handle_does_and_release_deletes() {
     run(|env| async move {
         let s = storage(&env);
-        let lease = s.lessor().new_lease(Duration::from_secs(3), true).await.unwrap();
+        let lease = s
+            .lessor()
+            .new_lease(Duration::from_secs(3), true)
+            .await
+            .unwrap();
         let mut rec = Record::new("k", json!(1));
         rec.lease = lease.id();
         s.create(rec).await.unwrap();
@@ -90,11 +112,18 @@ fn kept_alive_leases_live_while_the_handle_does_and_release_deletes() {
         let same = s.lessor().get_lease(lease.id()).await.unwrap();
         same.release().await.unwrap();
         assert_eq!(s.get("k").await, Err(StorageError::NotFound));
-        assert_eq!(lease.release().await, Err(StorageError::LeaseNotFound(lease.id())));
+        assert_eq!(
+            lease.release().await,
+            Err(StorageError::LeaseNotFound(lease.id()))
+        );
 
         // The keep-alive stops when the storage handle is dropped: the lease runs out.
         let other = storage(&env);
-        let l2 = other.lessor().new_lease(Duration::from_secs(3), true).await.unwrap();
+        let l2 = other
+            .lessor()
+            .new_lease(Duration::from_secs(3), true)
+            .await
+            .unwrap();
         let id = l2.id();
         drop(l2);
         drop(other);
@@ -107,17 +136,32 @@ fn kept_alive_leases_live_while_the_handle_does_and_release_deletes() {
 fn bad_inputs() {
     run(|env| async move {
         let s = storage(&env);
-        assert!(matches!(s.create(Record::new("", json!(1))).await, Err(StorageError::Invalid(_))));
+        assert!(matches!(
+            s.create(Record::new("", json!(1))).await,
+            Err(StorageError::Invalid(_))
+        ));
         assert!(matches!(s.get("").await, Err(StorageError::Invalid(_))));
         let mut r = Record::new("x", json!(1));
         r.lease = 77;
         assert_eq!(s.create(r).await, Err(StorageError::LeaseNotFound(77)));
         assert!(s.get("x").await.is_err(), "nothing written");
         let l = s.lessor();
-        assert!(matches!(l.new_lease(Duration::ZERO, false).await, Err(StorageError::Invalid(_))));
-        assert!(matches!(l.get_lease(NO_LEASE).await, Err(StorageError::Invalid(_))));
-        assert_eq!(l.get_lease(12345).await.err(), Some(StorageError::LeaseNotFound(12345)));
-        assert_eq!(s.wait_for_version_change("nope", 1).await, Err(StorageError::NotFound));
+        assert!(matches!(
+            l.new_lease(Duration::ZERO, false).await,
+            Err(StorageError::Invalid(_))
+        ));
+        assert!(matches!(
+            l.get_lease(NO_LEASE).await,
+            Err(StorageError::Invalid(_))
+        ));
+        assert_eq!(
+            l.get_lease(12345).await.err(),
+            Some(StorageError::LeaseNotFound(12345))
+        );
+        assert_eq!(
+            s.wait_for_version_change("nope", 1).await,
+            Err(StorageError::NotFound)
+        );
     });
 }
 
@@ -143,7 +187,11 @@ fn wait_for_version_change() {
         let r = s.wait_for_version_change("w", 1).await.unwrap().unwrap();
         assert_eq!((r.version, r.value.clone()), (2, json!(2)));
         assert_eq!(env.clock.now(), Duration::from_secs(2));
-        assert_eq!(s.wait_for_version_change("w", 2).await.unwrap(), None, "deleted");
+        assert_eq!(
+            s.wait_for_version_change("w", 2).await.unwrap(),
+            None,
+            "deleted"
+        );
         assert_eq!(env.clock.now(), Duration::from_secs(3));
     });
 }

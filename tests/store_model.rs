@@ -15,13 +15,32 @@ const KEYS: usize = 4;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Set { k: usize, v: i64, ttl: Option<u64>, lease: Option<usize> },
-    Cas { k: usize, v: i64, version: u64 },
-    Delete { k: usize },
-    Tick { ms: u64 },
-    Grant { ttl: u64 },
-    KeepAlive { lease: usize },
-    Revoke { lease: usize },
+    Set {
+        k: usize,
+        v: i64,
+        ttl: Option<u64>,
+        lease: Option<usize>,
+    },
+    Cas {
+        k: usize,
+        v: i64,
+        version: u64,
+    },
+    Delete {
+        k: usize,
+    },
+    Tick {
+        ms: u64,
+    },
+    Grant {
+        ttl: u64,
+    },
+    KeepAlive {
+        lease: usize,
+    },
+    Revoke {
+        lease: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -62,7 +81,14 @@ impl Model {
     fn write(&mut self, k: usize, value: i64, expires: Option<u64>, lease: Option<i64>) {
         self.revision += 1;
         let rev = self.revision;
-        let e = self.keys.entry(k).or_insert(MKey { value, create: rev, modified: rev, version: 0, expires, lease });
+        let e = self.keys.entry(k).or_insert(MKey {
+            value,
+            create: rev,
+            modified: rev,
+            version: 0,
+            expires,
+            lease,
+        });
         e.value = value;
         e.modified = rev;
         e.version += 1;
@@ -89,7 +115,9 @@ impl Model {
             Step::Cas { k, v, version } => {
                 let current = self.keys.get(&k).map(|m| (m.version, m.expires, m.lease));
                 match current {
-                    Some((ver, expires, lease)) if ver == version => self.write(k, v, expires, lease),
+                    Some((ver, expires, lease)) if ver == version => {
+                        self.write(k, v, expires, lease)
+                    }
                     _ => {}
                 }
             }
@@ -101,11 +129,20 @@ impl Model {
             Step::Tick { ms } => {
                 self.now += ms;
                 let now = self.now;
-                let due_keys = self.keys.values().any(|m| m.expires.is_some_and(|e| e <= now));
-                let due: Vec<i64> = self.leases.iter().filter(|(_, (_, d))| *d <= now).map(|(id, _)| *id).collect();
+                let due_keys = self
+                    .keys
+                    .values()
+                    .any(|m| m.expires.is_some_and(|e| e <= now));
+                let due: Vec<i64> = self
+                    .leases
+                    .iter()
+                    .filter(|(_, (_, d))| *d <= now)
+                    .map(|(id, _)| *id)
+                    .collect();
                 if due_keys || !due.is_empty() {
                     self.revision += 1;
-                    self.keys.retain(|_, m| !m.expires.is_some_and(|e| e <= now));
+                    self.keys
+                        .retain(|_, m| !m.expires.is_some_and(|e| e <= now));
                     for id in due {
                         self.end_lease(id);
                     }
@@ -156,20 +193,39 @@ fn command(s: &Step, granted: &[i64]) -> Command {
             Txn::new()
                 .when(Precondition::IfExists(key(k)))
                 .when(Precondition::VersionEquals(key(k), version))
-                .then(Op::Set { key: key(k), value: json!(v), ttl_ms: None, lease: LeaseBinding::Keep }),
+                .then(Op::Set {
+                    key: key(k),
+                    value: json!(v),
+                    ttl_ms: None,
+                    lease: LeaseBinding::Keep,
+                }),
         ),
         Step::Delete { k } => Command::Txn(Txn::new().then(Op::Delete { key: key(k) })),
         Step::Tick { ms } => Command::Tick { advance_ms: ms },
         Step::Grant { ttl } => Command::LeaseGrant { ttl_ms: ttl },
-        Step::KeepAlive { lease } => Command::LeaseKeepAlive { id: granted.get(lease).copied().unwrap_or(999) },
-        Step::Revoke { lease } => Command::LeaseRevoke { id: granted.get(lease).copied().unwrap_or(999) },
+        Step::KeepAlive { lease } => Command::LeaseKeepAlive {
+            id: granted.get(lease).copied().unwrap_or(999),
+        },
+        Step::Revoke { lease } => Command::LeaseRevoke {
+            id: granted.get(lease).copied().unwrap_or(999),
+        },
     }
 }
 
 /// A `Set` naming a lease slot that was never granted falls back to no lease in both.
 fn normalise(s: &Step, granted: &[i64]) -> Step {
     match s.clone() {
-        Step::Set { k, v, ttl, lease: Some(i) } if i >= granted.len() => Step::Set { k, v, ttl, lease: None },
+        Step::Set {
+            k,
+            v,
+            ttl,
+            lease: Some(i),
+        } if i >= granted.len() => Step::Set {
+            k,
+            v,
+            ttl,
+            lease: None,
+        },
         other => other,
     }
 }

@@ -129,7 +129,9 @@ impl AgencyApi {
         match self.client.submit(Command::Txn(txn)).await? {
             Outcome::Txn(TxnOutcome::Committed { revision, .. }) => Ok(revision),
             Outcome::Txn(TxnOutcome::PreconditionFailed {
-                precondition, found, ..
+                precondition,
+                found,
+                ..
             }) => Err(AgencyError::ConditionFailed {
                 check: precondition,
                 found,
@@ -137,7 +139,9 @@ impl AgencyApi {
             Outcome::Txn(TxnOutcome::Rejected(r)) | Outcome::Rejected(r) => {
                 Err(AgencyError::Invalid(r.to_string()))
             }
-            other => Err(AgencyError::Invalid(format!("unexpected outcome {other:?}"))),
+            other => Err(AgencyError::Invalid(format!(
+                "unexpected outcome {other:?}"
+            ))),
         }
     }
 }
@@ -211,7 +215,9 @@ impl Agency for AgencyApi {
 
     async fn register_change_callback(&self, key: &Key, url: &str) -> Result<(), AgencyError> {
         if url.is_empty() {
-            return Err(AgencyError::Invalid("callback url: must not be empty".into()));
+            return Err(AgencyError::Invalid(
+                "callback url: must not be empty".into(),
+            ));
         }
         self.client
             .submit(Command::Observe {
@@ -322,8 +328,9 @@ impl Lock {
                 "drift bound: {rho} is outside [0, 1)"
             )));
         }
-        let inner = Arc::try_unwrap(self.inner)
-            .map_err(|_| AgencyError::Invalid("drift bound: set it before sharing the lock".into()))?;
+        let inner = Arc::try_unwrap(self.inner).map_err(|_| {
+            AgencyError::Invalid("drift bound: set it before sharing the lock".into())
+        })?;
         Ok(Lock {
             inner: Arc::new(LockInner { rho, ..inner }),
         })
@@ -353,7 +360,8 @@ impl Lock {
             st.token = Some(rev);
             st.generation
         };
-        i.clock.spawn(Box::pin(renew(self.inner.clone(), generation)));
+        i.clock
+            .spawn(Box::pin(renew(self.inner.clone(), generation)));
         Ok(rev)
     }
 

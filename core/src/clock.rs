@@ -48,7 +48,11 @@ pub async fn timeout<T>(clock: &dyn Clock, d: Duration, fut: impl Future<Output 
 /// Converts a duration to whole milliseconds, rounding up so that a TTL is never shortened.
 pub fn ceil_ms(d: Duration) -> u64 {
     let ms = d.as_millis();
-    let ms = if d > Duration::from_millis(ms as u64) { ms + 1 } else { ms };
+    let ms = if d > Duration::from_millis(ms as u64) {
+        ms + 1
+    } else {
+        ms
+    };
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
@@ -155,7 +159,13 @@ impl ManualClock {
         loop {
             let next = self.inner.state.lock().unwrap().ready.pop_front();
             let Some(id) = next else { return };
-            let task = self.inner.tasks.lock().unwrap().get_mut(id).and_then(Option::take);
+            let task = self
+                .inner
+                .tasks
+                .lock()
+                .unwrap()
+                .get_mut(id)
+                .and_then(Option::take);
             let Some(mut task) = task else { continue };
             let waker = Waker::from(Arc::new(TaskWaker {
                 id,
@@ -308,7 +318,10 @@ mod tests {
         clock.advance(Duration::from_millis(25));
         assert_eq!(
             *seen.lock().unwrap(),
-            vec![(10, Duration::from_millis(10)), (20, Duration::from_millis(20))]
+            vec![
+                (10, Duration::from_millis(10)),
+                (20, Duration::from_millis(20))
+            ]
         );
         assert_eq!(clock.now(), Duration::from_millis(25));
         clock.advance(Duration::from_millis(5));
@@ -354,7 +367,8 @@ mod tests {
         assert_eq!(r, None);
         assert_eq!(clock.now(), Duration::from_secs(2));
         let c = clock.clone();
-        let r = clock.block_on(async move { timeout(&c, Duration::from_secs(2), async { 7 }).await });
+        let r =
+            clock.block_on(async move { timeout(&c, Duration::from_secs(2), async { 7 }).await });
         assert_eq!(r, Some(7));
     }
 

@@ -278,8 +278,12 @@ impl Event {
     pub fn project(&self, key: &Key) -> (Option<Value>, Option<Value>) {
         if let Some(rest) = key.strip_prefix(&self.key) {
             (
-                self.old.as_ref().and_then(|v| crate::store::navigate(v, rest)),
-                self.new.as_ref().and_then(|v| crate::store::navigate(v, rest)),
+                self.old
+                    .as_ref()
+                    .and_then(|v| crate::store::navigate(v, rest)),
+                self.new
+                    .as_ref()
+                    .and_then(|v| crate::store::navigate(v, rest)),
             )
         } else {
             // The event is below `key`: a reader of `key` sees the whole subtree change,

@@ -160,7 +160,9 @@ impl Kvs {
             match opt.split_once('=') {
                 Some(("session_ttl_ms", v)) => {
                     let ms: u64 = v.parse().map_err(|_| {
-                        KvError::Invalid(format!("option {opt:?}: {v:?} is not a whole number of ms"))
+                        KvError::Invalid(format!(
+                            "option {opt:?}: {v:?} is not a whole number of ms"
+                        ))
                     })?;
                     if ms < 3 {
                         return Err(KvError::Invalid(format!(
@@ -255,7 +257,9 @@ impl Kvs {
             });
         match self.txn(t).await? {
             TxnOutcome::Committed { revision, .. } => Ok(Some(revision)),
-            TxnOutcome::PreconditionFailed { found, revision, .. } => {
+            TxnOutcome::PreconditionFailed {
+                found, revision, ..
+            } => {
                 if found.as_ref() == Some(&me) {
                     // Already ours: the lock is re-entrant within a handle, as in hmetcd.
                     let r = self.client.read(&key).await?;
@@ -281,7 +285,11 @@ impl Kvs {
         }
     }
 
-    async fn wait_change(&self, key: &Key, mut after: Revision) -> Result<(Revision, String, KeyChange), KvError> {
+    async fn wait_change(
+        &self,
+        key: &Key,
+        mut after: Revision,
+    ) -> Result<(Revision, String, KeyChange), KvError> {
         loop {
             let events = self.client.wait_events(key, after).await?;
             for e in events {
@@ -394,9 +402,8 @@ impl Kvi for Kvs {
         elsekey: &str,
         elseval: &str,
     ) -> Result<bool, KvError> {
-        let cmp = CmpOp::parse(op).ok_or_else(|| {
-            KvError::Invalid(format!("op {op:?}: expected one of =, !=, <, >"))
-        })?;
+        let cmp = CmpOp::parse(op)
+            .ok_or_else(|| KvError::Invalid(format!("op {op:?}: expected one of =, !=, <, >")))?;
         let mut t = Txn::new().when(Precondition::Compare(
             kv_key(key)?,
             cmp,
@@ -414,7 +421,10 @@ impl Kvi for Kvs {
     async fn tas(&self, key: &str, testval: &str, setval: &str) -> Result<bool, KvError> {
         let k = kv_key(key)?;
         let t = Txn::new()
-            .when(Precondition::IfEqualTo(k.clone(), Value::String(testval.into())))
+            .when(Precondition::IfEqualTo(
+                k.clone(),
+                Value::String(testval.into()),
+            ))
             .then(Op::set(k, Value::String(setval.into())));
         Ok(self.txn(t).await?.is_committed())
     }

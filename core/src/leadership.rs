@@ -51,10 +51,14 @@ impl ManagerConfig {
     /// Names the first missing resource.
     pub fn validate(&self) -> Result<(), LeadershipError> {
         if self.client.is_none() {
-            return Err(LeadershipError::BadInput("ManagerConfig.client: missing lease client".into()));
+            return Err(LeadershipError::BadInput(
+                "ManagerConfig.client: missing lease client".into(),
+            ));
         }
         if self.clock.is_none() {
-            return Err(LeadershipError::BadInput("ManagerConfig.clock: missing clock".into()));
+            return Err(LeadershipError::BadInput(
+                "ManagerConfig.clock: missing clock".into(),
+            ));
         }
         Ok(())
     }
@@ -109,7 +113,11 @@ impl Manager {
     }
 
     /// A token attesting that `unit` leads `service` now; `NotLeader` if it does not.
-    pub async fn check_leadership(&self, service: &str, unit: &str) -> Result<Token, LeadershipError> {
+    pub async fn check_leadership(
+        &self,
+        service: &str,
+        unit: &str,
+    ) -> Result<Token, LeadershipError> {
         if self.is_stopped() {
             return Err(LeadershipError::Stopped);
         }
@@ -125,7 +133,10 @@ impl Manager {
     }
 
     /// Blocks until `service` has no leader, or fails with `Stopped` if the manager stops.
-    pub async fn block_until_leadership_released(&self, service: &str) -> Result<(), LeadershipError> {
+    pub async fn block_until_leadership_released(
+        &self,
+        service: &str,
+    ) -> Result<(), LeadershipError> {
         if self.is_stopped() {
             return Err(LeadershipError::Stopped);
         }

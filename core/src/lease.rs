@@ -63,7 +63,9 @@ impl Request {
     pub fn validate(&self) -> Result<(), LeaseError> {
         validate_string("holder", &self.holder).map_err(|e| LeaseError::BadInput(e.to_string()))?;
         if self.duration.is_zero() {
-            return Err(LeaseError::BadInput("duration: must be greater than zero".into()));
+            return Err(LeaseError::BadInput(
+                "duration: must be greater than zero".into(),
+            ));
         }
         Ok(())
     }
@@ -130,7 +132,9 @@ impl LeaseClient {
     /// The drift bound used to turn agency time left into local time (default 0.01).
     pub fn with_drift_bound(mut self, rho: f64) -> Result<LeaseClient, LeaseError> {
         if !(0.0..1.0).contains(&rho) {
-            return Err(LeaseError::BadInput(format!("drift bound: {rho} is outside [0, 1)")));
+            return Err(LeaseError::BadInput(format!(
+                "drift bound: {rho} is outside [0, 1)"
+            )));
         }
         self.rho = rho;
         Ok(self)
@@ -162,10 +166,14 @@ impl LeaseClient {
         let r = self.client.read(&lease_key(lease)).await?;
         Ok(match (r.value, r.meta) {
             (Some(v), Some(m)) => {
-                let holder = v.get("holder").and_then(Value::as_str).unwrap_or("").to_string();
-                let expiry = m
-                    .expires_at_ms
-                    .map_or(Duration::MAX, |d| self.local_expiry(d.saturating_sub(r.now_ms)));
+                let holder = v
+                    .get("holder")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let expiry = m.expires_at_ms.map_or(Duration::MAX, |d| {
+                    self.local_expiry(d.saturating_sub(r.now_ms))
+                });
                 self.cache.lock().unwrap().insert(
                     lease.to_string(),
                     Info {
@@ -276,7 +284,11 @@ impl Client for LeaseClient {
     }
 
     async fn refresh(&self) -> Result<(), LeaseError> {
-        let now_ms = self.client.read(&Key::from_segments(&[NAMESPACE]).unwrap()).await?.now_ms;
+        let now_ms = self
+            .client
+            .read(&Key::from_segments(&[NAMESPACE]).unwrap())
+            .await?
+            .now_ms;
         let start = Key::from_segments(&[NAMESPACE]).unwrap();
         // Every key under /lease sorts before the one-segment key "lease\0".
         let end = Key::from_segments(&["lease\u{0}"]).unwrap();
@@ -287,10 +299,9 @@ impl Client for LeaseClient {
                 continue;
             }
             let holder = n.value.get("holder").and_then(Value::as_str).unwrap_or("");
-            let expiry = n
-                .meta
-                .expires_at_ms
-                .map_or(Duration::MAX, |d| self.local_expiry(d.saturating_sub(now_ms)));
+            let expiry = n.meta.expires_at_ms.map_or(Duration::MAX, |d| {
+                self.local_expiry(d.saturating_sub(now_ms))
+            });
             fresh.insert(
                 k.segments()[1].clone(),
                 Info {
@@ -342,7 +353,12 @@ impl Token {
 pub trait Claimer: Send + Sync {
     /// Acquires or extends `lease` for `holder`. On success the holder keeps it at least
     /// `duration` after the start of the call; `ClaimDenied` means another holder has it.
-    async fn claim(&self, lease: &str, holder: &str, duration: Duration) -> Result<Revision, LeaseError>;
+    async fn claim(
+        &self,
+        lease: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Result<Revision, LeaseError>;
     /// Returns once `lease` is no longer held.
     async fn wait_until_expired(&self, lease: &str) -> Result<(), LeaseError>;
 }
@@ -373,7 +389,12 @@ impl LeaseManager {
 
 #[async_trait]
 impl Claimer for LeaseManager {
-    async fn claim(&self, lease: &str, holder: &str, duration: Duration) -> Result<Revision, LeaseError> {
+    async fn claim(
+        &self,
+        lease: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Result<Revision, LeaseError> {
         let request = Request::new(holder, duration);
         validate_lease_name(lease)?;
         request.validate()?;

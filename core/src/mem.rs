@@ -219,8 +219,10 @@ impl StoreClient for MemBackend {
                     compacted: c.compacted,
                 })),
                 Ok(events) => {
-                    let related: Vec<Event> =
-                        events.into_iter().filter(|e| e.key.is_related(key)).collect();
+                    let related: Vec<Event> = events
+                        .into_iter()
+                        .filter(|e| e.key.is_related(key))
+                        .collect();
                     if related.is_empty() {
                         st.waiters.push(cx.waker().clone());
                         Poll::Pending

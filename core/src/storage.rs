@@ -77,7 +77,11 @@ pub trait Lease: Send + Sync {
 pub trait Lessor: Send + Sync {
     /// A new lease of `ttl`; with `keep_alive` it is renewed for as long as this storage
     /// handle lives (the process "is done" when the handle is dropped).
-    async fn new_lease(&self, ttl: Duration, keep_alive: bool) -> Result<Arc<dyn Lease>, StorageError>;
+    async fn new_lease(
+        &self,
+        ttl: Duration,
+        keep_alive: bool,
+    ) -> Result<Arc<dyn Lease>, StorageError>;
     /// A handle on an existing lease.
     async fn get_lease(&self, id: LeaseId) -> Result<Arc<dyn Lease>, StorageError>;
 }
@@ -144,7 +148,9 @@ impl StorageApi {
             }
             Outcome::Txn(TxnOutcome::Rejected(r)) => Err(StorageError::Invalid(r.to_string())),
             Outcome::Txn(o) => Ok(o),
-            other => Err(StorageError::Invalid(format!("unexpected outcome {other:?}"))),
+            other => Err(StorageError::Invalid(format!(
+                "unexpected outcome {other:?}"
+            ))),
         }
     }
 
@@ -180,19 +186,31 @@ impl Lease for StoredLease {
 
     async fn release(&self) -> Result<(), StorageError> {
         self.kept.lock().unwrap().remove(&self.id);
-        match self.client.submit(Command::LeaseRevoke { id: self.id }).await? {
+        match self
+            .client
+            .submit(Command::LeaseRevoke { id: self.id })
+            .await?
+        {
             Outcome::LeaseRevoked { .. } => Ok(()),
             Outcome::Rejected(Rejection::LeaseNotFound(id)) => Err(StorageError::LeaseNotFound(id)),
-            other => Err(StorageError::Invalid(format!("unexpected outcome {other:?}"))),
+            other => Err(StorageError::Invalid(format!(
+                "unexpected outcome {other:?}"
+            ))),
         }
     }
 }
 
 #[async_trait]
 impl Lessor for StorageApi {
-    async fn new_lease(&self, ttl: Duration, keep_alive: bool) -> Result<Arc<dyn Lease>, StorageError> {
+    async fn new_lease(
+        &self,
+        ttl: Duration,
+        keep_alive: bool,
+    ) -> Result<Arc<dyn Lease>, StorageError> {
         if ttl.is_zero() {
-            return Err(StorageError::Invalid("ttl: must be greater than zero".into()));
+            return Err(StorageError::Invalid(
+                "ttl: must be greater than zero".into(),
+            ));
         }
         if keep_alive && ttl < Duration::from_millis(3) {
             return Err(StorageError::Invalid(

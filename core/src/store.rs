@@ -137,7 +137,10 @@ fn compare(found: &Value, op: CmpOp, want: &Value) -> bool {
     use std::cmp::Ordering;
     let ord = match (found, want) {
         (Value::Number(a), Value::Number(b)) => {
-            let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+            let (a, b) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
             a.partial_cmp(&b)
         }
         (Value::String(a), Value::String(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
@@ -441,9 +444,7 @@ impl Store {
             Precondition::IfExists(_) => found.is_some(),
             Precondition::IfEqualTo(_, v) => found.as_ref() == Some(v),
             Precondition::IfIsArray(_) => matches!(found, Some(Value::Array(_))),
-            Precondition::Compare(_, op, v) => {
-                found.as_ref().is_some_and(|f| compare(f, *op, v))
-            }
+            Precondition::Compare(_, op, v) => found.as_ref().is_some_and(|f| compare(f, *op, v)),
             Precondition::VersionEquals(k, want) => {
                 self.nodes.get(k).map_or(0, |n| n.meta.version) == *want
             }

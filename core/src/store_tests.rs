@@ -34,7 +34,10 @@ fn tree_reads_return_subtrees() {
     set(&mut s, "/a/c/d", json!("x"));
     assert_eq!(s.view(&k("/a")), Some(json!({"b": 1, "c": {"d": "x"}})));
     assert_eq!(s.view(&k("/a/c")), Some(json!({"d": "x"})));
-    assert_eq!(s.view(&Key::root()), Some(json!({"a": {"b": 1, "c": {"d": "x"}}})));
+    assert_eq!(
+        s.view(&Key::root()),
+        Some(json!({"a": {"b": 1, "c": {"d": "x"}}}))
+    );
     assert_eq!(s.view(&k("/nope")), None);
     let r = s.read(&k("/a/x/y"));
     assert_eq!(r.value, None);
@@ -58,7 +61,10 @@ fn writing_below_a_node_splits_it_and_keeps_siblings() {
     let mut s = Store::new();
     set(&mut s, "/a", json!({"b": 1, "c": {"d": 2}}));
     set(&mut s, "/a/c/e", json!(3));
-    assert_eq!(s.view(&k("/a")), Some(json!({"b": 1, "c": {"d": 2, "e": 3}})));
+    assert_eq!(
+        s.view(&k("/a")),
+        Some(json!({"b": 1, "c": {"d": 2, "e": 3}}))
+    );
     // The siblings keep the original node's metadata.
     let b = s.node(&k("/a/b")).unwrap().meta;
     assert_eq!((b.create_revision, b.version), (1, 1));
@@ -75,10 +81,7 @@ fn revisions_and_versions() {
     set(&mut s, "/k", json!(2));
     set(&mut s, "/other", json!(0));
     let m = s.node(&k("/k")).unwrap().meta;
-    assert_eq!(
-        (m.create_revision, m.mod_revision, m.version),
-        (1, 2, 2)
-    );
+    assert_eq!((m.create_revision, m.mod_revision, m.version), (1, 2, 2));
     assert_eq!(s.revision(), 3);
     txn(&mut s, Txn::new().then(Op::Delete { key: k("/k") }));
     assert_eq!(s.revision(), 4);
@@ -151,10 +154,22 @@ fn string_comparisons_are_bytewise() {
 fn increment_push_pop() {
     let mut s = Store::new();
     let t = Txn::new()
-        .then(Op::Increment { key: k("/n"), delta: 2 })
-        .then(Op::Increment { key: k("/n"), delta: 3 })
-        .then(Op::Push { key: k("/q"), value: json!("a") })
-        .then(Op::Push { key: k("/q"), value: json!("b") })
+        .then(Op::Increment {
+            key: k("/n"),
+            delta: 2,
+        })
+        .then(Op::Increment {
+            key: k("/n"),
+            delta: 3,
+        })
+        .then(Op::Push {
+            key: k("/q"),
+            value: json!("a"),
+        })
+        .then(Op::Push {
+            key: k("/q"),
+            value: json!("b"),
+        })
         .then(Op::Pop { key: k("/q") });
     match txn(&mut s, t) {
         TxnOutcome::Committed { revision, results } => {
@@ -206,7 +221,10 @@ fn zero_ttl_and_unknown_leases_are_rejected() {
         ttl_ms: None,
         lease: LeaseBinding::Lease(42),
     });
-    assert_eq!(txn(&mut s, t), TxnOutcome::Rejected(Rejection::LeaseNotFound(42)));
+    assert_eq!(
+        txn(&mut s, t),
+        TxnOutcome::Rejected(Rejection::LeaseNotFound(42))
+    );
     assert_eq!(
         s.apply(&Command::LeaseGrant { ttl_ms: 0 }).outcome,
         Outcome::Rejected(Rejection::ZeroTtl)
@@ -306,10 +324,22 @@ fn extend_ttl_never_shortens() {
             lease: LeaseBinding::None,
         }),
     );
-    txn(&mut s, Txn::new().then(Op::ExtendTtl { key: k("/t"), ttl_ms: 10 }));
+    txn(
+        &mut s,
+        Txn::new().then(Op::ExtendTtl {
+            key: k("/t"),
+            ttl_ms: 10,
+        }),
+    );
     assert_eq!(s.node(&k("/t")).unwrap().meta.expires_at_ms, Some(100));
     tick(&mut s, 50);
-    txn(&mut s, Txn::new().then(Op::ExtendTtl { key: k("/t"), ttl_ms: 100 }));
+    txn(
+        &mut s,
+        Txn::new().then(Op::ExtendTtl {
+            key: k("/t"),
+            ttl_ms: 100,
+        }),
+    );
     assert_eq!(s.node(&k("/t")).unwrap().meta.expires_at_ms, Some(150));
     assert!(tick(&mut s, 99).is_empty());
     assert_eq!(tick(&mut s, 1).len(), 1);
@@ -343,7 +373,9 @@ fn events_carry_old_and_new_values_and_watch_from_a_revision() {
 fn event_projection_into_a_subkey() {
     let mut s = Store::new();
     set(&mut s, "/a", json!({"b": 1}));
-    let ev = s.apply(&Command::Txn(Txn::new().then(Op::set(k("/a"), json!({"b": 2})))));
+    let ev = s.apply(&Command::Txn(
+        Txn::new().then(Op::set(k("/a"), json!({"b": 2}))),
+    ));
     let (old, new) = ev.events[0].project(&k("/a/b"));
     assert_eq!((old, new), (Some(json!(1)), Some(json!(2))));
 }

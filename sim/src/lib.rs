@@ -5,7 +5,9 @@
 //! The replicated agents, network, disk, nemesis and checkers are still to come.
 
 #[cfg(not(madsim))]
-compile_error!("tenure-sim needs `--cfg madsim` (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
+compile_error!(
+    "tenure-sim needs `--cfg madsim` (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)"
+);
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,7 +73,11 @@ impl std::fmt::Display for RunFailure {
 /// Runs `make()`'s future to completion in a fresh madsim runtime seeded with `seed`, on a
 /// fresh OS thread (madsim seeds std's hasher per thread, so a reused thread would make runs
 /// differ). A panic inside the run is returned as a failure of that seed.
-pub fn run_seed<F, Fut, T>(seed: u64, time_limit: Option<Duration>, make: F) -> Result<T, RunFailure>
+pub fn run_seed<F, Fut, T>(
+    seed: u64,
+    time_limit: Option<Duration>,
+    make: F,
+) -> Result<T, RunFailure>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
@@ -80,7 +86,8 @@ where
     let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
         .spawn(move || {
-            let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            let mut rt =
+                madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             if let Some(limit) = time_limit {
                 rt.set_time_limit(limit);
             }
@@ -115,7 +122,12 @@ mod tests {
     #[test]
     fn same_seed_same_randomness_and_panics_are_reported() {
         use madsim::rand::Rng;
-        let draw = |seed| run_seed(seed, None, || async { madsim::rand::thread_rng().gen::<u64>() }).unwrap();
+        let draw = |seed| {
+            run_seed(seed, None, || async {
+                madsim::rand::thread_rng().gen::<u64>()
+            })
+            .unwrap()
+        };
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
         let r = run_seed(1, None, || async { panic!("boom") });
