@@ -89,13 +89,12 @@ pub fn spawn_keep_alive(
             if owner.upgrade().is_none() {
                 return;
             }
-            match client.submit(Command::LeaseKeepAlive { id }).await {
-                Ok(Outcome::Rejected(Rejection::LeaseNotFound(_))) => {
-                    on_lost();
-                    return;
-                }
-                // Unknown outcome or no leader: try again next period.
-                _ => {}
+            // An unknown outcome or no leader: try again next period.
+            if let Ok(Outcome::Rejected(Rejection::LeaseNotFound(_))) =
+                client.submit(Command::LeaseKeepAlive { id }).await
+            {
+                on_lost();
+                return;
             }
         }
     }));
