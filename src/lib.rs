@@ -7,3 +7,8 @@
 pub use tenure_core as core;
 pub use tenure_scenarios as scenarios;
 pub use tenure_sim as sim;
+
+/// The README's examples, compiled and run as doc tests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
