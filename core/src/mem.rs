@@ -279,4 +279,39 @@ mod tests {
         assert_eq!(inbox_events.len(), 1);
         assert_eq!(inbox_events[0].kind, crate::command::EventKind::Delete);
     }
+
+    #[test]
+    fn watchers_from_a_revision_get_every_related_change_in_order() {
+        let clock = ManualClock::new();
+        let mem = MemBackend::new(clock.shared());
+        let m = mem.clone();
+        clock.block_on(async move {
+            let k = |s: &str| Key::parse(s).unwrap();
+            for i in 0..20 {
+                let key = if i % 2 == 0 { "/w/a" } else { "/other" };
+                m.submit(Command::Txn(Txn::new().then(Op::set(k(key), json!(i)))))
+                    .await
+                    .unwrap();
+            }
+            // From revision 4: the writes to /w (and /w/a) at revisions 5, 7, ..., 19.
+            let events = m.wait_events(&k("/w"), 4).await.unwrap();
+            let revs: Vec<u64> = events.iter().map(|e| e.revision).collect();
+            assert_eq!(revs, vec![5, 7, 9, 11, 13, 15, 17, 19]);
+            let values: Vec<_> = events.iter().map(|e| e.new.clone().unwrap()).collect();
+            assert_eq!(values[0], json!(4));
+            // Resuming from the last one seen blocks until the next change.
+            let m2 = m.clone();
+            let c = m.clock();
+            m.clock().spawn(Box::pin(async move {
+                c.sleep(Duration::from_secs(1)).await;
+                m2.submit(Command::Txn(Txn::new().then(Op::Delete { key: k("/w") })))
+                    .await
+                    .unwrap();
+            }));
+            let next = m.wait_events(&k("/w/a"), 19).await.unwrap();
+            assert_eq!(next.len(), 1);
+            assert_eq!(next[0].revision, 21);
+            assert_eq!(next[0].project(&k("/w/a")), (Some(json!(18)), None));
+        });
+    }
 }
