@@ -14,6 +14,7 @@ pub mod kv;
 pub mod leadership;
 pub mod lease;
 pub mod mem;
+pub mod raft;
 pub mod storage;
 pub mod store;
 

@@ -1,0 +1,834 @@
+//! Raft, sans-I/O: events in (`tick`, `step`, `propose`, `read_index`), a [`Ready`] out.
+//!
+//! The caller owns all I/O. After any event it takes `ready()` and, in this order: persists
+//! the hard state and the log suffix it names (truncating at `persist_from` first), then sends
+//! the messages, then applies the committed entries and answers the reads. Entries and votes
+//! reach the network only after they are durable, so a crash cannot make a node forget a
+//! vote it gave or an entry it acknowledged.
+//!
+//! Leader election uses randomized timeouts drawn from the seed passed in, pre-vote (a node
+//! first asks whether it could win, without raising terms, so a partitioned node that comes
+//! back does not depose a working leader) and check-quorum (a leader that has not heard from
+//! a majority within an election timeout steps down). Replication backs off on conflict using
+//! the follower's hint. An entry commits once a majority stores it and it is of the leader's
+//! current term (the leader appends a no-op when elected to commit its predecessors').
+//! Linearizable reads use read-index: the leader notes its commit index, confirms it is still
+//! leader with a heartbeat round acknowledged by a majority, and the read is served once that
+//! index is applied. Log compaction (snapshots) is not implemented yet.
+
+use crate::command::Command;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[cfg(test)]
+mod tests;
+
+pub type NodeId = u64;
+pub type Term = u64;
+pub type Index = u64;
+
+/// What an entry carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Appended by a new leader to commit the entries of earlier terms.
+    Noop,
+    Command(Command),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub index: Index,
+    pub payload: Payload,
+}
+
+/// What must survive a crash besides the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub commit: Index,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MsgKind {
+    PreVote {
+        last_index: Index,
+        last_term: Term,
+    },
+    PreVoteResp {
+        granted: bool,
+    },
+    Vote {
+        last_index: Index,
+        last_term: Term,
+    },
+    VoteResp {
+        granted: bool,
+    },
+    /// Replication and heartbeats; `read_ctx` tags a heartbeat round for read-index.
+    Append {
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+        read_ctx: Option<u64>,
+    },
+    /// `hint` is, on rejection, where the leader should retry from.
+    AppendResp {
+        success: bool,
+        match_index: Index,
+        hint: Index,
+        read_ctx: Option<u64>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub kind: MsgKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// Timing and features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Base election timeout; each timeout is drawn from `[election_ticks, 2*election_ticks)`.
+    pub election_ticks: u32,
+    pub heartbeat_ticks: u32,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// Most entries in one append message.
+    pub max_append_entries: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+            max_append_entries: 64,
+        }
+    }
+}
+
+/// A read that may be served once `index` is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    pub ctx: u64,
+    pub index: Index,
+}
+
+/// What the caller must do, in order: persist, send, apply.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ready {
+    /// Persist if `Some`.
+    pub hard_state: Option<HardState>,
+    /// Truncate the persisted log from this index, then append `entries` (if `Some`).
+    pub persist_from: Option<Index>,
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Message>,
+    pub committed: Vec<Entry>,
+    pub reads: Vec<ReadState>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.persist_from.is_none()
+            && self.messages.is_empty()
+            && self.committed.is_empty()
+            && self.reads.is_empty()
+    }
+}
+
+/// Why a proposal or read was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotLeader {
+    #[error("not the leader; the leader is {0}")]
+    Redirect(NodeId),
+    #[error("no leader known")]
+    NoLeader,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    matched: Index,
+    next: Index,
+    active: bool,
+}
+
+struct PendingRead {
+    ctx: u64,
+    index: Index,
+    acks: BTreeSet<NodeId>,
+}
+
+/// One Raft node's state machine.
+pub struct Raft {
+    id: NodeId,
+    peers: Vec<NodeId>,
+    config: Config,
+    rng: u64,
+    term: Term,
+    voted_for: Option<NodeId>,
+    log: Vec<Entry>,
+    commit: Index,
+    applied: Index,
+    role: Role,
+    leader: Option<NodeId>,
+    election_elapsed: u32,
+    election_timeout: u32,
+    heartbeat_elapsed: u32,
+    votes: BTreeMap<NodeId, bool>,
+    progress: BTreeMap<NodeId, Progress>,
+    msgs: Vec<Message>,
+    persisted_hs: HardState,
+    unstable_from: Option<Index>,
+    reads: Vec<PendingRead>,
+    ready_reads: Vec<ReadState>,
+    pending_reads_without_leader_commit: Vec<u64>,
+}
+
+impl Raft {
+    /// A fresh node. `peers` lists every voter, this node included; `seed` fixes its timeouts.
+    pub fn new(id: NodeId, peers: &[NodeId], config: Config, seed: u64) -> Raft {
+        Raft::restore(id, peers, config, seed, HardState::default(), Vec::new())
+    }
+
+    /// A node restarting from what it persisted.
+    pub fn restore(
+        id: NodeId,
+        peers: &[NodeId],
+        config: Config,
+        seed: u64,
+        hs: HardState,
+        log: Vec<Entry>,
+    ) -> Raft {
+        let mut peers = peers.to_vec();
+        peers.sort_unstable();
+        peers.dedup();
+        assert!(peers.contains(&id), "peers must include the node itself");
+        for (i, e) in log.iter().enumerate() {
+            assert_eq!(
+                e.index,
+                i as u64 + 1,
+                "persisted log must be contiguous from 1"
+            );
+        }
+        let last = log.len() as Index;
+        let mut r = Raft {
+            id,
+            peers,
+            config,
+            rng: seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            term: hs.term,
+            voted_for: hs.voted_for,
+            log,
+            commit: hs.commit.min(last),
+            applied: 0,
+            role: Role::Follower,
+            leader: None,
+            election_elapsed: 0,
+            election_timeout: 0,
+            heartbeat_elapsed: 0,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            msgs: Vec::new(),
+            persisted_hs: hs,
+            unstable_from: None,
+            reads: Vec::new(),
+            ready_reads: Vec::new(),
+            pending_reads_without_leader_commit: Vec::new(),
+        };
+        r.reset_election_timeout();
+        r
+    }
+
+    // ---- observers (for checkers and drivers) ---------------------------------------------
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+    pub fn log(&self) -> &[Entry] {
+        &self.log
+    }
+    pub fn last_index(&self) -> Index {
+        self.log.len() as Index
+    }
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+            commit: self.commit,
+        }
+    }
+
+    fn last_term(&self) -> Term {
+        self.log.last().map_or(0, |e| e.term)
+    }
+
+    fn term_at(&self, index: Index) -> Option<Term> {
+        if index == 0 {
+            Some(0)
+        } else {
+            self.log.get(index as usize - 1).map(|e| e.term)
+        }
+    }
+
+    fn quorum(&self) -> usize {
+        self.peers.len() / 2 + 1
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // SplitMix64: small, seeded, deterministic.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn reset_election_timeout(&mut self) {
+        let base = self.config.election_ticks.max(1);
+        self.election_timeout = base + (self.next_random() % base as u64) as u32;
+        self.election_elapsed = 0;
+    }
+
+    fn send(&mut self, to: NodeId, kind: MsgKind) {
+        self.msgs.push(Message {
+            from: self.id,
+            to,
+            term: self.term,
+            kind,
+        });
+    }
+
+    fn others(&self) -> Vec<NodeId> {
+        self.peers
+            .iter()
+            .copied()
+            .filter(|p| *p != self.id)
+            .collect()
+    }
+
+    fn mark_unstable(&mut self, from: Index) {
+        self.unstable_from = Some(self.unstable_from.map_or(from, |u| u.min(from)));
+    }
+
+    // ---- role changes -----------------------------------------------------------------
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.reads.clear();
+        self.reset_election_timeout();
+    }
+
+    fn campaign(&mut self, pre: bool) {
+        self.votes.clear();
+        self.leader = None;
+        self.reset_election_timeout();
+        let (last_index, last_term) = (self.last_index(), self.last_term());
+        if pre {
+            self.role = Role::PreCandidate;
+        } else {
+            self.role = Role::Candidate;
+            self.term += 1;
+            self.voted_for = Some(self.id);
+        }
+        self.votes.insert(self.id, true);
+        if self.votes.len() >= self.quorum() {
+            return self.on_won(pre);
+        }
+        for p in self.others() {
+            let kind = if pre {
+                MsgKind::PreVote {
+                    last_index,
+                    last_term,
+                }
+            } else {
+                MsgKind::Vote {
+                    last_index,
+                    last_term,
+                }
+            };
+            // A pre-vote asks as if for the next term, without taking it.
+            let term = if pre { self.term + 1 } else { self.term };
+            self.msgs.push(Message {
+                from: self.id,
+                to: p,
+                term,
+                kind,
+            });
+        }
+    }
+
+    fn on_won(&mut self, pre: bool) {
+        if pre {
+            self.campaign(false);
+        } else {
+            self.become_leader();
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
+        let next = self.last_index() + 1;
+        self.progress = self
+            .peers
+            .iter()
+            .map(|&p| {
+                (
+                    p,
+                    Progress {
+                        matched: 0,
+                        next,
+                        active: true,
+                    },
+                )
+            })
+            .collect();
+        self.append(Payload::Noop);
+        self.broadcast_append(None);
+    }
+
+    fn append(&mut self, payload: Payload) -> Index {
+        let index = self.last_index() + 1;
+        self.log.push(Entry {
+            term: self.term,
+            index,
+            payload,
+        });
+        self.mark_unstable(index);
+        let id = self.id;
+        if let Some(p) = self.progress.get_mut(&id) {
+            p.matched = index;
+            p.next = index + 1;
+        }
+        self.maybe_commit();
+        index
+    }
+
+    // ---- events -------------------------------------------------------------------------
+
+    /// One unit of logical time (the driver calls it at a fixed local-clock period).
+    pub fn tick(&mut self) {
+        self.election_elapsed += 1;
+        match self.role {
+            Role::Leader => {
+                self.heartbeat_elapsed += 1;
+                if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
+                    self.heartbeat_elapsed = 0;
+                    self.broadcast_append(None);
+                }
+                if self.election_elapsed >= self.config.election_ticks {
+                    self.election_elapsed = 0;
+                    if self.config.check_quorum {
+                        let active = self
+                            .progress
+                            .iter()
+                            .filter(|(id, p)| **id == self.id || p.active)
+                            .count();
+                        if active < self.quorum() {
+                            let term = self.term;
+                            self.become_follower(term, None);
+                            return;
+                        }
+                        for (id, p) in self.progress.iter_mut() {
+                            if *id != self.id {
+                                p.active = false;
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                if self.election_elapsed >= self.election_timeout {
+                    self.campaign(self.config.pre_vote);
+                }
+            }
+        }
+    }
+
+    /// Proposes a command; returns the index it will have if it commits.
+    pub fn propose(&mut self, command: Command) -> Result<Index, NotLeader> {
+        if self.role != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let index = self.append(Payload::Command(command));
+        self.broadcast_append(None);
+        Ok(index)
+    }
+
+    fn not_leader(&self) -> NotLeader {
+        match self.leader {
+            Some(l) if l != self.id => NotLeader::Redirect(l),
+            _ => NotLeader::NoLeader,
+        }
+    }
+
+    /// Asks for a linearizable read tagged `ctx`; a `ReadState` with the same `ctx` comes
+    /// out of `ready()` once the read may be served (after its index is applied).
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(self.not_leader());
+        }
+        // A leader knows the commit index only once an entry of its own term has committed.
+        if self.term_at(self.commit) != Some(self.term) {
+            self.pending_reads_without_leader_commit.push(ctx);
+            return Ok(());
+        }
+        self.start_read(ctx);
+        Ok(())
+    }
+
+    fn start_read(&mut self, ctx: u64) {
+        let mut acks = BTreeSet::new();
+        acks.insert(self.id);
+        self.reads.push(PendingRead {
+            ctx,
+            index: self.commit,
+            acks,
+        });
+        self.maybe_release_reads();
+        if !self.reads.is_empty() {
+            self.broadcast_append(Some(ctx));
+        }
+    }
+
+    fn maybe_release_reads(&mut self) {
+        let q = self.quorum();
+        let (done, pending): (Vec<_>, Vec<_>) =
+            self.reads.drain(..).partition(|r| r.acks.len() >= q);
+        self.reads = pending;
+        self.ready_reads.extend(done.into_iter().map(|r| ReadState {
+            ctx: r.ctx,
+            index: r.index,
+        }));
+    }
+
+    fn broadcast_append(&mut self, read_ctx: Option<u64>) {
+        for p in self.others() {
+            self.send_append(p, read_ctx);
+        }
+    }
+
+    fn send_append(&mut self, to: NodeId, read_ctx: Option<u64>) {
+        let next = self.progress[&to].next.max(1);
+        let prev_index = next - 1;
+        let prev_term = self.term_at(prev_index).unwrap_or(0);
+        let end =
+            (self.last_index() as usize).min(prev_index as usize + self.config.max_append_entries);
+        let entries = self.log[prev_index as usize..end].to_vec();
+        let commit = self.commit;
+        self.send(
+            to,
+            MsgKind::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                read_ctx,
+            },
+        );
+    }
+
+    fn maybe_commit(&mut self) {
+        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[self.quorum() - 1];
+        // Only entries of the current term commit by counting replicas (Raft §5.4.2).
+        if candidate > self.commit && self.term_at(candidate) == Some(self.term) {
+            self.commit = candidate;
+            let waiting = std::mem::take(&mut self.pending_reads_without_leader_commit);
+            for ctx in waiting {
+                self.start_read(ctx);
+            }
+        }
+    }
+
+    /// Handles a message from a peer.
+    pub fn step(&mut self, m: Message) {
+        if m.to != self.id || !self.peers.contains(&m.from) {
+            return;
+        }
+        let is_pre_vote = matches!(m.kind, MsgKind::PreVote { .. });
+        let is_pre_vote_resp = matches!(m.kind, MsgKind::PreVoteResp { .. });
+        if m.term > self.term && !is_pre_vote && !(is_pre_vote_resp) {
+            // A vote request while we hear from a live leader is ignored (check-quorum's
+            // lease): it comes from a node that was cut off.
+            if matches!(m.kind, MsgKind::Vote { .. })
+                && self.config.check_quorum
+                && self.leader.is_some()
+                && self.election_elapsed < self.config.election_ticks
+            {
+                return;
+            }
+            let leader = matches!(m.kind, MsgKind::Append { .. }).then_some(m.from);
+            self.become_follower(m.term, leader);
+        }
+        if m.term < self.term && !is_pre_vote && !is_pre_vote_resp {
+            // Stale: tell a stale leader about the newer term so it steps down.
+            if matches!(m.kind, MsgKind::Append { .. }) {
+                self.send(
+                    m.from,
+                    MsgKind::AppendResp {
+                        success: false,
+                        match_index: 0,
+                        hint: 0,
+                        read_ctx: None,
+                    },
+                );
+            }
+            return;
+        }
+        match m.kind {
+            MsgKind::PreVote {
+                last_index,
+                last_term,
+            } => {
+                let fresh_leader =
+                    self.leader.is_some() && self.election_elapsed < self.config.election_ticks;
+                let granted =
+                    m.term > self.term && !fresh_leader && self.log_ok(last_index, last_term);
+                self.msgs.push(Message {
+                    from: self.id,
+                    to: m.from,
+                    term: if granted { m.term } else { self.term },
+                    kind: MsgKind::PreVoteResp { granted },
+                });
+            }
+            MsgKind::Vote {
+                last_index,
+                last_term,
+            } => {
+                let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.from);
+                let granted = can_vote && self.log_ok(last_index, last_term);
+                if granted {
+                    self.voted_for = Some(m.from);
+                    self.reset_election_timeout();
+                }
+                self.send(m.from, MsgKind::VoteResp { granted });
+            }
+            MsgKind::PreVoteResp { granted } => {
+                if self.role == Role::PreCandidate {
+                    if !granted && m.term > self.term {
+                        self.become_follower(m.term, None);
+                        return;
+                    }
+                    self.tally(m.from, granted, true);
+                }
+            }
+            MsgKind::VoteResp { granted } => {
+                if self.role == Role::Candidate {
+                    self.tally(m.from, granted, false);
+                }
+            }
+            MsgKind::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                read_ctx,
+            } => {
+                if self.role != Role::Follower {
+                    self.become_follower(m.term, Some(m.from));
+                }
+                self.leader = Some(m.from);
+                self.election_elapsed = 0;
+                self.handle_append(m.from, prev_index, prev_term, entries, commit, read_ctx);
+            }
+            MsgKind::AppendResp {
+                success,
+                match_index,
+                hint,
+                read_ctx,
+            } => {
+                if self.role != Role::Leader {
+                    return;
+                }
+                if let Some(p) = self.progress.get_mut(&m.from) {
+                    p.active = true;
+                }
+                if let Some(ctx) = read_ctx {
+                    for r in self.reads.iter_mut().filter(|r| r.ctx <= ctx) {
+                        r.acks.insert(m.from);
+                    }
+                    self.maybe_release_reads();
+                }
+                let last = self.last_index();
+                let p = self.progress.get_mut(&m.from).expect("peer");
+                if success {
+                    if match_index > p.matched {
+                        p.matched = match_index;
+                    }
+                    p.next = p.next.max(match_index + 1);
+                    self.maybe_commit();
+                    if self.progress[&m.from].next <= last {
+                        self.send_append(m.from, None);
+                    }
+                } else {
+                    // Back off to the follower's hint (never below 1, never up).
+                    let new_next = hint.max(1).min(p.next.saturating_sub(1).max(1));
+                    if new_next < p.next {
+                        p.next = new_next;
+                        self.send_append(m.from, None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn log_ok(&self, last_index: Index, last_term: Term) -> bool {
+        (last_term, last_index) >= (self.last_term(), self.last_index())
+    }
+
+    fn tally(&mut self, from: NodeId, granted: bool, pre: bool) {
+        self.votes.insert(from, granted);
+        let yes = self.votes.values().filter(|v| **v).count();
+        let no = self.votes.len() - yes;
+        if yes >= self.quorum() {
+            self.on_won(pre);
+        } else if no >= self.quorum() {
+            let term = self.term;
+            self.become_follower(term, None);
+        }
+    }
+
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+        read_ctx: Option<u64>,
+    ) {
+        match self.term_at(prev_index) {
+            None => {
+                // We lack `prev_index`: retry from just after our last entry.
+                let hint = self.last_index() + 1;
+                self.send(
+                    from,
+                    MsgKind::AppendResp {
+                        success: false,
+                        match_index: 0,
+                        hint,
+                        read_ctx,
+                    },
+                );
+                return;
+            }
+            Some(t) if t != prev_term => {
+                // Conflict: skip back over the whole conflicting term at once.
+                let mut hint = prev_index;
+                while hint > 1 && self.term_at(hint - 1) == Some(t) {
+                    hint -= 1;
+                }
+                hint = hint.min(self.commit + 1).max(1);
+                self.send(
+                    from,
+                    MsgKind::AppendResp {
+                        success: false,
+                        match_index: 0,
+                        hint,
+                        read_ctx,
+                    },
+                );
+                return;
+            }
+            Some(_) => {}
+        }
+        let mut last_new = prev_index;
+        for e in entries {
+            last_new = e.index;
+            match self.term_at(e.index) {
+                Some(t) if t == e.term => continue,
+                Some(_) => {
+                    assert!(
+                        e.index > self.commit,
+                        "a committed entry can never conflict"
+                    );
+                    self.log.truncate(e.index as usize - 1);
+                    self.mark_unstable(e.index);
+                    self.log.push(e);
+                }
+                None => {
+                    self.mark_unstable(e.index);
+                    self.log.push(e);
+                }
+            }
+        }
+        if commit > self.commit {
+            self.commit = commit.min(last_new);
+        }
+        self.send(
+            from,
+            MsgKind::AppendResp {
+                success: true,
+                match_index: last_new,
+                hint: 0,
+                read_ctx,
+            },
+        );
+    }
+
+    /// Collects what the caller must persist, send and apply, and marks it handed over.
+    pub fn ready(&mut self) -> Ready {
+        let hs = self.hard_state();
+        let hard_state = (hs != self.persisted_hs).then(|| {
+            self.persisted_hs = hs;
+            hs
+        });
+        let persist_from = self.unstable_from.take();
+        let entries = match persist_from {
+            Some(from) => self.log[(from as usize - 1).min(self.log.len())..].to_vec(),
+            None => Vec::new(),
+        };
+        let committed = self.log[self.applied as usize..self.commit as usize].to_vec();
+        self.applied = self.commit;
+        Ready {
+            hard_state,
+            persist_from,
+            entries,
+            messages: std::mem::take(&mut self.msgs),
+            committed,
+            reads: std::mem::take(&mut self.ready_reads),
+        }
+    }
+}
