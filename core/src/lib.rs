@@ -6,6 +6,7 @@
 //! socket or spawns a thread: time and task spawning come in through [`clock::Clock`].
 
 pub mod agency;
+pub mod agent;
 pub mod client;
 pub mod clock;
 pub mod command;

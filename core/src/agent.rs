@@ -1,0 +1,416 @@
+//! An agency agent, sans-I/O: Raft + the store + the agency-time ticker + client requests.
+//!
+//! The simulator's `Agent` actor (and one day a real server) drives an [`AgentCore`]: it feeds
+//! it the local clock on every tick, peer messages and client requests, then takes an
+//! [`AgentOutput`] and carries it out in order: persist, send, answer, notify.
+//!
+//! Agency time: while leader, the agent proposes `Tick` entries that advance agency time by
+//! its own elapsed local time times `(1 - rho)`, rounded down; time before it became leader
+//! is never counted, so a leader change neither resets nor shortens any TTL. Expiry happens
+//! when a `Tick` is applied, at the same log index on every agent.
+
+use crate::client::LeaseInfo;
+use crate::command::{Command, Event, LeaseId, Outcome};
+use crate::key::Key;
+use crate::raft::{Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, Role, Term};
+use crate::store::{Node, ReadResult, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// Agent settings shared by the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// The drift bound: agency time advances by local time times `1 - rho`.
+    pub rho: f64,
+    /// How much local time the leader lets pass between `Tick` proposals.
+    pub agency_tick: Duration,
+    pub raft: Config,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            rho: crate::clock::DEFAULT_DRIFT_BOUND,
+            agency_tick: Duration::from_millis(50),
+            raft: Config::default(),
+        }
+    }
+}
+
+/// A client's request to an agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Submit(Command),
+    Read(Key),
+    Range(Key, Key),
+    Lease(LeaseId),
+}
+
+/// An agent's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Applied(Outcome),
+    Read(ReadResult),
+    Range(Vec<(Key, Node)>),
+    Lease(Option<LeaseInfo>),
+    /// "Not leader, try X" (or no leader known): the request was not carried out.
+    NotLeader {
+        leader: Option<NodeId>,
+    },
+    /// The proposal was overwritten by another leader's entry: it never committed.
+    NotCommitted,
+}
+
+/// What the driver must do after an event, in field order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentOutput {
+    pub hard_state: Option<HardState>,
+    /// Truncate the persisted log here, then append `entries`.
+    pub persist_from: Option<Index>,
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Message>,
+    pub responses: Vec<(u64, Response)>,
+    /// Every change applied, in order (all agents report them; checkers compare).
+    pub events: Vec<Event>,
+    /// Change callbacks to deliver: only the leader sends them.
+    pub notifications: Vec<(String, Event)>,
+}
+
+/// One agent's logic.
+pub struct AgentCore {
+    raft: Raft,
+    store: Store,
+    config: AgentConfig,
+    applied: Index,
+    /// Local time up to which agency time has been proposed, while leader.
+    ticked_until: Option<Duration>,
+    /// Proposals awaiting their entry: index -> (request, term proposed in).
+    proposals: BTreeMap<Index, (u64, Term)>,
+    /// Read-index contexts -> request.
+    reads: BTreeMap<u64, (u64, Request)>,
+    /// Reads confirmed by a quorum, waiting for their index to be applied.
+    ready_reads: VecDeque<(Index, u64, Request)>,
+    next_read_ctx: u64,
+    responses: Vec<(u64, Response)>,
+}
+
+impl AgentCore {
+    pub fn new(id: NodeId, peers: &[NodeId], config: AgentConfig, seed: u64) -> AgentCore {
+        AgentCore::restore(id, peers, config, seed, HardState::default(), Vec::new())
+    }
+
+    /// An agent restarting from its persisted hard state and log; the store is rebuilt by
+    /// applying the committed entries again.
+    pub fn restore(
+        id: NodeId,
+        peers: &[NodeId],
+        config: AgentConfig,
+        seed: u64,
+        hs: HardState,
+        log: Vec<Entry>,
+    ) -> AgentCore {
+        AgentCore {
+            raft: Raft::restore(id, peers, config.raft, seed, hs, log),
+            store: Store::new(),
+            config,
+            applied: 0,
+            ticked_until: None,
+            proposals: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            ready_reads: VecDeque::new(),
+            next_read_ctx: 1,
+            responses: Vec::new(),
+        }
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.role() == Role::Leader
+    }
+
+    /// A Raft tick at local time `now`; the leader also proposes agency time.
+    pub fn tick(&mut self, now: Duration) {
+        self.raft.tick();
+        if !self.is_leader() {
+            self.ticked_until = None;
+            return;
+        }
+        let since = *self.ticked_until.get_or_insert(now);
+        let elapsed = now.saturating_sub(since);
+        if elapsed >= self.config.agency_tick {
+            let advance_ms =
+                (elapsed.as_secs_f64() * 1000.0 * (1.0 - self.config.rho)).floor() as u64;
+            if self.raft.propose(Command::Tick { advance_ms }).is_ok() {
+                self.ticked_until = Some(now);
+            }
+        }
+    }
+
+    pub fn step(&mut self, m: Message) {
+        self.raft.step(m);
+    }
+
+    /// Accepts a client request `id`; the answer comes out in a later (or this) output.
+    pub fn request(&mut self, id: u64, req: Request) {
+        if !self.is_leader() {
+            let leader = self.raft.leader().filter(|l| *l != self.raft.id());
+            self.responses.push((id, Response::NotLeader { leader }));
+            return;
+        }
+        match req {
+            Request::Submit(cmd) => match self.raft.propose(cmd) {
+                Ok(index) => {
+                    self.proposals.insert(index, (id, self.raft.term()));
+                }
+                Err(_) => self
+                    .responses
+                    .push((id, Response::NotLeader { leader: None })),
+            },
+            read => {
+                let ctx = self.next_read_ctx;
+                self.next_read_ctx += 1;
+                match self.raft.read_index(ctx) {
+                    Ok(()) => {
+                        self.reads.insert(ctx, (id, read));
+                    }
+                    Err(_) => self
+                        .responses
+                        .push((id, Response::NotLeader { leader: None })),
+                }
+            }
+        }
+    }
+
+    fn answer_read(&self, req: &Request) -> Response {
+        match req {
+            Request::Read(k) => Response::Read(self.store.read(k)),
+            Request::Range(a, b) => Response::Range(self.store.range(a, b)),
+            Request::Lease(id) => {
+                let now = self.store.now_ms();
+                Response::Lease(self.store.lease(*id).map(|l| LeaseInfo {
+                    id: *id,
+                    ttl_ms: l.ttl_ms,
+                    remaining_ms: l.deadline_ms.saturating_sub(now),
+                    granted_revision: l.granted_revision,
+                }))
+            }
+            Request::Submit(_) => unreachable!("submits are not reads"),
+        }
+    }
+
+    /// Everything to carry out now.
+    pub fn output(&mut self) -> AgentOutput {
+        let ready = self.raft.ready();
+        let leader = self.is_leader();
+        let mut out = AgentOutput {
+            hard_state: ready.hard_state,
+            persist_from: ready.persist_from,
+            entries: ready.entries,
+            messages: ready.messages,
+            ..AgentOutput::default()
+        };
+        for e in ready.committed {
+            debug_assert_eq!(e.index, self.applied + 1, "entries apply in order");
+            self.applied = e.index;
+            let outcome = match &e.payload {
+                Payload::Noop => None,
+                Payload::Command(cmd) => {
+                    let applied = self.store.apply(cmd);
+                    if leader {
+                        for ev in &applied.events {
+                            for url in self.store.observers_of(&ev.key) {
+                                out.notifications.push((url, ev.clone()));
+                            }
+                        }
+                    }
+                    out.events.extend(applied.events);
+                    Some(applied.outcome)
+                }
+            };
+            if let Some((id, term)) = self.proposals.remove(&e.index) {
+                let resp = match outcome {
+                    Some(o) if e.term == term => Response::Applied(o),
+                    _ => Response::NotCommitted,
+                };
+                self.responses.push((id, resp));
+            }
+        }
+        for rs in ready.reads {
+            if let Some((id, req)) = self.reads.remove(&rs.ctx) {
+                self.ready_reads.push_back((rs.index, id, req));
+            }
+        }
+        while let Some((index, _, _)) = self.ready_reads.front() {
+            if *index > self.applied {
+                break;
+            }
+            let (_, id, req) = self.ready_reads.pop_front().unwrap();
+            let resp = self.answer_read(&req);
+            self.responses.push((id, resp));
+        }
+        if !leader {
+            // Reads that were waiting on leadership will never be confirmed by this agent.
+            let leader_hint = self.raft.leader();
+            for (_, (id, _)) in std::mem::take(&mut self.reads) {
+                self.responses.push((
+                    id,
+                    Response::NotLeader {
+                        leader: leader_hint,
+                    },
+                ));
+            }
+        }
+        out.responses = std::mem::take(&mut self.responses);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{LeaseBinding, Op, Txn, TxnOutcome};
+    use serde_json::json;
+
+    struct World {
+        agents: BTreeMap<NodeId, AgentCore>,
+        now: Duration,
+        wire: Vec<Message>,
+        answers: BTreeMap<u64, Response>,
+        cut: Option<NodeId>,
+    }
+
+    impl World {
+        fn new() -> World {
+            let ids = [1, 2, 3];
+            World {
+                agents: ids
+                    .iter()
+                    .map(|&i| (i, AgentCore::new(i, &ids, AgentConfig::default(), 42)))
+                    .collect(),
+                now: Duration::ZERO,
+                wire: Vec::new(),
+                answers: BTreeMap::new(),
+                cut: None,
+            }
+        }
+
+        fn flush(&mut self) {
+            loop {
+                for a in self.agents.values_mut() {
+                    let out = a.output();
+                    self.wire.extend(out.messages);
+                    self.answers.extend(out.responses);
+                }
+                if self.wire.is_empty() {
+                    return;
+                }
+                for m in std::mem::take(&mut self.wire) {
+                    if self.cut != Some(m.from) && self.cut != Some(m.to) {
+                        self.agents.get_mut(&m.to).unwrap().step(m);
+                    }
+                }
+            }
+        }
+
+        /// Advances local (here: true) time by `ms`, ticking every 10 ms.
+        fn run(&mut self, ms: u64) {
+            for _ in 0..ms / 10 {
+                self.now += Duration::from_millis(10);
+                let now = self.now;
+                for a in self.agents.values_mut() {
+                    a.tick(now);
+                }
+                self.flush();
+            }
+        }
+
+        fn leader(&self) -> Option<NodeId> {
+            self.agents
+                .iter()
+                .find(|(id, a)| a.is_leader() && self.cut != Some(**id))
+                .map(|(id, _)| *id)
+        }
+
+        fn ask(&mut self, to: NodeId, id: u64, req: Request) -> Option<Response> {
+            self.agents.get_mut(&to).unwrap().request(id, req);
+            self.flush();
+            self.run(20);
+            self.answers.remove(&id)
+        }
+    }
+
+    fn set_ttl(key: &str, ttl_ms: u64) -> Request {
+        Request::Submit(Command::Txn(Txn::new().then(Op::Set {
+            key: Key::parse(key).unwrap(),
+            value: json!(1),
+            ttl_ms: Some(ttl_ms),
+            lease: LeaseBinding::None,
+        })))
+    }
+
+    #[test]
+    fn requests_redirect_commit_and_read_linearizably() {
+        let mut w = World::new();
+        w.run(500);
+        let l = w.leader().expect("a leader");
+        let f = [1, 2, 3].into_iter().find(|&i| i != l).unwrap();
+        assert_eq!(
+            w.ask(f, 1, Request::Read(Key::root())),
+            Some(Response::NotLeader { leader: Some(l) })
+        );
+        match w.ask(l, 2, set_ttl("/k", 60_000)) {
+            Some(Response::Applied(Outcome::Txn(TxnOutcome::Committed { .. }))) => {}
+            other => panic!("{other:?}"),
+        }
+        match w.ask(l, 3, Request::Read(Key::parse("/k").unwrap())) {
+            Some(Response::Read(r)) => assert_eq!(r.value, Some(json!(1))),
+            other => panic!("{other:?}"),
+        }
+        // Every agent applied the same changes.
+        let revs: Vec<u64> = w.agents.values().map(|a| a.store().revision()).collect();
+        assert!(revs.iter().all(|r| *r == revs[0]));
+    }
+
+    #[test]
+    fn agency_time_advances_by_leader_time_scaled_and_survives_leader_change() {
+        let mut w = World::new();
+        w.run(500);
+        let l = w.leader().unwrap();
+        let before = w.agents[&l].store().now_ms();
+        w.run(10_000);
+        let after = w.agents[&l].store().now_ms();
+        let advanced = after - before;
+        // 10 s of leader time at rho = 0.01: at most 9.9 s, and not much less.
+        assert!(
+            advanced <= 9_900 && advanced >= 9_700,
+            "advanced {advanced} ms"
+        );
+        assert!(w.ask(l, 1, set_ttl("/ttl", 3_000)).is_some());
+        // Depose the leader: agency time goes on from where it was; the TTL still expires
+        // at agency time deadline, not earlier.
+        let t0 = w.agents[&l].store().now_ms();
+        w.cut = Some(l);
+        w.run(2_000);
+        let nl = w.leader().expect("new leader");
+        assert_ne!(nl, l);
+        let t1 = w.agents[&nl].store().now_ms();
+        assert!(t1 >= t0, "agency time never goes back: {t0} -> {t1}");
+        assert!(t1 < t0 + 2_000, "the leaderless gap is not counted");
+        let read =
+            |w: &mut World, id| match w.ask(nl, id, Request::Read(Key::parse("/ttl").unwrap())) {
+                Some(Response::Read(r)) => r.value,
+                other => panic!("{other:?}"),
+            };
+        assert!(read(&mut w, 2).is_some());
+        w.run(4_000);
+        assert!(read(&mut w, 3).is_none(), "expired on agency time");
+    }
+}
