@@ -390,7 +390,7 @@ mod tests {
         let advanced = after - before;
         // 10 s of leader time at rho = 0.01: at most 9.9 s, and not much less.
         assert!(
-            advanced <= 9_900 && advanced >= 9_700,
+            (9_700..=9_900).contains(&advanced),
             "advanced {advanced} ms"
         );
         assert!(w.ask(l, 1, set_ttl("/ttl", 3_000)).is_some());
