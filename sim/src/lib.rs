@@ -1,13 +1,21 @@
 //! tenure-sim: the world the system runs in, on madsim's virtual clock.
 //!
-//! So far: [`MadsimClock`], core's [`Clock`] over madsim's virtual time and executor, and
-//! [`run_seed`], which runs one seed in a fresh madsim runtime on a fresh OS thread.
-//! The replicated agents, network, disk, nemesis and checkers are still to come.
+//! So far: [`MadsimClock`], core's [`Clock`] over madsim's virtual time and executor;
+//! per-node clocks with offset, drift and jumps ([`NodeClock`], [`SkewedClock`]); the
+//! crash-aware [`SimDisk`]; and [`run_seed`], which runs one seed in a fresh madsim runtime on
+//! a fresh OS thread. The agent actors, network, nemesis, history and checkers are still to
+//! come.
 
 #[cfg(not(madsim))]
 compile_error!(
     "tenure-sim needs `--cfg madsim` (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)"
 );
+
+pub mod clock;
+pub mod disk;
+
+pub use clock::{ClockFault, NodeClock, SkewedClock};
+pub use disk::SimDisk;
 
 use std::future::Future;
 use std::sync::Arc;

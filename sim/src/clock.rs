@@ -1,0 +1,174 @@
+//! Per-node clocks over true (virtual) time: offset, drift rate, forward and backward jumps.
+//!
+//! madsim has one global virtual clock. A [`NodeClock`] maps true time to a node's local
+//! reading, piecewise linearly: `local(t) = anchor_local + (t - anchor_true) * (1 + drift)`.
+//! A drift change re-anchors at the moment it happens; a jump moves the local reading at once.
+//! The simulator keeps true time, so checkers compare every belief against it.
+//! [`SkewedClock`] is core's `Clock` for one node inside a madsim run.
+
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tenure_core::clock::{BoxFuture, Clock};
+
+/// A change to a node's clock, as a fault schedule names it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockFault {
+    /// Moves the local reading by `by_ms` (negative: backwards) at once.
+    Jump { by_ms: i64 },
+    /// From now on the clock runs at `1 + rate` times true speed (0.01: 1% fast).
+    Drift { rate: f64 },
+}
+
+/// A node's local clock as a function of true time.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeClock {
+    anchor_true_ns: i128,
+    anchor_local_ns: i128,
+    drift: f64,
+}
+
+impl NodeClock {
+    /// A clock reading `offset_ms` (may be negative; readings stop at zero) at true time 0,
+    /// running at `1 + drift` times true speed. `drift` must lie in (-1, 1).
+    pub fn new(offset_ms: i64, drift: f64) -> Result<NodeClock, String> {
+        check_drift(drift)?;
+        Ok(NodeClock {
+            anchor_true_ns: 0,
+            anchor_local_ns: offset_ms as i128 * 1_000_000,
+            drift,
+        })
+    }
+
+    fn local_ns(&self, true_now: Duration) -> i128 {
+        let dt = true_now.as_nanos() as i128 - self.anchor_true_ns;
+        self.anchor_local_ns + (dt as f64 * (1.0 + self.drift)).round() as i128
+    }
+
+    /// The local reading at true time `true_now` (never below zero).
+    pub fn local(&self, true_now: Duration) -> Duration {
+        Duration::from_nanos(self.local_ns(true_now).clamp(0, u64::MAX as i128) as u64)
+    }
+
+    /// The current drift rate.
+    pub fn drift(&self) -> f64 {
+        self.drift
+    }
+
+    /// Applies a fault at true time `true_now`.
+    pub fn apply(&mut self, fault: ClockFault, true_now: Duration) -> Result<(), String> {
+        let local = self.local_ns(true_now);
+        match fault {
+            ClockFault::Jump { by_ms } => {
+                self.anchor_local_ns = local + by_ms as i128 * 1_000_000;
+            }
+            ClockFault::Drift { rate } => {
+                check_drift(rate)?;
+                self.anchor_local_ns = local;
+                self.drift = rate;
+            }
+        }
+        self.anchor_true_ns = true_now.as_nanos() as i128;
+        Ok(())
+    }
+
+    /// How much true time passes while this clock advances by `local` (absent jumps).
+    pub fn true_duration_for(&self, local: Duration) -> Duration {
+        local.div_f64(1.0 + self.drift)
+    }
+}
+
+fn check_drift(rate: f64) -> Result<(), String> {
+    if rate.is_finite() && rate > -1.0 && rate < 1.0 {
+        Ok(())
+    } else {
+        Err(format!("clock drift rate {rate} is outside (-1, 1)"))
+    }
+}
+
+/// core's [`Clock`] for one node in a madsim run: local readings from a shared
+/// [`NodeClock`] (which the nemesis may change), timers and tasks on madsim.
+#[derive(Clone)]
+pub struct SkewedClock {
+    origin: madsim::time::Instant,
+    node: Arc<Mutex<NodeClock>>,
+}
+
+impl SkewedClock {
+    /// Must be called inside a madsim runtime; true time counts from this call.
+    pub fn new(node: Arc<Mutex<NodeClock>>) -> SkewedClock {
+        SkewedClock {
+            origin: madsim::time::Instant::now(),
+            node,
+        }
+    }
+
+    /// True (virtual) time since this clock's origin.
+    pub fn true_now(&self) -> Duration {
+        madsim::time::Instant::now() - self.origin
+    }
+}
+
+impl Clock for SkewedClock {
+    fn now(&self) -> Duration {
+        self.node.lock().unwrap().local(self.true_now())
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<()> {
+        let true_d = self.node.lock().unwrap().true_duration_for(d);
+        Box::pin(madsim::time::sleep(true_d))
+    }
+
+    fn spawn(&self, task: BoxFuture<()>) {
+        drop(madsim::task::spawn(task));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn offset_drift_and_jumps() {
+        let mut c = NodeClock::new(500, 0.01).unwrap();
+        assert_eq!(c.local(Duration::ZERO), Duration::from_millis(500));
+        assert_eq!(c.local(100 * S), Duration::from_millis(500 + 101_000));
+        c.apply(ClockFault::Jump { by_ms: -2_000 }, 100 * S)
+            .unwrap();
+        assert_eq!(c.local(100 * S), Duration::from_millis(99_500));
+        c.apply(ClockFault::Drift { rate: -0.5 }, 100 * S).unwrap();
+        assert_eq!(c.local(110 * S), Duration::from_millis(104_500));
+        assert_eq!(c.true_duration_for(S), 2 * S);
+        assert!(c.apply(ClockFault::Drift { rate: 1.0 }, 110 * S).is_err());
+        assert!(NodeClock::new(0, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn readings_stop_at_zero() {
+        let c = NodeClock::new(-1_000, 0.0).unwrap();
+        assert_eq!(c.local(Duration::from_millis(500)), Duration::ZERO);
+        assert_eq!(c.local(2 * S), S);
+    }
+
+    #[test]
+    fn skewed_clock_in_a_run() {
+        let (local, true_t) = crate::run_seed(3, None, || async {
+            let node = Arc::new(Mutex::new(NodeClock::new(0, 0.25).unwrap()));
+            let c = SkewedClock::new(node);
+            c.sleep(10 * S).await; // 10 s local = 8 s true
+            (c.now(), c.true_now())
+        })
+        .unwrap();
+        assert!(
+            local >= 10 * S && local < 10 * S + Duration::from_millis(5),
+            "{local:?}"
+        );
+        assert!(
+            true_t >= 8 * S && true_t < 8 * S + Duration::from_millis(5),
+            "{true_t:?}"
+        );
+    }
+}
