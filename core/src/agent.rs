@@ -10,7 +10,7 @@
 //! when a `Tick` is applied, at the same log index on every agent.
 
 use crate::client::LeaseInfo;
-use crate::command::{Command, Event, LeaseId, Outcome};
+use crate::command::{Command, Event, LeaseId, Outcome, Revision};
 use crate::key::Key;
 use crate::raft::{Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, Role, Term};
 use crate::store::{Node, ReadResult, Store};
@@ -45,6 +45,8 @@ pub enum Request {
     Read(Key),
     Range(Key, Key),
     Lease(LeaseId),
+    /// The changes of keys related to `key` after a revision (possibly none yet).
+    Events(Key, Revision),
 }
 
 /// An agent's answer.
@@ -54,6 +56,8 @@ pub enum Response {
     Read(ReadResult),
     Range(Vec<(Key, Node)>),
     Lease(Option<LeaseInfo>),
+    /// Related changes in order; `Err(r)`: events up to revision `r` were compacted.
+    Events(Result<Vec<Event>, Revision>),
     /// "Not leader, try X" (or no leader known): the request was not carried out.
     NotLeader {
         leader: Option<NodeId>,
@@ -202,6 +206,12 @@ impl AgentCore {
                     granted_revision: l.granted_revision,
                 }))
             }
+            Request::Events(key, after) => Response::Events(
+                self.store
+                    .events_after(*after)
+                    .map(|evs| evs.into_iter().filter(|e| e.key.is_related(key)).collect())
+                    .map_err(|c| c.compacted),
+            ),
             Request::Submit(_) => unreachable!("submits are not reads"),
         }
     }

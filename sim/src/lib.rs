@@ -12,9 +12,11 @@ compile_error!(
 );
 
 pub mod clock;
+pub mod cluster;
 pub mod disk;
 
 pub use clock::{ClockFault, NodeClock, SkewedClock};
+pub use cluster::{ClientConfig, Cluster, ClusterConfig, NetClient};
 pub use disk::SimDisk;
 
 use std::future::Future;

@@ -1,0 +1,401 @@
+//! The simulated agency cluster: agent actors on madsim nodes, talking over madsim's network
+//! with serde envelopes, persisting through their [`SimDisk`]; and [`NetClient`], the
+//! networked [`StoreClient`] the API families run over.
+//!
+//! An agent node runs one loop: receive an envelope or reach the next tick, feed it to its
+//! [`AgentCore`], then carry out the output in order (persist and sync, send, answer). Its
+//! disk lives outside the node, so a killed and restarted node recovers from what it synced.
+
+use crate::disk::SimDisk;
+use crate::MadsimClock;
+use async_trait::async_trait;
+use futures::channel::oneshot;
+use madsim::net::Endpoint;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tenure_core::agent::{AgentConfig, AgentCore, Request, Response};
+use tenure_core::client::{ClientError, LeaseInfo, StoreClient};
+use tenure_core::clock::Clock;
+use tenure_core::raft::{Entry, HardState, Message, NodeId};
+use tenure_core::store::{Node, ReadResult};
+use tenure_core::{Command, Event, Key, LeaseId, Outcome, Revision};
+
+const TAG: u64 = 7;
+const MAX_DATAGRAM: usize = 16 << 20;
+const LOG_FILE: &str = "raft.log";
+const HARD_STATE_FILE: &str = "raft.hs";
+
+/// What travels between nodes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Envelope {
+    Raft(Message),
+    Request { id: u64, request: Request },
+    Response { id: u64, response: Response },
+}
+
+fn encode(e: &Envelope) -> Vec<u8> {
+    serde_json::to_vec(e).expect("envelopes serialize")
+}
+
+/// Cluster settings.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub agents: usize,
+    pub agent: AgentConfig,
+    /// Local time between Raft ticks.
+    pub tick: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            agents: 3,
+            agent: AgentConfig::default(),
+            tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A running cluster (inside a madsim run).
+pub struct Cluster {
+    pub addrs: Vec<SocketAddr>,
+    pub nodes: Vec<madsim::runtime::NodeHandle>,
+    pub disks: Vec<Arc<Mutex<SimDisk>>>,
+}
+
+fn agent_addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, (i + 1) as u8], 4000))
+}
+
+impl Cluster {
+    /// Starts `config.agents` agents, named `agent-1`..; agent ids are 1-based.
+    pub fn start(config: ClusterConfig, seed: u64) -> Cluster {
+        let handle = madsim::runtime::Handle::current();
+        let addrs: Vec<SocketAddr> = (0..config.agents).map(agent_addr).collect();
+        let mut nodes = Vec::new();
+        let mut disks = Vec::new();
+        for i in 0..config.agents {
+            let disk = Arc::new(Mutex::new(SimDisk::new()));
+            let (addrs2, disk2, cfg) = (addrs.clone(), disk.clone(), config.clone());
+            let node = handle
+                .create_node()
+                .name(format!("agent-{}", i + 1))
+                .ip(addrs[i].ip())
+                .init(move || {
+                    agent_main(
+                        i as NodeId + 1,
+                        addrs2.clone(),
+                        disk2.clone(),
+                        cfg.clone(),
+                        seed,
+                    )
+                })
+                .build();
+            nodes.push(node);
+            disks.push(disk);
+        }
+        Cluster {
+            addrs,
+            nodes,
+            disks,
+        }
+    }
+}
+
+fn restore(disk: &Mutex<SimDisk>) -> (HardState, Vec<Entry>, Vec<u64>) {
+    let mut d = disk.lock().unwrap();
+    let hs = serde_json::from_slice(d.read(HARD_STATE_FILE)).unwrap_or_default();
+    let recs = d.read_records(LOG_FILE);
+    if let Some(at) = recs.torn_at {
+        // A torn last record was never acknowledged (it was not synced): drop it.
+        d.truncate(LOG_FILE, at);
+        d.sync(LOG_FILE);
+    }
+    let mut entries = Vec::new();
+    let mut offsets = Vec::new();
+    for (off, payload) in recs.records {
+        let e: Entry = serde_json::from_slice(&payload).expect("log records decode");
+        offsets.push(off);
+        entries.push(e);
+    }
+    (hs, entries, offsets)
+}
+
+async fn agent_main(
+    id: NodeId,
+    addrs: Vec<SocketAddr>,
+    disk: Arc<Mutex<SimDisk>>,
+    cfg: ClusterConfig,
+    seed: u64,
+) {
+    let ep = Endpoint::bind(addrs[id as usize - 1])
+        .await
+        .expect("agent binds its address");
+    let peers: Vec<NodeId> = (1..=addrs.len() as NodeId).collect();
+    let (hs, log, mut offsets) = restore(&disk);
+    let mut core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, log);
+    let clock = MadsimClock::new();
+    // Requests in flight: our id -> (client address, client's id).
+    let mut clients: BTreeMap<u64, (SocketAddr, u64)> = BTreeMap::new();
+    let mut next_req = 0u64;
+    // A dedicated receiver: dropping a pending `recv_from` (as a timeout would) can lose the
+    // datagram it was about to return, while a channel keeps it.
+    let (tx, mut inbox) = futures::channel::mpsc::unbounded::<(Vec<u8>, SocketAddr)>();
+    let rx_ep = ep.clone();
+    madsim::task::spawn(async move {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        while let Ok((n, from)) = rx_ep.recv_from(TAG, &mut buf).await {
+            if tx.unbounded_send((buf[..n].to_vec(), from)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut next_tick = clock.now() + cfg.tick;
+    loop {
+        let wait = next_tick.saturating_sub(clock.now());
+        let received = madsim::time::timeout(wait, futures::StreamExt::next(&mut inbox)).await;
+        match received {
+            Ok(Some((bytes, from))) => match serde_json::from_slice::<Envelope>(&bytes) {
+                Ok(Envelope::Raft(m)) => core.step(m),
+                Ok(Envelope::Request { id: cid, request }) => {
+                    next_req += 1;
+                    clients.insert(next_req, (from, cid));
+                    core.request(next_req, request);
+                }
+                Ok(Envelope::Response { .. }) | Err(_) => {}
+            },
+            Ok(None) => return,
+            Err(_) => {
+                core.tick(clock.now());
+                next_tick += cfg.tick;
+            }
+        }
+        let out = core.output();
+        {
+            let mut d = disk.lock().unwrap();
+            if let Some(from) = out.persist_from {
+                let keep = from as usize - 1;
+                if keep < offsets.len() {
+                    d.truncate(LOG_FILE, offsets[keep]);
+                    offsets.truncate(keep);
+                }
+                for e in &out.entries {
+                    offsets.push(d.append_record(
+                        LOG_FILE,
+                        &serde_json::to_vec(e).expect("entries serialize"),
+                    ));
+                }
+                d.sync(LOG_FILE);
+            }
+            if let Some(hs) = out.hard_state {
+                d.write_all(
+                    HARD_STATE_FILE,
+                    &serde_json::to_vec(&hs).expect("hard state serializes"),
+                );
+                d.sync(HARD_STATE_FILE);
+            }
+        }
+        for m in out.messages {
+            let to = addrs[m.to as usize - 1];
+            let _ = ep.send_to(to, TAG, &encode(&Envelope::Raft(m))).await;
+        }
+        for (rid, response) in out.responses {
+            if let Some((addr, cid)) = clients.remove(&rid) {
+                let _ = ep
+                    .send_to(
+                        addr,
+                        TAG,
+                        &encode(&Envelope::Response { id: cid, response }),
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+/// Client-side settings.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientConfig {
+    /// How long to wait for one agent's answer.
+    pub request_timeout: Duration,
+    /// How many agents to try before giving up.
+    pub max_attempts: usize,
+    /// Pause before retrying when no leader is known.
+    pub retry_pause: Duration,
+    /// Poll period of `wait_events`.
+    pub watch_poll: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            request_timeout: Duration::from_millis(500),
+            max_attempts: 40,
+            retry_pause: Duration::from_millis(50),
+            watch_poll: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A `StoreClient` over the network: follows "not leader, try X" redirects, retries with a
+/// bound, and reports a write whose outcome it cannot know as indeterminate, never failed.
+#[derive(Clone)]
+pub struct NetClient {
+    inner: Arc<NetInner>,
+}
+
+struct NetInner {
+    ep: Endpoint,
+    agents: Vec<SocketAddr>,
+    clock: Arc<dyn Clock>,
+    config: ClientConfig,
+    state: Mutex<NetState>,
+}
+
+#[derive(Default)]
+struct NetState {
+    next_id: u64,
+    leader_hint: usize,
+    waiting: BTreeMap<u64, oneshot::Sender<Response>>,
+}
+
+impl NetClient {
+    /// Binds a client on the current node (which must have an IP address).
+    pub async fn connect(
+        agents: Vec<SocketAddr>,
+        config: ClientConfig,
+    ) -> std::io::Result<NetClient> {
+        let ep = Endpoint::bind("0.0.0.0:0").await?;
+        let clock = MadsimClock::new();
+        let inner = Arc::new(NetInner {
+            ep,
+            agents,
+            clock: clock.shared(),
+            config,
+            state: Mutex::new(NetState::default()),
+        });
+        // The dispatcher routes answers to the calls waiting for them.
+        let weak = Arc::downgrade(&inner);
+        let ep = inner.ep.clone();
+        clock.spawn(Box::pin(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            while let Ok((n, _)) = ep.recv_from(TAG, &mut buf).await {
+                let Some(inner) = weak.upgrade() else { return };
+                if let Ok(Envelope::Response { id, response }) = serde_json::from_slice(&buf[..n]) {
+                    if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
+                        let _ = tx.send(response);
+                    }
+                }
+            }
+        }));
+        Ok(NetClient { inner })
+    }
+
+    async fn call(&self, request: Request) -> Result<Response, ClientError> {
+        let i = &self.inner;
+        let is_write = matches!(request, Request::Submit(_));
+        for _ in 0..i.config.max_attempts {
+            let (id, to, rx) = {
+                let mut st = i.state.lock().unwrap();
+                st.next_id += 1;
+                let id = st.next_id;
+                let (tx, rx) = oneshot::channel();
+                st.waiting.insert(id, tx);
+                (id, st.leader_hint, rx)
+            };
+            let bytes = encode(&Envelope::Request {
+                id,
+                request: request.clone(),
+            });
+            let _ = i.ep.send_to(i.agents[to], TAG, &bytes).await;
+            let answer = tenure_core::clock::timeout(&*i.clock, i.config.request_timeout, rx).await;
+            i.state.lock().unwrap().waiting.remove(&id);
+            match answer {
+                Some(Ok(Response::NotLeader { leader: Some(l) })) => {
+                    i.state.lock().unwrap().leader_hint = (l as usize - 1) % i.agents.len();
+                }
+                Some(Ok(Response::NotLeader { leader: None }))
+                | Some(Ok(Response::NotCommitted)) => {
+                    // Surely not carried out: try the next agent after a pause.
+                    i.state.lock().unwrap().leader_hint = (to + 1) % i.agents.len();
+                    i.clock.sleep(i.config.retry_pause).await;
+                }
+                Some(Ok(r)) => return Ok(r),
+                Some(Err(_)) | None => {
+                    if is_write {
+                        return Err(ClientError::Indeterminate(format!(
+                            "no answer from agent {} within {:?}",
+                            to + 1,
+                            i.config.request_timeout
+                        )));
+                    }
+                    i.state.lock().unwrap().leader_hint = (to + 1) % i.agents.len();
+                }
+            }
+        }
+        Err(ClientError::Unavailable(format!(
+            "no leader answered after {} attempts",
+            i.config.max_attempts
+        )))
+    }
+}
+
+fn unexpected(r: Response) -> ClientError {
+    ClientError::Unavailable(format!("unexpected answer {r:?}"))
+}
+
+#[async_trait]
+impl StoreClient for NetClient {
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    async fn submit(&self, cmd: Command) -> Result<Outcome, ClientError> {
+        match self.call(Request::Submit(cmd)).await? {
+            Response::Applied(o) => Ok(o),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn read(&self, key: &Key) -> Result<ReadResult, ClientError> {
+        match self.call(Request::Read(key.clone())).await? {
+            Response::Read(r) => Ok(r),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Node)>, ClientError> {
+        match self
+            .call(Request::Range(start.clone(), end.clone()))
+            .await?
+        {
+            Response::Range(r) => Ok(r),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn wait_events(&self, key: &Key, after: Revision) -> Result<Vec<Event>, ClientError> {
+        loop {
+            match self.call(Request::Events(key.clone(), after)).await? {
+                Response::Events(Ok(events)) if !events.is_empty() => return Ok(events),
+                Response::Events(Ok(_)) => {
+                    self.inner.clock.sleep(self.inner.config.watch_poll).await
+                }
+                Response::Events(Err(compacted)) => {
+                    return Err(ClientError::Compacted { compacted })
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+    }
+
+    async fn lease(&self, id: LeaseId) -> Result<Option<LeaseInfo>, ClientError> {
+        match self.call(Request::Lease(id)).await? {
+            Response::Lease(l) => Ok(l),
+            r => Err(unexpected(r)),
+        }
+    }
+}
