@@ -130,3 +130,52 @@ fn same_seed_same_run() {
     };
     assert_eq!(trace(11), trace(11));
 }
+
+#[test]
+fn acknowledged_writes_survive_every_agent_restarting() {
+    run_seed(5, Some(Duration::from_secs(3600)), || async {
+        let cluster = Cluster::start(ClusterConfig::default(), 5);
+        let handle = madsim::runtime::Handle::current();
+        let node = handle
+            .create_node()
+            .name("client")
+            .ip("10.0.1.1".parse().unwrap())
+            .build();
+        let addrs = cluster.addrs.clone();
+        node.spawn(async move {
+            let a = AgencyApi::new(client(&addrs).await);
+            for i in 0..20 {
+                a.write_key(
+                    &Key::parse(&format!("/d/{i}")).unwrap(),
+                    json!(i),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        for n in &cluster.nodes {
+            handle.kill(n.id());
+        }
+        MadsimClock::new().sleep(Duration::from_secs(1)).await;
+        for n in &cluster.nodes {
+            handle.restart(n.id());
+        }
+        let addrs = cluster.addrs.clone();
+        node.spawn(async move {
+            let a = AgencyApi::new(client(&addrs).await);
+            let all = a.read_key(&Key::parse("/d").unwrap()).await.unwrap();
+            assert_eq!(
+                all.as_object().unwrap().len(),
+                20,
+                "every acknowledged write is back"
+            );
+        })
+        .await
+        .unwrap();
+    })
+    .unwrap();
+}
