@@ -739,40 +739,30 @@ impl Raft {
         commit: Index,
         read_ctx: Option<u64>,
     ) {
-        match self.term_at(prev_index) {
-            None => {
-                // We lack `prev_index`: retry from just after our last entry.
-                let hint = self.last_index() + 1;
-                self.send(
-                    from,
-                    MsgKind::AppendResp {
-                        success: false,
-                        match_index: 0,
-                        hint,
-                        read_ctx,
-                    },
-                );
-                return;
-            }
+        let hint = match self.term_at(prev_index) {
+            // We lack `prev_index`: retry from just after our last entry.
+            None => Some(self.last_index() + 1),
+            // Conflict: skip back over the whole conflicting term at once.
             Some(t) if t != prev_term => {
-                // Conflict: skip back over the whole conflicting term at once.
                 let mut hint = prev_index;
                 while hint > 1 && self.term_at(hint - 1) == Some(t) {
                     hint -= 1;
                 }
-                hint = hint.min(self.commit + 1).max(1);
-                self.send(
-                    from,
-                    MsgKind::AppendResp {
-                        success: false,
-                        match_index: 0,
-                        hint,
-                        read_ctx,
-                    },
-                );
-                return;
+                Some(hint.min(self.commit + 1).max(1))
             }
-            Some(_) => {}
+            Some(_) => None,
+        };
+        if let Some(hint) = hint {
+            self.send(
+                from,
+                MsgKind::AppendResp {
+                    success: false,
+                    match_index: 0,
+                    hint,
+                    read_ctx,
+                },
+            );
+            return;
         }
         let mut last_new = prev_index;
         for e in entries {
