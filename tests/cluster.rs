@@ -179,3 +179,20 @@ fn acknowledged_writes_survive_every_agent_restarting() {
     })
     .unwrap();
 }
+
+#[test]
+fn agents_are_healthy_once_a_leader_is_elected() {
+    on_cluster(9, |addrs| async move {
+        let c = NetClient::connect(addrs.clone(), ClientConfig::default())
+            .await
+            .unwrap();
+        // At the very start nobody leads yet.
+        assert_eq!(
+            c.are_agents_healthy(false).await,
+            Err(tenure::sim::HealthError::NoLeader)
+        );
+        assert_eq!(c.are_agents_healthy(true).await, Ok(()));
+        MadsimClock::new().sleep(Duration::from_secs(2)).await;
+        assert_eq!(c.are_agents_healthy(false).await, Ok(()));
+    });
+}

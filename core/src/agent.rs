@@ -47,6 +47,8 @@ pub enum Request {
     Lease(LeaseId),
     /// The changes of keys related to `key` after a revision (possibly none yet).
     Events(Key, Revision),
+    /// "Are you the leader?": the leader answers `Leader`, others `NotLeader`.
+    Health,
 }
 
 /// An agent's answer.
@@ -64,6 +66,10 @@ pub enum Response {
     },
     /// The proposal was overwritten by another leader's entry: it never committed.
     NotCommitted,
+    /// The answer of the leader to `Health`.
+    Leader {
+        term: Term,
+    },
 }
 
 /// What the driver must do after an event, in field order.
@@ -170,6 +176,10 @@ impl AgentCore {
             return;
         }
         match req {
+            Request::Health => {
+                let term = self.raft.term();
+                self.responses.push((id, Response::Leader { term }));
+            }
             Request::Submit(cmd) => match self.raft.propose(cmd) {
                 Ok(index) => {
                     self.proposals.insert(index, (id, self.raft.term()));
@@ -212,7 +222,7 @@ impl AgentCore {
                     .map(|evs| evs.into_iter().filter(|e| e.key.is_related(key)).collect())
                     .map_err(|c| c.compacted),
             ),
-            Request::Submit(_) => unreachable!("submits are not reads"),
+            Request::Submit(_) | Request::Health => unreachable!("not a read"),
         }
     }
 

@@ -343,6 +343,73 @@ impl NetClient {
     }
 }
 
+/// What `are_agents_healthy` found wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    #[error("agent {agent} did not answer")]
+    NoAnswer { agent: NodeId },
+    #[error("{0} agents answer as leader: {1:?}")]
+    SeveralLeaders(usize, Vec<NodeId>),
+    #[error("no agent answers as leader")]
+    NoLeader,
+    #[error("agent {agent} redirects to {to:?}, not to the leader {leader}")]
+    WrongRedirect {
+        agent: NodeId,
+        to: Option<NodeId>,
+        leader: NodeId,
+    },
+}
+
+impl NetClient {
+    /// Asks agent `agent` (1-based) directly whether it is the leader, without redirects.
+    pub async fn ask_agent(&self, agent: NodeId, request: Request) -> Option<Response> {
+        let i = &self.inner;
+        let (id, rx) = {
+            let mut st = i.state.lock().unwrap();
+            st.next_id += 1;
+            let id = st.next_id;
+            let (tx, rx) = oneshot::channel();
+            st.waiting.insert(id, tx);
+            (id, rx)
+        };
+        let bytes = encode(&Envelope::Request { id, request });
+        let _ =
+            i.ep.send_to(i.agents[agent as usize - 1], TAG, &bytes)
+                .await;
+        let answer = tenure_core::clock::timeout(&*i.clock, i.config.request_timeout, rx).await;
+        i.state.lock().unwrap().waiting.remove(&id);
+        answer.and_then(Result::ok)
+    }
+
+    /// The agency's `AreAgentsHealthy`: exactly one agent answers as leader and every other
+    /// redirects to it. With `allow_no_leader`, a cluster where nobody is leader (and nobody
+    /// claims to know one) is healthy too.
+    pub async fn are_agents_healthy(&self, allow_no_leader: bool) -> Result<(), HealthError> {
+        let mut leaders = Vec::new();
+        let mut redirects = Vec::new();
+        for agent in 1..=self.inner.agents.len() as NodeId {
+            match self.ask_agent(agent, Request::Health).await {
+                Some(Response::Leader { .. }) => leaders.push(agent),
+                Some(Response::NotLeader { leader }) => redirects.push((agent, leader)),
+                _ => return Err(HealthError::NoAnswer { agent }),
+            }
+        }
+        match leaders.as_slice() {
+            [leader] => match redirects.iter().find(|(_, to)| *to != Some(*leader)) {
+                Some(&(agent, to)) => Err(HealthError::WrongRedirect {
+                    agent,
+                    to,
+                    leader: *leader,
+                }),
+                None => Ok(()),
+            },
+            [] if allow_no_leader && redirects.iter().all(|(_, to)| to.is_none()) => Ok(()),
+            [] => Err(HealthError::NoLeader),
+            many => Err(HealthError::SeveralLeaders(many.len(), many.to_vec())),
+        }
+    }
+}
+
 fn unexpected(r: Response) -> ClientError {
     ClientError::Unavailable(format!("unexpected answer {r:?}"))
 }

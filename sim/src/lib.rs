@@ -16,7 +16,7 @@ pub mod cluster;
 pub mod disk;
 
 pub use clock::{ClockFault, NodeClock, SkewedClock};
-pub use cluster::{ClientConfig, Cluster, ClusterConfig, NetClient};
+pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient};
 pub use disk::SimDisk;
 
 use std::future::Future;
