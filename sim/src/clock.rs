@@ -104,6 +104,17 @@ impl SkewedClock {
         }
     }
 
+    /// A clock whose true time counts from `origin` (shared by every node of a run, so that
+    /// clock faults and restarts agree on true time).
+    pub fn with_origin(origin: madsim::time::Instant, node: Arc<Mutex<NodeClock>>) -> SkewedClock {
+        SkewedClock { origin, node }
+    }
+
+    /// How much true time passes while this node's clock advances by `local`.
+    pub fn node_true_duration(&self, local: Duration) -> Duration {
+        self.node.lock().unwrap().true_duration_for(local)
+    }
+
     /// True (virtual) time since this clock's origin.
     pub fn true_now(&self) -> Duration {
         madsim::time::Instant::now() - self.origin

@@ -6,6 +6,7 @@
 //! [`AgentCore`], then carry out the output in order (persist and sync, send, answer). Its
 //! disk lives outside the node, so a killed and restarted node recovers from what it synced.
 
+use crate::clock::{NodeClock, SkewedClock};
 use crate::disk::SimDisk;
 use crate::MadsimClock;
 use async_trait::async_trait;
@@ -64,6 +65,10 @@ pub struct Cluster {
     pub addrs: Vec<SocketAddr>,
     pub nodes: Vec<madsim::runtime::NodeHandle>,
     pub disks: Vec<Arc<Mutex<SimDisk>>>,
+    /// Each agent's clock over true time (the nemesis changes them).
+    pub clocks: Vec<Arc<Mutex<NodeClock>>>,
+    /// True time zero of the run.
+    pub origin: madsim::time::Instant,
 }
 
 fn agent_addr(i: usize) -> SocketAddr {
@@ -75,11 +80,17 @@ impl Cluster {
     pub fn start(config: ClusterConfig, seed: u64) -> Cluster {
         let handle = madsim::runtime::Handle::current();
         let addrs: Vec<SocketAddr> = (0..config.agents).map(agent_addr).collect();
+        let origin = madsim::time::Instant::now();
         let mut nodes = Vec::new();
         let mut disks = Vec::new();
+        let mut clocks = Vec::new();
         for i in 0..config.agents {
             let disk = Arc::new(Mutex::new(SimDisk::new()));
+            let clock = Arc::new(Mutex::new(
+                NodeClock::new(0, 0.0).expect("zero drift is valid"),
+            ));
             let (addrs2, disk2, cfg) = (addrs.clone(), disk.clone(), config.clone());
+            let clock2 = SkewedClock::with_origin(origin, clock.clone());
             let node = handle
                 .create_node()
                 .name(format!("agent-{}", i + 1))
@@ -89,6 +100,7 @@ impl Cluster {
                         i as NodeId + 1,
                         addrs2.clone(),
                         disk2.clone(),
+                        clock2.clone(),
                         cfg.clone(),
                         seed,
                     )
@@ -96,12 +108,20 @@ impl Cluster {
                 .build();
             nodes.push(node);
             disks.push(disk);
+            clocks.push(clock);
         }
         Cluster {
             addrs,
             nodes,
             disks,
+            clocks,
+            origin,
         }
+    }
+
+    /// True (virtual) time since the cluster started.
+    pub fn true_now(&self) -> Duration {
+        madsim::time::Instant::now() - self.origin
     }
 }
 
@@ -128,6 +148,7 @@ async fn agent_main(
     id: NodeId,
     addrs: Vec<SocketAddr>,
     disk: Arc<Mutex<SimDisk>>,
+    clock: SkewedClock,
     cfg: ClusterConfig,
     seed: u64,
 ) {
@@ -137,7 +158,6 @@ async fn agent_main(
     let peers: Vec<NodeId> = (1..=addrs.len() as NodeId).collect();
     let (hs, log, mut offsets) = restore(&disk);
     let mut core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, log);
-    let clock = MadsimClock::new();
     // Requests in flight: our id -> (client address, client's id).
     let mut clients: BTreeMap<u64, (SocketAddr, u64)> = BTreeMap::new();
     let mut next_req = 0u64;
@@ -153,9 +173,11 @@ async fn agent_main(
             }
         }
     });
+    // Ticks follow the agent's own (possibly drifting, jumping) clock.
     let mut next_tick = clock.now() + cfg.tick;
     loop {
         let wait = next_tick.saturating_sub(clock.now());
+        let wait = clock.node_true_duration(wait);
         let received = madsim::time::timeout(wait, futures::StreamExt::next(&mut inbox)).await;
         match received {
             Ok(Some((bytes, from))) => match serde_json::from_slice::<Envelope>(&bytes) {
@@ -169,8 +191,15 @@ async fn agent_main(
             },
             Ok(None) => return,
             Err(_) => {
-                core.tick(clock.now());
-                next_tick += cfg.tick;
+                let now = clock.now();
+                core.tick(now);
+                // After a backward jump, do not replay the lost time; after a forward jump,
+                // do not tick in a burst.
+                next_tick = if now >= next_tick + cfg.tick || now + cfg.tick < next_tick {
+                    now + cfg.tick
+                } else {
+                    next_tick + cfg.tick
+                };
             }
         }
         let out = core.output();

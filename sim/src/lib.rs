@@ -14,10 +14,12 @@ compile_error!(
 pub mod clock;
 pub mod cluster;
 pub mod disk;
+pub mod nemesis;
 
 pub use clock::{ClockFault, NodeClock, SkewedClock};
 pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient};
 pub use disk::SimDisk;
+pub use nemesis::{swarm, Fault, Schedule, Step, Swarm};
 
 use std::future::Future;
 use std::sync::Arc;

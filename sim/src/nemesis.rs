@@ -1,0 +1,402 @@
+//! The nemesis: fault schedules as data, generated from a seed (swarm) or written by hand, and
+//! carried out against a running [`Cluster`].
+//!
+//! A schedule is a list of `{ "at_ms": t, "fault": {...} }` in JSON. Agents are named by
+//! their 1-based id. Faults: partition into groups (agents in different groups cannot talk;
+//! agents named in no group are cut off alone), heal, clog or unclog one direction of a link,
+//! message loss rate, latency range, kill (the node's unsynced disk writes are lost), restart
+//! (from its disk), pause and resume (frozen while its clock runs on), and clock jumps or
+//! drift changes.
+
+use crate::clock::ClockFault;
+use crate::cluster::Cluster;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    Partition { groups: Vec<Vec<u64>> },
+    Heal,
+    Clog { from: u64, to: u64 },
+    Unclog { from: u64, to: u64 },
+    Loss { rate: f64 },
+    Latency { min_ms: u64, max_ms: u64 },
+    Kill { agent: u64 },
+    Restart { agent: u64 },
+    Pause { agent: u64 },
+    Resume { agent: u64 },
+    Clock { agent: u64, change: ClockFault },
+}
+
+/// A fault at a virtual time (ms since the run began).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub at_ms: u64,
+    pub fault: Fault,
+}
+
+/// A fault schedule, in time order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub steps: Vec<Step>,
+}
+
+impl Schedule {
+    /// Parses and validates a JSON schedule for a cluster of `agents`.
+    pub fn from_json(text: &str, agents: u64) -> Result<Schedule, String> {
+        let s: Schedule = serde_json::from_str(text).map_err(|e| format!("fault schedule: {e}"))?;
+        s.validate(agents)?;
+        Ok(s)
+    }
+
+    /// Checks every agent id, rate and range; steps must be in time order.
+    pub fn validate(&self, agents: u64) -> Result<(), String> {
+        let agent_ok = |a: u64, i: usize| {
+            if (1..=agents).contains(&a) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "step {i}: agent {a} does not exist (agents are 1..={agents})"
+                ))
+            }
+        };
+        let mut last = 0;
+        for (i, step) in self.steps.iter().enumerate() {
+            if step.at_ms < last {
+                return Err(format!(
+                    "step {i}: at_ms {} is before the previous step's {last}",
+                    step.at_ms
+                ));
+            }
+            last = step.at_ms;
+            match &step.fault {
+                Fault::Partition { groups } => {
+                    let mut seen = std::collections::BTreeSet::new();
+                    for a in groups.iter().flatten() {
+                        agent_ok(*a, i)?;
+                        if !seen.insert(*a) {
+                            return Err(format!("step {i}: agent {a} is in two groups"));
+                        }
+                    }
+                }
+                Fault::Clog { from, to } | Fault::Unclog { from, to } => {
+                    agent_ok(*from, i)?;
+                    agent_ok(*to, i)?;
+                }
+                Fault::Loss { rate } => {
+                    if !(0.0..=1.0).contains(rate) {
+                        return Err(format!("step {i}: loss rate {rate} is outside [0, 1]"));
+                    }
+                }
+                Fault::Latency { min_ms, max_ms } => {
+                    if min_ms >= max_ms {
+                        return Err(format!("step {i}: latency needs min_ms < max_ms"));
+                    }
+                }
+                Fault::Kill { agent }
+                | Fault::Restart { agent }
+                | Fault::Pause { agent }
+                | Fault::Resume { agent } => agent_ok(*agent, i)?,
+                Fault::Clock { agent, change } => {
+                    agent_ok(*agent, i)?;
+                    if let ClockFault::Drift { rate } = change {
+                        if !(rate.is_finite() && *rate > -1.0 && *rate < 1.0) {
+                            return Err(format!("step {i}: drift {rate} is outside (-1, 1)"));
+                        }
+                    }
+                }
+                Fault::Heal => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The time of the last step that leaves a fault in place being lifted: after it, the
+    /// network is healed, every agent runs and no clock drifts beyond what it was set to.
+    pub fn last_at_ms(&self) -> u64 {
+        self.steps.last().map_or(0, |s| s.at_ms)
+    }
+}
+
+/// SplitMix64: the swarm's own deterministic source, so a schedule depends only on its seed.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Which kinds of fault a swarm schedule uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Swarm {
+    pub partitions: bool,
+    pub kills: bool,
+    pub pauses: bool,
+    pub clocks: bool,
+}
+
+/// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
+/// `duration`, every fault lifted again by the end (a final heal, restarts and resumes).
+pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
+    let mut r = Mix(seed ^ 0x5EED_0F_FA17);
+    let kinds = Swarm {
+        partitions: r.below(2) == 0,
+        kills: r.below(2) == 0,
+        pauses: r.below(3) == 0,
+        clocks: r.below(3) == 0,
+    };
+    let end = duration.as_millis() as u64;
+    let mut steps = Vec::new();
+    let mut t = 0;
+    let mut down: Vec<u64> = Vec::new();
+    let mut paused: Vec<u64> = Vec::new();
+    loop {
+        t += 200 + r.below(2_000);
+        if t >= end {
+            break;
+        }
+        let agent = r.below(agents) + 1;
+        let fault = match r.below(4) {
+            0 if kinds.partitions => {
+                if r.below(3) == 0 {
+                    Fault::Heal
+                } else {
+                    let mut a = Vec::new();
+                    let mut b = Vec::new();
+                    for id in 1..=agents {
+                        if r.below(2) == 0 {
+                            a.push(id)
+                        } else {
+                            b.push(id)
+                        }
+                    }
+                    Fault::Partition { groups: vec![a, b] }
+                }
+            }
+            1 if kinds.kills => {
+                if let Some(i) = down.iter().position(|d| *d == agent) {
+                    down.remove(i);
+                    Fault::Restart { agent }
+                } else {
+                    down.push(agent);
+                    Fault::Kill { agent }
+                }
+            }
+            2 if kinds.pauses => {
+                if let Some(i) = paused.iter().position(|d| *d == agent) {
+                    paused.remove(i);
+                    Fault::Resume { agent }
+                } else {
+                    paused.push(agent);
+                    Fault::Pause { agent }
+                }
+            }
+            3 if kinds.clocks => {
+                if r.below(2) == 0 {
+                    let by_ms = r.below(2_000) as i64 - 1_000;
+                    Fault::Clock {
+                        agent,
+                        change: ClockFault::Jump { by_ms },
+                    }
+                } else {
+                    // Within the default drift bound, so the guarantees must still hold.
+                    let rate = (r.below(1_800) as f64 - 900.0) / 100_000.0;
+                    Fault::Clock {
+                        agent,
+                        change: ClockFault::Drift { rate },
+                    }
+                }
+            }
+            _ => continue,
+        };
+        steps.push(Step { at_ms: t, fault });
+    }
+    let mut lift = vec![Fault::Heal];
+    lift.extend(down.into_iter().map(|agent| Fault::Restart { agent }));
+    lift.extend(paused.into_iter().map(|agent| Fault::Resume { agent }));
+    for fault in lift {
+        steps.push(Step { at_ms: end, fault });
+    }
+    (kinds, Schedule { steps })
+}
+
+/// Carries out one fault now, against `cluster`.
+pub fn apply(cluster: &Cluster, fault: &Fault) {
+    let handle = madsim::runtime::Handle::current();
+    let net = madsim::net::NetSim::current();
+    let node = |agent: u64| cluster.nodes[agent as usize - 1].id();
+    let agents = cluster.nodes.len() as u64;
+    match fault {
+        Fault::Partition { groups } => {
+            let group_of = |a: u64| {
+                groups
+                    .iter()
+                    .position(|g| g.contains(&a))
+                    .map_or(1_000 + a as usize, |g| g)
+            };
+            for a in 1..=agents {
+                for b in 1..=agents {
+                    if a != b {
+                        if group_of(a) == group_of(b) {
+                            net.unclog_link(node(a), node(b));
+                        } else {
+                            net.clog_link(node(a), node(b));
+                        }
+                    }
+                }
+            }
+        }
+        Fault::Heal => {
+            for a in 1..=agents {
+                for b in 1..=agents {
+                    if a != b {
+                        net.unclog_link(node(a), node(b));
+                    }
+                }
+            }
+        }
+        Fault::Clog { from, to } => net.clog_link(node(*from), node(*to)),
+        Fault::Unclog { from, to } => net.unclog_link(node(*from), node(*to)),
+        Fault::Loss { rate } => net.update_config(|c| c.packet_loss_rate = *rate),
+        Fault::Latency { min_ms, max_ms } => net.update_config(|c| {
+            c.send_latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms)
+        }),
+        Fault::Kill { agent } => {
+            handle.kill(node(*agent));
+            // The crash loses whatever the agent had not synced.
+            cluster.disks[*agent as usize - 1]
+                .lock()
+                .unwrap()
+                .crash(|_, _| 0);
+        }
+        Fault::Restart { agent } => {
+            // madsim needs a kill first, or the node's sockets stay bound.
+            handle.kill(node(*agent));
+            cluster.disks[*agent as usize - 1]
+                .lock()
+                .unwrap()
+                .crash(|_, _| 0);
+            handle.restart(node(*agent));
+        }
+        Fault::Pause { agent } => handle.pause(node(*agent)),
+        Fault::Resume { agent } => handle.resume(node(*agent)),
+        Fault::Clock { agent, change } => {
+            let now = cluster.true_now();
+            // Validated: a drift outside (-1, 1) never reaches here.
+            let _ = cluster.clocks[*agent as usize - 1]
+                .lock()
+                .unwrap()
+                .apply(*change, now);
+        }
+    }
+}
+
+/// Carries out `schedule` against `cluster`, sleeping until each step; returns the steps
+/// applied with the true time they happened at.
+pub async fn run_schedule(cluster: &Cluster, schedule: &Schedule) -> Vec<(u64, Fault)> {
+    let mut done = Vec::new();
+    for step in &schedule.steps {
+        let at = Duration::from_millis(step.at_ms);
+        let now = cluster.true_now();
+        if at > now {
+            madsim::time::sleep(at - now).await;
+        }
+        apply(cluster, &step.fault);
+        done.push((cluster.true_now().as_millis() as u64, step.fault.clone()));
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_round_trip_and_validate() {
+        let text = r#"{"steps": [
+            {"at_ms": 100, "fault": {"kind": "partition", "groups": [[1], [2, 3]]}},
+            {"at_ms": 200, "fault": {"kind": "clock", "agent": 2, "change": {"drift": {"rate": 0.005}}}},
+            {"at_ms": 900, "fault": {"kind": "heal"}}
+        ]}"#;
+        let s = Schedule::from_json(text, 3).unwrap();
+        assert_eq!(s.steps.len(), 3);
+        let again = Schedule::from_json(&serde_json::to_string(&s).unwrap(), 3).unwrap();
+        assert_eq!(again, s);
+        for (bad, why) in [
+            (
+                r#"{"steps": [{"at_ms": 1, "fault": {"kind": "kill", "agent": 4}}]}"#,
+                "does not exist",
+            ),
+            (
+                r#"{"steps": [{"at_ms": 5, "fault": {"kind": "heal"}}, {"at_ms": 1, "fault": {"kind": "heal"}}]}"#,
+                "before",
+            ),
+            (
+                r#"{"steps": [{"at_ms": 1, "fault": {"kind": "loss", "rate": 2.0}}]}"#,
+                "outside",
+            ),
+            (
+                r#"{"steps": [{"at_ms": 1, "fault": {"kind": "partition", "groups": [[1], [1]]}}]}"#,
+                "two groups",
+            ),
+            (
+                r#"{"steps": [{"at_ms": 1, "fault": {"kind": "latency", "min_ms": 5, "max_ms": 5}}]}"#,
+                "min_ms",
+            ),
+            (
+                r#"{"steps": [{"at_ms": 1, "fault": {"kind": "explode"}}]}"#,
+                "unknown variant",
+            ),
+            (r#"not json"#, "fault schedule"),
+        ] {
+            let e = Schedule::from_json(bad, 3).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn swarm_is_a_function_of_the_seed_and_lifts_every_fault() {
+        let d = Duration::from_secs(30);
+        assert_eq!(swarm(7, 3, d), swarm(7, 3, d));
+        let differ = (0..20)
+            .filter(|s| swarm(*s, 3, d).1 != swarm(s + 100, 3, d).1)
+            .count();
+        assert!(differ > 15);
+        for seed in 0..100 {
+            let (_, s) = swarm(seed, 3, d);
+            s.validate(3).unwrap();
+            let mut down = std::collections::BTreeSet::new();
+            let mut paused = std::collections::BTreeSet::new();
+            for step in &s.steps {
+                match step.fault {
+                    Fault::Kill { agent } => assert!(down.insert(agent)),
+                    Fault::Restart { agent } => {
+                        down.remove(&agent);
+                    }
+                    Fault::Pause { agent } => assert!(paused.insert(agent)),
+                    Fault::Resume { agent } => assert!(paused.remove(&agent)),
+                    _ => {}
+                }
+            }
+            assert!(down.is_empty() && paused.is_empty(), "seed {seed}");
+            assert_eq!(
+                s.steps
+                    .iter()
+                    .rev()
+                    .find(|s| matches!(s.fault, Fault::Heal | Fault::Partition { .. }))
+                    .map(|s| &s.fault),
+                Some(&Fault::Heal)
+            );
+        }
+    }
+}
