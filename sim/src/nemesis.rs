@@ -148,7 +148,7 @@ pub struct Swarm {
 /// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
 /// `duration`, every fault lifted again by the end (a final heal, restarts and resumes).
 pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
-    let mut r = Mix(seed ^ 0x5EED_0F_FA17);
+    let mut r = Mix(seed ^ 0x005E_ED0F_FA17);
     let kinds = Swarm {
         partitions: r.below(2) == 0,
         kills: r.below(2) == 0,

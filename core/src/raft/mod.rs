@@ -785,7 +785,8 @@ impl Raft {
             }
         }
         if commit > self.commit {
-            self.commit = commit.min(last_new);
+            // `last_new` may lie below our commit index (a stale append): never move back.
+            self.commit = self.commit.max(commit.min(last_new));
         }
         self.send(
             from,

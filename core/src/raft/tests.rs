@@ -443,3 +443,38 @@ fn random_partitions_and_restarts_keep_raft_safe() {
         }
     }
 }
+
+/// Found by the swarm sweep (tests/nemesis.rs, seed 3): a delayed append that covers only a
+/// prefix of the follower's log must not move its commit index back.
+#[test]
+fn a_stale_append_never_moves_commit_back() {
+    let ids = [1, 2, 3];
+    let log: Vec<Entry> = (1..=5)
+        .map(|i| Entry {
+            term: 1,
+            index: i,
+            payload: Payload::Noop,
+        })
+        .collect();
+    let hs = HardState {
+        term: 1,
+        voted_for: Some(2),
+        commit: 4,
+    };
+    let mut r = Raft::restore(1, &ids, Config::default(), 0, hs, log);
+    assert_eq!(r.ready().committed.len(), 4);
+    r.step(Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        kind: MsgKind::Append {
+            prev_index: 1,
+            prev_term: 1,
+            entries: vec![],
+            commit: 5,
+            read_ctx: None,
+        },
+    });
+    assert_eq!(r.commit_index(), 4);
+    assert!(r.ready().committed.is_empty());
+}
