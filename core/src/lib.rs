@@ -16,6 +16,7 @@ pub mod leadership;
 pub mod lease;
 pub mod mem;
 pub mod raft;
+pub mod rng;
 pub mod storage;
 pub mod store;
 

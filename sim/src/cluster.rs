@@ -323,37 +323,40 @@ impl NetClient {
         Ok(NetClient { inner })
     }
 
+    /// Sends `request` to agent index `to` (0-based) and waits up to the request timeout.
+    async fn send_and_wait(&self, to: usize, request: Request) -> Option<Response> {
+        let i = &self.inner;
+        let (id, rx) = {
+            let mut st = i.state.lock().unwrap();
+            st.next_id += 1;
+            let id = st.next_id;
+            let (tx, rx) = oneshot::channel();
+            st.waiting.insert(id, tx);
+            (id, rx)
+        };
+        let bytes = encode(&Envelope::Request { id, request });
+        let _ = i.ep.send_to(i.agents[to], TAG, &bytes).await;
+        let answer = tenure_core::clock::timeout(&*i.clock, i.config.request_timeout, rx).await;
+        i.state.lock().unwrap().waiting.remove(&id);
+        answer.and_then(Result::ok)
+    }
+
     async fn call(&self, request: Request) -> Result<Response, ClientError> {
         let i = &self.inner;
         let is_write = matches!(request, Request::Submit(_));
         for _ in 0..i.config.max_attempts {
-            let (id, to, rx) = {
-                let mut st = i.state.lock().unwrap();
-                st.next_id += 1;
-                let id = st.next_id;
-                let (tx, rx) = oneshot::channel();
-                st.waiting.insert(id, tx);
-                (id, st.leader_hint, rx)
-            };
-            let bytes = encode(&Envelope::Request {
-                id,
-                request: request.clone(),
-            });
-            let _ = i.ep.send_to(i.agents[to], TAG, &bytes).await;
-            let answer = tenure_core::clock::timeout(&*i.clock, i.config.request_timeout, rx).await;
-            i.state.lock().unwrap().waiting.remove(&id);
-            match answer {
-                Some(Ok(Response::NotLeader { leader: Some(l) })) => {
+            let to = i.state.lock().unwrap().leader_hint;
+            match self.send_and_wait(to, request.clone()).await {
+                Some(Response::NotLeader { leader: Some(l) }) => {
                     i.state.lock().unwrap().leader_hint = (l as usize - 1) % i.agents.len();
                 }
-                Some(Ok(Response::NotLeader { leader: None }))
-                | Some(Ok(Response::NotCommitted)) => {
+                Some(Response::NotLeader { leader: None }) | Some(Response::NotCommitted) => {
                     // Surely not carried out: try the next agent after a pause.
                     i.state.lock().unwrap().leader_hint = (to + 1) % i.agents.len();
                     i.clock.sleep(i.config.retry_pause).await;
                 }
-                Some(Ok(r)) => return Ok(r),
-                Some(Err(_)) | None => {
+                Some(r) => return Ok(r),
+                None => {
                     if is_write {
                         return Err(ClientError::Indeterminate(format!(
                             "no answer from agent {} within {:?}",
@@ -392,22 +395,7 @@ pub enum HealthError {
 impl NetClient {
     /// Asks agent `agent` (1-based) directly whether it is the leader, without redirects.
     pub async fn ask_agent(&self, agent: NodeId, request: Request) -> Option<Response> {
-        let i = &self.inner;
-        let (id, rx) = {
-            let mut st = i.state.lock().unwrap();
-            st.next_id += 1;
-            let id = st.next_id;
-            let (tx, rx) = oneshot::channel();
-            st.waiting.insert(id, tx);
-            (id, rx)
-        };
-        let bytes = encode(&Envelope::Request { id, request });
-        let _ =
-            i.ep.send_to(i.agents[agent as usize - 1], TAG, &bytes)
-                .await;
-        let answer = tenure_core::clock::timeout(&*i.clock, i.config.request_timeout, rx).await;
-        i.state.lock().unwrap().waiting.remove(&id);
-        answer.and_then(Result::ok)
+        self.send_and_wait(agent as usize - 1, request).await
     }
 
     /// The agency's `AreAgentsHealthy`: exactly one agent answers as leader and every other

@@ -120,22 +120,6 @@ impl Schedule {
     }
 }
 
-/// SplitMix64: the swarm's own deterministic source, so a schedule depends only on its seed.
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Which kinds of fault a swarm schedule uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Swarm {
@@ -148,7 +132,8 @@ pub struct Swarm {
 /// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
 /// `duration`, every fault lifted again by the end (a final heal, restarts and resumes).
 pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
-    let mut r = Mix(seed ^ 0x005E_ED0F_FA17);
+    // The swarm's own source, so a schedule depends on its seed alone.
+    let mut r = tenure_core::rng::SplitMix64::new(seed ^ 0x005E_ED0F_FA17);
     let kinds = Swarm {
         partitions: r.below(2) == 0,
         kills: r.below(2) == 0,

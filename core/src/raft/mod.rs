@@ -180,7 +180,7 @@ pub struct Raft {
     id: NodeId,
     peers: Vec<NodeId>,
     config: Config,
-    rng: u64,
+    rng: crate::rng::SplitMix64,
     term: Term,
     voted_for: Option<NodeId>,
     log: Vec<Entry>,
@@ -232,7 +232,7 @@ impl Raft {
             id,
             peers,
             config,
-            rng: seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            rng: crate::rng::SplitMix64::new(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             term: hs.term,
             voted_for: hs.voted_for,
             log,
@@ -306,18 +306,9 @@ impl Raft {
         self.peers.len() / 2 + 1
     }
 
-    fn next_random(&mut self) -> u64 {
-        // SplitMix64: small, seeded, deterministic.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn reset_election_timeout(&mut self) {
         let base = self.config.election_ticks.max(1);
-        self.election_timeout = base + (self.next_random() % base as u64) as u32;
+        self.election_timeout = base + self.rng.below(base as u64) as u32;
         self.election_elapsed = 0;
     }
 
