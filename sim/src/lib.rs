@@ -116,6 +116,33 @@ where
     })
 }
 
+/// Runs `run(seed)` for every seed, `parallelism` at a time (each `run` is expected to call
+/// [`run_seed`], so every seed gets its own fresh thread), and returns the results in seed
+/// order, whatever order they finished in.
+pub fn sweep<T, F>(seeds: std::ops::Range<u64>, parallelism: usize, run: F) -> Vec<(u64, T)>
+where
+    T: Send,
+    F: Fn(u64) -> T + Sync,
+{
+    let next = std::sync::atomic::AtomicU64::new(seeds.start);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..parallelism.max(1) {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if seed >= seeds.end {
+                    return;
+                }
+                let r = run(seed);
+                results.lock().unwrap().push((seed, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(seed, _)| *seed);
+    results
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +165,12 @@ mod tests {
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
         let r = run_seed(1, None, || async { panic!("boom") });
+        let swept = sweep(0..6, 3, |seed| draw(seed));
+        assert_eq!(
+            swept.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            (0..6).collect::<Vec<_>>()
+        );
+        assert!(swept.iter().all(|(s, v)| *v == draw(*s)));
         assert!(matches!(r, Err(RunFailure::Panicked(m)) if m.contains("boom")));
     }
 }
