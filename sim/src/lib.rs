@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
         let r = run_seed(1, None, || async { panic!("boom") });
-        let swept = sweep(0..6, 3, &draw);
+        let swept = sweep(0..6, 3, draw);
         assert_eq!(
             swept.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             (0..6).collect::<Vec<_>>()
