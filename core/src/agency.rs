@@ -146,6 +146,14 @@ impl AgencyApi {
     }
 }
 
+impl AgencyApi {
+    /// Submits an observer (un)registration; its outcome carries nothing to report.
+    async fn observe(&self, cmd: Command) -> Result<(), AgencyError> {
+        self.client.submit(cmd).await?;
+        Ok(())
+    }
+}
+
 fn check_writable(key: &Key) -> Result<(), AgencyError> {
     if key.is_root() {
         return Err(AgencyError::Invalid(
@@ -219,23 +227,19 @@ impl Agency for AgencyApi {
                 "callback url: must not be empty".into(),
             ));
         }
-        self.client
-            .submit(Command::Observe {
-                key: key.clone(),
-                url: url.to_string(),
-            })
-            .await?;
-        Ok(())
+        self.observe(Command::Observe {
+            key: key.clone(),
+            url: url.to_string(),
+        })
+        .await
     }
 
     async fn unregister_change_callback(&self, key: &Key, url: &str) -> Result<(), AgencyError> {
-        self.client
-            .submit(Command::Unobserve {
-                key: key.clone(),
-                url: url.to_string(),
-            })
-            .await?;
-        Ok(())
+        self.observe(Command::Unobserve {
+            key: key.clone(),
+            url: url.to_string(),
+        })
+        .await
     }
 }
 
