@@ -85,6 +85,8 @@ pub struct AgentOutput {
     pub events: Vec<Event>,
     /// Change callbacks to deliver: only the leader sends them.
     pub notifications: Vec<(String, Event)>,
+    /// The committed entries applied by this output, in index order (for the history).
+    pub applied: Vec<Entry>,
 }
 
 /// One agent's logic.
@@ -262,6 +264,7 @@ impl AgentCore {
                 };
                 self.responses.push((id, resp));
             }
+            out.applied.push(e);
         }
         for rs in ready.reads {
             if let Some((id, req)) = self.reads.remove(&rs.ctx) {

@@ -8,6 +8,7 @@
 
 use crate::clock::{NodeClock, SkewedClock};
 use crate::disk::SimDisk;
+use crate::history::{entry_hash, Event as HistEvent, Recorder};
 use crate::MadsimClock;
 use async_trait::async_trait;
 use futures::channel::oneshot;
@@ -20,7 +21,8 @@ use std::time::Duration;
 use tenure_core::agent::{AgentConfig, AgentCore, Request, Response};
 use tenure_core::client::{ClientError, LeaseInfo, StoreClient};
 use tenure_core::clock::Clock;
-use tenure_core::raft::{Entry, HardState, Message, NodeId};
+use tenure_core::command::Cause;
+use tenure_core::raft::{Entry, HardState, Index, Message, MsgKind, NodeId, Role, Term};
 use tenure_core::store::{Node, ReadResult};
 use tenure_core::{Command, Event, Key, LeaseId, Outcome, Revision};
 
@@ -48,6 +50,10 @@ pub struct ClusterConfig {
     pub agent: AgentConfig,
     /// Local time between Raft ticks.
     pub tick: Duration,
+    /// How long a sync to disk takes (true time). A node killed meanwhile loses the unsynced
+    /// tail, or keeps a prefix of it, or tears its last record; nothing it persists is sent on
+    /// before the sync ends.
+    pub fsync: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -56,6 +62,7 @@ impl Default for ClusterConfig {
             agents: 3,
             agent: AgentConfig::default(),
             tick: Duration::from_millis(10),
+            fsync: Duration::from_millis(1),
         }
     }
 }
@@ -69,6 +76,40 @@ pub struct Cluster {
     pub clocks: Vec<Arc<Mutex<NodeClock>>>,
     /// True time zero of the run.
     pub origin: madsim::time::Instant,
+    /// The run's history, which the agents write to.
+    pub recorder: Recorder,
+    /// Extra delay per directed link between agents (the nemesis sets them).
+    pub links: Links,
+}
+
+/// Extra one-way delays between agents, `(from, to) -> [min, max]` ms, drawn per message on
+/// top of the network's own latency (madsim's latency is global; this is per link).
+#[derive(Clone, Default)]
+pub struct Links(Arc<Mutex<LinkDelays>>);
+
+type LinkDelays = BTreeMap<(NodeId, NodeId), (u64, u64)>;
+
+impl Links {
+    /// Sets (or with `max_ms == 0` clears) the delay of one direction of a link.
+    pub fn set(&self, from: NodeId, to: NodeId, min_ms: u64, max_ms: u64) {
+        let mut m = self.0.lock().unwrap();
+        if max_ms == 0 {
+            m.remove(&(from, to));
+        } else {
+            m.insert((from, to), (min_ms, max_ms));
+        }
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// A delay for one message on `from -> to`, if that link is slowed.
+    fn draw(&self, from: NodeId, to: NodeId) -> Option<Duration> {
+        let (lo, hi) = *self.0.lock().unwrap().get(&(from, to))?;
+        let ms = lo + madsim::rand::random::<u64>() % (hi - lo + 1);
+        Some(Duration::from_millis(ms))
+    }
 }
 
 fn agent_addr(i: usize) -> SocketAddr {
@@ -76,11 +117,18 @@ fn agent_addr(i: usize) -> SocketAddr {
 }
 
 impl Cluster {
-    /// Starts `config.agents` agents, named `agent-1`..; agent ids are 1-based.
+    /// Starts `config.agents` agents, named `agent-1`..; agent ids are 1-based. They record
+    /// into a fresh history (without messages).
     pub fn start(config: ClusterConfig, seed: u64) -> Cluster {
+        Cluster::start_recorded(config, seed, Recorder::new(false))
+    }
+
+    /// Like [`Cluster::start`], recording into `recorder`.
+    pub fn start_recorded(config: ClusterConfig, seed: u64, recorder: Recorder) -> Cluster {
         let handle = madsim::runtime::Handle::current();
         let addrs: Vec<SocketAddr> = (0..config.agents).map(agent_addr).collect();
-        let origin = madsim::time::Instant::now();
+        let origin = recorder.origin();
+        let links = Links::default();
         let mut nodes = Vec::new();
         let mut disks = Vec::new();
         let mut clocks = Vec::new();
@@ -89,7 +137,13 @@ impl Cluster {
             let clock = Arc::new(Mutex::new(
                 NodeClock::new(0, 0.0).expect("zero drift is valid"),
             ));
-            let (addrs2, disk2, cfg) = (addrs.clone(), disk.clone(), config.clone());
+            let (addrs2, disk2, cfg, rec, links2) = (
+                addrs.clone(),
+                disk.clone(),
+                config.clone(),
+                recorder.clone(),
+                links.clone(),
+            );
             let clock2 = SkewedClock::with_origin(origin, clock.clone());
             let node = handle
                 .create_node()
@@ -103,6 +157,8 @@ impl Cluster {
                         clock2.clone(),
                         cfg.clone(),
                         seed,
+                        rec.clone(),
+                        links2.clone(),
                     )
                 })
                 .build();
@@ -116,6 +172,8 @@ impl Cluster {
             disks,
             clocks,
             origin,
+            recorder,
+            links,
         }
     }
 
@@ -144,6 +202,113 @@ fn restore(disk: &Mutex<SimDisk>) -> (HardState, Vec<Entry>, Vec<u64>) {
     (hs, entries, offsets)
 }
 
+/// What an agent last put in the history, to record only changes.
+#[derive(Default, PartialEq)]
+struct Seen {
+    role: Option<(String, Term, Option<NodeId>)>,
+    hard: Option<(Term, Option<NodeId>)>,
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Follower => "follower",
+        Role::PreCandidate => "pre_candidate",
+        Role::Candidate => "candidate",
+        Role::Leader => "leader",
+    }
+}
+
+impl Envelope {
+    /// One line for the history: the kind, and for Raft messages the term and entry count.
+    pub fn summary(&self) -> String {
+        match self {
+            Envelope::Raft(m) => {
+                let kind = match &m.kind {
+                    MsgKind::PreVote { .. } => "pre_vote".to_string(),
+                    MsgKind::PreVoteResp { granted } => format!("pre_vote_resp granted={granted}"),
+                    MsgKind::Vote { .. } => "vote".to_string(),
+                    MsgKind::VoteResp { granted } => format!("vote_resp granted={granted}"),
+                    MsgKind::Append {
+                        prev_index,
+                        entries,
+                        commit,
+                        ..
+                    } => format!(
+                        "append prev={prev_index} entries={} commit={commit}",
+                        entries.len()
+                    ),
+                    MsgKind::AppendResp {
+                        success,
+                        match_index,
+                        ..
+                    } => format!("append_resp success={success} match={match_index}"),
+                };
+                format!("raft term={} {kind}", m.term)
+            }
+            Envelope::Request { id, request } => {
+                let what = match request {
+                    Request::Submit(_) => "submit",
+                    Request::Read(_) => "read",
+                    Request::Range(..) => "range",
+                    Request::Lease(_) => "lease",
+                    Request::Events(..) => "events",
+                    Request::Health => "health",
+                };
+                format!("request {id} {what}")
+            }
+            Envelope::Response { id, response } => {
+                let what = match response {
+                    Response::Applied(_) => "applied".to_string(),
+                    Response::Read(_) => "read".to_string(),
+                    Response::Range(_) => "range".to_string(),
+                    Response::Lease(_) => "lease".to_string(),
+                    Response::Events(_) => "events".to_string(),
+                    Response::NotLeader { leader } => format!("not_leader try={leader:?}"),
+                    Response::NotCommitted => "not_committed".to_string(),
+                    Response::Leader { term } => format!("leader term={term}"),
+                };
+                format!("response {id} {what}")
+            }
+        }
+    }
+}
+
+/// Sends an envelope, counting it and recording it when the run records messages.
+async fn send(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, e: &Envelope) {
+    rec.count_sent();
+    if rec.messages() {
+        rec.record(
+            from,
+            HistEvent::Message {
+                from: from.to_string(),
+                to: to.to_string(),
+                delivered: false,
+                summary: e.summary(),
+            },
+        );
+    }
+    let _ = ep.send_to(to, TAG, &encode(e)).await;
+}
+
+/// Decodes a received datagram, counting and recording its delivery.
+fn receive(rec: &Recorder, me: &str, bytes: &[u8], from: SocketAddr) -> Option<Envelope> {
+    let e: Envelope = serde_json::from_slice(bytes).ok()?;
+    rec.count_delivered();
+    if rec.messages() {
+        rec.record(
+            me,
+            HistEvent::Message {
+                from: from.to_string(),
+                to: me.to_string(),
+                delivered: true,
+                summary: e.summary(),
+            },
+        );
+    }
+    Some(e)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn agent_main(
     id: NodeId,
     addrs: Vec<SocketAddr>,
@@ -151,12 +316,28 @@ async fn agent_main(
     clock: SkewedClock,
     cfg: ClusterConfig,
     seed: u64,
+    rec: Recorder,
+    links: Links,
 ) {
+    let me = format!("agent-{id}");
     let ep = Endpoint::bind(addrs[id as usize - 1])
         .await
         .expect("agent binds its address");
     let peers: Vec<NodeId> = (1..=addrs.len() as NodeId).collect();
     let (hs, log, mut offsets) = restore(&disk);
+    rec.record(
+        &me,
+        HistEvent::Restored {
+            agent: id,
+            term: hs.term,
+            vote: hs.voted_for,
+            log_len: log.len() as Index,
+        },
+    );
+    let mut seen = Seen {
+        role: None,
+        hard: Some((hs.term, hs.voted_for)),
+    };
     let mut core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, log);
     // Requests in flight: our id -> (client address, client's id).
     let mut clients: BTreeMap<u64, (SocketAddr, u64)> = BTreeMap::new();
@@ -180,14 +361,14 @@ async fn agent_main(
         let wait = clock.node_true_duration(wait);
         let received = madsim::time::timeout(wait, futures::StreamExt::next(&mut inbox)).await;
         match received {
-            Ok(Some((bytes, from))) => match serde_json::from_slice::<Envelope>(&bytes) {
-                Ok(Envelope::Raft(m)) => core.step(m),
-                Ok(Envelope::Request { id: cid, request }) => {
+            Ok(Some((bytes, from))) => match receive(&rec, &me, &bytes, from) {
+                Some(Envelope::Raft(m)) => core.step(m),
+                Some(Envelope::Request { id: cid, request }) => {
                     next_req += 1;
                     clients.insert(next_req, (from, cid));
                     core.request(next_req, request);
                 }
-                Ok(Envelope::Response { .. }) | Err(_) => {}
+                Some(Envelope::Response { .. }) | None => {}
             },
             Ok(None) => return,
             Err(_) => {
@@ -203,6 +384,10 @@ async fn agent_main(
             }
         }
         let out = core.output();
+        let persists = out.persist_from.is_some()
+            || out
+                .hard_state
+                .is_some_and(|hs| seen.hard != Some((hs.term, hs.voted_for)));
         {
             let mut d = disk.lock().unwrap();
             if let Some(from) = out.persist_from {
@@ -217,37 +402,123 @@ async fn agent_main(
                         &serde_json::to_vec(e).expect("entries serialize"),
                     ));
                 }
-                d.sync(LOG_FILE);
             }
             if let Some(hs) = out.hard_state {
                 d.write_all(
                     HARD_STATE_FILE,
                     &serde_json::to_vec(&hs).expect("hard state serializes"),
                 );
-                d.sync(HARD_STATE_FILE);
+            }
+        }
+        if persists && !cfg.fsync.is_zero() {
+            // A kill while the sync is under way loses (part of) what was written.
+            madsim::time::sleep(cfg.fsync).await;
+        }
+        {
+            let mut d = disk.lock().unwrap();
+            d.sync(LOG_FILE);
+            d.sync(HARD_STATE_FILE);
+        }
+        if let Some(hs) = out.hard_state {
+            let hard = Some((hs.term, hs.voted_for));
+            if seen.hard != hard {
+                seen.hard = hard;
+                rec.record(
+                    &me,
+                    HistEvent::HardState {
+                        agent: id,
+                        term: hs.term,
+                        vote: hs.voted_for,
+                    },
+                );
+            }
+        }
+        let raft = core.raft();
+        let role = Some((
+            role_name(raft.role()).to_string(),
+            raft.term(),
+            raft.leader(),
+        ));
+        if seen.role != role {
+            seen.role = role;
+            rec.record(
+                &me,
+                HistEvent::Role {
+                    agent: id,
+                    role: role_name(raft.role()).to_string(),
+                    term: raft.term(),
+                    leader: raft.leader(),
+                    last_index: raft.last_index(),
+                    last_term: raft.last_term(),
+                },
+            );
+        }
+        for e in &out.applied {
+            rec.record(
+                &me,
+                HistEvent::Apply {
+                    agent: id,
+                    index: e.index,
+                    term: e.term,
+                    hash: entry_hash(e),
+                },
+            );
+        }
+        for ev in &out.events {
+            if matches!(ev.cause, Cause::TtlExpired | Cause::LeaseExpired(_)) {
+                rec.record(
+                    &me,
+                    HistEvent::Expire {
+                        agent: id,
+                        key: ev.key.to_string(),
+                        revision: ev.revision,
+                    },
+                );
             }
         }
         for m in out.messages {
             let to = addrs[m.to as usize - 1];
-            let _ = ep.send_to(to, TAG, &encode(&Envelope::Raft(m))).await;
+            match links.draw(id, m.to) {
+                Some(delay) => {
+                    let (ep, rec, me) = (ep.clone(), rec.clone(), me.clone());
+                    madsim::task::spawn(async move {
+                        madsim::time::sleep(delay).await;
+                        send(&ep, &rec, &me, to, &Envelope::Raft(m)).await;
+                    });
+                }
+                None => send(&ep, &rec, &me, to, &Envelope::Raft(m)).await,
+            }
         }
         for (rid, response) in out.responses {
             if let Some((addr, cid)) = clients.remove(&rid) {
-                let _ = ep
-                    .send_to(
-                        addr,
-                        TAG,
-                        &encode(&Envelope::Response { id: cid, response }),
-                    )
-                    .await;
+                send(
+                    &ep,
+                    &rec,
+                    &me,
+                    addr,
+                    &Envelope::Response { id: cid, response },
+                )
+                .await;
             }
         }
     }
 }
 
+/// How a client finds the agent that can serve it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// Ask the agent believed to lead; follow "not leader, try X" redirects.
+    #[default]
+    Redirect,
+    /// Ask every agent at once and take the first normal answer (only a leader gives one).
+    AskAll,
+}
+
 /// Client-side settings.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientConfig {
+    pub routing: Routing,
     /// How long to wait for one agent's answer.
     pub request_timeout: Duration,
     /// How many agents to try before giving up.
@@ -261,6 +532,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            routing: Routing::Redirect,
             request_timeout: Duration::from_millis(500),
             max_attempts: 40,
             retry_pause: Duration::from_millis(50),
@@ -278,6 +550,8 @@ pub struct NetClient {
 
 struct NetInner {
     ep: Endpoint,
+    /// The history to count (and maybe record) envelopes in, and this client's node name.
+    rec: Option<(Recorder, String)>,
     agents: Vec<SocketAddr>,
     clock: Arc<dyn Clock>,
     config: ClientConfig,
@@ -297,10 +571,21 @@ impl NetClient {
         agents: Vec<SocketAddr>,
         config: ClientConfig,
     ) -> std::io::Result<NetClient> {
+        NetClient::connect_recorded(agents, config, None).await
+    }
+
+    /// Like [`NetClient::connect`]; envelopes are counted in (and, if it records messages,
+    /// written to) `rec`'s history under the node name given with it.
+    pub async fn connect_recorded(
+        agents: Vec<SocketAddr>,
+        config: ClientConfig,
+        rec: Option<(Recorder, String)>,
+    ) -> std::io::Result<NetClient> {
         let ep = Endpoint::bind("0.0.0.0:0").await?;
         let clock = MadsimClock::new();
         let inner = Arc::new(NetInner {
             ep,
+            rec,
             agents,
             clock: clock.shared(),
             config,
@@ -311,9 +596,13 @@ impl NetClient {
         let ep = inner.ep.clone();
         clock.spawn(Box::pin(async move {
             let mut buf = vec![0u8; MAX_DATAGRAM];
-            while let Ok((n, _)) = ep.recv_from(TAG, &mut buf).await {
+            while let Ok((n, from)) = ep.recv_from(TAG, &mut buf).await {
                 let Some(inner) = weak.upgrade() else { return };
-                if let Ok(Envelope::Response { id, response }) = serde_json::from_slice(&buf[..n]) {
+                let decoded = match &inner.rec {
+                    Some((rec, me)) => receive(rec, me, &buf[..n], from),
+                    None => serde_json::from_slice(&buf[..n]).ok(),
+                };
+                if let Some(Envelope::Response { id, response }) = decoded {
                     if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
                         let _ = tx.send(response);
                     }
@@ -323,8 +612,13 @@ impl NetClient {
         Ok(NetClient { inner })
     }
 
-    /// Sends `request` to agent index `to` (0-based) and waits up to the request timeout.
-    async fn send_and_wait(&self, to: usize, request: Request) -> Option<Response> {
+    /// Registers a call and sends `request` to agent index `to` (0-based); the receiver
+    /// gets the answer.
+    async fn send_request(
+        &self,
+        to: usize,
+        request: Request,
+    ) -> (u64, oneshot::Receiver<Response>) {
         let i = &self.inner;
         let (id, rx) = {
             let mut st = i.state.lock().unwrap();
@@ -334,16 +628,86 @@ impl NetClient {
             st.waiting.insert(id, tx);
             (id, rx)
         };
-        let bytes = encode(&Envelope::Request { id, request });
-        let _ = i.ep.send_to(i.agents[to], TAG, &bytes).await;
+        let e = Envelope::Request { id, request };
+        match &i.rec {
+            Some((rec, me)) => send(&i.ep, rec, me, i.agents[to], &e).await,
+            None => {
+                let _ = i.ep.send_to(i.agents[to], TAG, &encode(&e)).await;
+            }
+        }
+        (id, rx)
+    }
+
+    /// Sends `request` to agent index `to` (0-based) and waits up to the request timeout.
+    async fn send_and_wait(&self, to: usize, request: Request) -> Option<Response> {
+        let i = &self.inner;
+        let (id, rx) = self.send_request(to, request).await;
         let answer = tenure_core::clock::timeout(&*i.clock, i.config.request_timeout, rx).await;
         i.state.lock().unwrap().waiting.remove(&id);
         answer.and_then(Result::ok)
     }
 
+    /// Sends `request` to every agent at once; returns the first normal answer (not a
+    /// redirect), or what went wrong: `Ok(None)` when every agent answered with a redirect,
+    /// `Err(())` when some agent did not answer within the request timeout.
+    async fn ask_all(&self, request: &Request) -> Result<Option<Response>, ()> {
+        use futures::StreamExt;
+        let i = &self.inner;
+        let mut ids = Vec::new();
+        let mut pending = futures::stream::FuturesUnordered::new();
+        for to in 0..i.agents.len() {
+            let (id, rx) = self.send_request(to, request.clone()).await;
+            ids.push(id);
+            pending.push(rx);
+        }
+        let deadline = i.clock.now() + i.config.request_timeout;
+        let mut result = Ok(None);
+        loop {
+            let left = deadline.saturating_sub(i.clock.now());
+            match tenure_core::clock::timeout(&*i.clock, left, pending.next()).await {
+                Some(Some(Ok(Response::NotLeader { .. } | Response::NotCommitted))) => {}
+                Some(Some(Ok(r))) => {
+                    result = Ok(Some(r));
+                    break;
+                }
+                Some(Some(Err(_))) => {}
+                Some(None) => break,
+                None => {
+                    result = Err(());
+                    break;
+                }
+            }
+        }
+        let mut st = i.state.lock().unwrap();
+        for id in ids {
+            st.waiting.remove(&id);
+        }
+        result
+    }
+
     async fn call(&self, request: Request) -> Result<Response, ClientError> {
         let i = &self.inner;
         let is_write = matches!(request, Request::Submit(_));
+        if i.config.routing == Routing::AskAll {
+            for _ in 0..i.config.max_attempts {
+                match self.ask_all(&request).await {
+                    Ok(Some(r)) => return Ok(r),
+                    // Every agent redirected or was overwritten: nothing was carried out.
+                    Ok(None) => i.clock.sleep(i.config.retry_pause).await,
+                    Err(()) if is_write => {
+                        return Err(ClientError::Indeterminate(format!(
+                            "not every agent answered within {:?}",
+                            i.config.request_timeout
+                        )))
+                    }
+                    Err(()) => {}
+                }
+            }
+            return Err(ClientError::Unavailable(format!(
+                "no leader answered after {} rounds",
+                i.config.max_attempts
+            )));
+        }
         for _ in 0..i.config.max_attempts {
             let to = i.state.lock().unwrap().leader_hint;
             match self.send_and_wait(to, request.clone()).await {

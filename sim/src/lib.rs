@@ -11,15 +11,21 @@ compile_error!(
     "tenure-sim needs `--cfg madsim` (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)"
 );
 
+pub mod check;
 pub mod clock;
 pub mod cluster;
 pub mod disk;
+pub mod history;
 pub mod nemesis;
+pub mod run;
 
+pub use check::Violation;
 pub use clock::{ClockFault, NodeClock, SkewedClock};
-pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient};
+pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient, Routing};
 pub use disk::SimDisk;
+pub use history::{History, Recorder};
 pub use nemesis::{swarm, Fault, Schedule, Step, Swarm};
+pub use run::{run, self_check, Counters, Faults, Report, RunConfig, RunError};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -17,17 +17,49 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
-    Partition { groups: Vec<Vec<u64>> },
+    Partition {
+        groups: Vec<Vec<u64>>,
+    },
     Heal,
-    Clog { from: u64, to: u64 },
-    Unclog { from: u64, to: u64 },
-    Loss { rate: f64 },
-    Latency { min_ms: u64, max_ms: u64 },
-    Kill { agent: u64 },
-    Restart { agent: u64 },
-    Pause { agent: u64 },
-    Resume { agent: u64 },
-    Clock { agent: u64, change: ClockFault },
+    Clog {
+        from: u64,
+        to: u64,
+    },
+    Unclog {
+        from: u64,
+        to: u64,
+    },
+    Loss {
+        rate: f64,
+    },
+    Latency {
+        min_ms: u64,
+        max_ms: u64,
+    },
+    /// Extra delay on one direction of one link between agents, drawn per message from
+    /// `[min_ms, max_ms]` (messages may overtake each other); `max_ms: 0` removes it.
+    Delay {
+        from: u64,
+        to: u64,
+        min_ms: u64,
+        max_ms: u64,
+    },
+    Kill {
+        agent: u64,
+    },
+    Restart {
+        agent: u64,
+    },
+    Pause {
+        agent: u64,
+    },
+    Resume {
+        agent: u64,
+    },
+    Clock {
+        agent: u64,
+        change: ClockFault,
+    },
 }
 
 /// A fault at a virtual time (ms since the run began).
@@ -85,6 +117,18 @@ impl Schedule {
                     agent_ok(*from, i)?;
                     agent_ok(*to, i)?;
                 }
+                Fault::Delay {
+                    from,
+                    to,
+                    min_ms,
+                    max_ms,
+                } => {
+                    agent_ok(*from, i)?;
+                    agent_ok(*to, i)?;
+                    if *max_ms != 0 && min_ms > max_ms {
+                        return Err(format!("step {i}: delay needs min_ms <= max_ms"));
+                    }
+                }
                 Fault::Loss { rate } => {
                     if !(0.0..=1.0).contains(rate) {
                         return Err(format!("step {i}: loss rate {rate} is outside [0, 1]"));
@@ -127,6 +171,8 @@ pub struct Swarm {
     pub kills: bool,
     pub pauses: bool,
     pub clocks: bool,
+    /// Clogged and slowed links, message loss, latency.
+    pub network: bool,
 }
 
 /// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
@@ -139,6 +185,7 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
         kills: r.below(2) == 0,
         pauses: r.below(3) == 0,
         clocks: r.below(3) == 0,
+        network: r.below(2) == 0,
     };
     let end = duration.as_millis() as u64;
     let mut steps = Vec::new();
@@ -151,7 +198,7 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
             break;
         }
         let agent = r.below(agents) + 1;
-        let fault = match r.below(4) {
+        let fault = match r.below(5) {
             0 if kinds.partitions => {
                 if r.below(3) == 0 {
                     Fault::Heal
@@ -202,11 +249,46 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
                     }
                 }
             }
+            4 if kinds.network && agents > 1 => {
+                let other = (agent + r.below(agents - 1)) % agents + 1;
+                match r.below(4) {
+                    0 => Fault::Clog {
+                        from: agent,
+                        to: other,
+                    },
+                    1 => {
+                        let min_ms = r.below(100);
+                        Fault::Delay {
+                            from: agent,
+                            to: other,
+                            min_ms,
+                            max_ms: min_ms + 1 + r.below(400),
+                        }
+                    }
+                    2 => Fault::Loss {
+                        rate: r.below(16) as f64 / 100.0,
+                    },
+                    _ => {
+                        let min_ms = 1 + r.below(20);
+                        Fault::Latency {
+                            min_ms,
+                            max_ms: min_ms + 1 + r.below(80),
+                        }
+                    }
+                }
+            }
             _ => continue,
         };
         steps.push(Step { at_ms: t, fault });
     }
     let mut lift = vec![Fault::Heal];
+    if kinds.network {
+        lift.push(Fault::Loss { rate: 0.0 });
+        lift.push(Fault::Latency {
+            min_ms: 1,
+            max_ms: 10,
+        });
+    }
     lift.extend(down.into_iter().map(|agent| Fault::Restart { agent }));
     lift.extend(paused.into_iter().map(|agent| Fault::Resume { agent }));
     for fault in lift {
@@ -242,6 +324,7 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
             }
         }
         Fault::Heal => {
+            cluster.links.clear();
             for a in 1..=agents {
                 for b in 1..=agents {
                     if a != b {
@@ -251,6 +334,12 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
             }
         }
         Fault::Clog { from, to } => net.clog_link(node(*from), node(*to)),
+        Fault::Delay {
+            from,
+            to,
+            min_ms,
+            max_ms,
+        } => cluster.links.set(*from, *to, *min_ms, *max_ms),
         Fault::Unclog { from, to } => net.unclog_link(node(*from), node(*to)),
         Fault::Loss { rate } => net.update_config(|c| c.packet_loss_rate = *rate),
         Fault::Latency { min_ms, max_ms } => net.update_config(|c| {
@@ -258,19 +347,12 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         }),
         Fault::Kill { agent } => {
             handle.kill(node(*agent));
-            // The crash loses whatever the agent had not synced.
-            cluster.disks[*agent as usize - 1]
-                .lock()
-                .unwrap()
-                .crash(|_, _| 0);
+            crash(cluster, *agent);
         }
         Fault::Restart { agent } => {
             // madsim needs a kill first, or the node's sockets stay bound.
             handle.kill(node(*agent));
-            cluster.disks[*agent as usize - 1]
-                .lock()
-                .unwrap()
-                .crash(|_, _| 0);
+            crash(cluster, *agent);
             handle.restart(node(*agent));
         }
         Fault::Pause { agent } => handle.pause(node(*agent)),
@@ -286,8 +368,22 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
     }
 }
 
-/// Carries out `schedule` against `cluster`, sleeping until each step; returns the steps
-/// applied with the true time they happened at.
+/// A crash of `agent`'s disk: of each file's unsynced tail, the run's randomness keeps none,
+/// all, or a prefix (which may tear the last record).
+fn crash(cluster: &Cluster, agent: u64) {
+    cluster.disks[agent as usize - 1]
+        .lock()
+        .unwrap()
+        .crash(|_, tail| match madsim::rand::random::<u64>() % 3 {
+            0 => 0,
+            1 => tail,
+            _ => (madsim::rand::random::<u64>() % (tail as u64 + 1)) as usize,
+        });
+}
+
+/// Carries out `schedule` against `cluster`, sleeping until each step and recording each
+/// fault in the cluster's history; returns the steps applied with the true time (ms) they
+/// happened at.
 pub async fn run_schedule(cluster: &Cluster, schedule: &Schedule) -> Vec<(u64, Fault)> {
     let mut done = Vec::new();
     for step in &schedule.steps {
@@ -297,6 +393,12 @@ pub async fn run_schedule(cluster: &Cluster, schedule: &Schedule) -> Vec<(u64, F
             madsim::time::sleep(at - now).await;
         }
         apply(cluster, &step.fault);
+        cluster.recorder.record(
+            "nemesis",
+            crate::history::Event::Fault {
+                fault: step.fault.clone(),
+            },
+        );
         done.push((cluster.true_now().as_millis() as u64, step.fault.clone()));
     }
     done

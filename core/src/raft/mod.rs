@@ -290,7 +290,8 @@ impl Raft {
         }
     }
 
-    fn last_term(&self) -> Term {
+    /// The term of the last log entry (0 for an empty log).
+    pub fn last_term(&self) -> Term {
         self.log.last().map_or(0, |e| e.term)
     }
 

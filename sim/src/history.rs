@@ -1,0 +1,260 @@
+//! The history of a run: every client operation (invoke, then ok / fail / info) and every
+//! system event (role and term changes, persisted hard state, applied entries, expiries,
+//! faults, messages on request), in the order they happened, stamped with true time and the
+//! node's local clock. Written as JSON lines; a run's digest is the SHA-256 of those lines, so
+//! the same seed and build give the same digest.
+//!
+//! Inside a run every actor holds a [`Recorder`] (a shared handle; a madsim run is single
+//! threaded, so the lock is never contended). Checkers read the finished [`History`].
+
+use crate::nemesis::Fault;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tenure_core::raft::{Entry, Index, NodeId, Term};
+
+/// One line of a history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// True (virtual) time since the run began, in microseconds.
+    pub t_us: u64,
+    /// The node it happened on: `agent-2`, `client-1`, `nemesis`, `runner`.
+    pub node: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// How a client operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completion {
+    /// It took effect, with the value recorded.
+    Ok,
+    /// It surely did not take effect.
+    Fail,
+    /// Unknown: it may have taken effect, at any time after its invocation, or never.
+    Info,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A client calls an operation `f` (`read`, `write`, `cas`, ...) on `key`.
+    Invoke {
+        process: u64,
+        op: u64,
+        f: String,
+        key: String,
+        value: Value,
+        local_us: u64,
+    },
+    /// The operation `op` returned.
+    Complete {
+        process: u64,
+        op: u64,
+        result: Completion,
+        value: Value,
+        local_us: u64,
+    },
+    /// An agent's role, term or known leader changed.
+    Role {
+        agent: NodeId,
+        role: String,
+        term: Term,
+        leader: Option<NodeId>,
+        /// Its last log index (with the term of that entry) at the change.
+        last_index: Index,
+        last_term: Term,
+    },
+    /// An agent synced a new term or vote to its disk.
+    HardState {
+        agent: NodeId,
+        term: Term,
+        vote: Option<NodeId>,
+    },
+    /// An agent (re)started from its disk with this term and vote.
+    Restored {
+        agent: NodeId,
+        term: Term,
+        vote: Option<NodeId>,
+        log_len: Index,
+    },
+    /// An agent applied the committed entry at `index`; `hash` identifies its content.
+    Apply {
+        agent: NodeId,
+        index: Index,
+        term: Term,
+        hash: String,
+    },
+    /// An agent applied the expiry of `key` (TTL or lease) at agency revision `revision`.
+    Expire {
+        agent: NodeId,
+        key: String,
+        revision: u64,
+    },
+    /// The nemesis carried out a fault.
+    Fault { fault: Fault },
+    /// A message left (`delivered: false`) or arrived (`delivered: true`); recorded only when
+    /// the run asks for messages.
+    Message {
+        from: String,
+        to: String,
+        delivered: bool,
+        summary: String,
+    },
+    /// A check of the runner (health, liveness write, final read) and what it found.
+    Check {
+        name: String,
+        ok: bool,
+        detail: String,
+    },
+}
+
+/// A finished history.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub records: Vec<Record>,
+}
+
+impl History {
+    /// The history as JSON lines, one record per line.
+    pub fn to_jsonl(&self) -> String {
+        let mut out = String::new();
+        for r in &self.records {
+            out.push_str(&serde_json::to_string(r).expect("records serialize"));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Reads JSON lines back; an error names the line.
+    pub fn from_jsonl(text: &str) -> Result<History, String> {
+        let mut records = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            records.push(
+                serde_json::from_str(line).map_err(|e| format!("history line {}: {e}", i + 1))?,
+            );
+        }
+        Ok(History { records })
+    }
+
+    /// SHA-256 of the JSON lines, in hex.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for r in &self.records {
+            h.update(serde_json::to_vec(r).expect("records serialize"));
+            h.update(b"\n");
+        }
+        hex(&h.finalize())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short, stable identity of an entry's content (FNV-1a over its JSON), for comparing what
+/// different agents applied at one index.
+pub fn entry_hash(e: &Entry) -> String {
+    let bytes = serde_json::to_vec(&(e.term, &e.payload)).expect("entries serialize");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A shared handle that appends to one run's history.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Mutex<History>>,
+    counts: Arc<MessageCounts>,
+    origin: madsim::time::Instant,
+    messages: bool,
+}
+
+#[derive(Default)]
+struct MessageCounts {
+    sent: AtomicU64,
+    delivered: AtomicU64,
+}
+
+impl Recorder {
+    /// A recorder whose true time zero is now (inside a madsim run). With `messages`, every
+    /// envelope sent and delivered is recorded too.
+    pub fn new(messages: bool) -> Recorder {
+        Recorder::into_shared(Arc::default(), messages)
+    }
+
+    /// A recorder appending to `history`, which outlives the run (so a run that panics still
+    /// leaves the history up to the panic).
+    pub fn into_shared(history: Arc<Mutex<History>>, messages: bool) -> Recorder {
+        Recorder {
+            inner: history,
+            counts: Arc::default(),
+            origin: madsim::time::Instant::now(),
+            messages,
+        }
+    }
+
+    /// True time zero of the run.
+    pub fn origin(&self) -> madsim::time::Instant {
+        self.origin
+    }
+
+    pub fn count_sent(&self) {
+        self.counts.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_delivered(&self) {
+        self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Envelopes sent and delivered so far (counted whether or not they are recorded).
+    pub fn message_counts(&self) -> (u64, u64) {
+        (
+            self.counts.sent.load(Ordering::Relaxed),
+            self.counts.delivered.load(Ordering::Relaxed),
+        )
+    }
+
+    /// True time since the run began.
+    pub fn true_now(&self) -> std::time::Duration {
+        madsim::time::Instant::now() - self.origin
+    }
+
+    pub fn record(&self, node: &str, event: Event) {
+        let t_us = self.true_now().as_micros() as u64;
+        self.inner.lock().unwrap().records.push(Record {
+            t_us,
+            node: node.to_string(),
+            event,
+        });
+    }
+
+    /// Whether messages are recorded.
+    pub fn messages(&self) -> bool {
+        self.messages
+    }
+
+    /// The history so far.
+    pub fn snapshot(&self) -> History {
+        self.inner.lock().unwrap().clone()
+    }
+
+    /// Number of records so far.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
