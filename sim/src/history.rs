@@ -232,6 +232,16 @@ impl Recorder {
 
     pub fn record(&self, node: &str, event: Event) {
         let t_us = self.true_now().as_micros() as u64;
+        // Also a tracing event; its text is only built when the level is on.
+        match &event {
+            Event::Message { .. } => {
+                tracing::trace!(target: "tenure", "{}", serde_json::json!(&event))
+            }
+            Event::Invoke { .. } | Event::Complete { .. } | Event::Apply { .. } => {
+                tracing::debug!(target: "tenure", "{}", serde_json::json!(&event))
+            }
+            _ => tracing::info!(target: "tenure", "{}", serde_json::json!(&event)),
+        }
         self.inner.lock().unwrap().records.push(Record {
             t_us,
             node: node.to_string(),

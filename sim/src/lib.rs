@@ -18,6 +18,7 @@ pub mod disk;
 pub mod history;
 pub mod nemesis;
 pub mod run;
+pub mod trace;
 
 pub use check::Violation;
 pub use clock::{ClockFault, NodeClock, SkewedClock};
@@ -101,9 +102,12 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    // The run traces wherever its caller traces.
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
         .spawn(move || {
+            let _trace = tracing::dispatcher::set_default(&dispatch);
             let mut rt =
                 madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             if let Some(limit) = time_limit {
