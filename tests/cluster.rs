@@ -196,3 +196,148 @@ fn agents_are_healthy_once_a_leader_is_elected() {
         assert_eq!(c.are_agents_healthy(false).await, Ok(()));
     });
 }
+
+/// The agent that answers `Health` as leader, if exactly one does.
+async fn leader_of(c: &NetClient, agents: u64) -> Option<u64> {
+    let mut leaders = Vec::new();
+    for a in 1..=agents {
+        if let Some(tenure::core::agent::Response::Leader { .. }) =
+            c.ask_agent(a, tenure::core::agent::Request::Health).await
+        {
+            leaders.push(a);
+        }
+    }
+    (leaders.len() == 1).then(|| leaders[0])
+}
+
+#[test]
+fn health_sees_partitions_and_dead_agents_and_recovery() {
+    use tenure::sim::nemesis::{apply, Fault};
+    use tenure::sim::HealthError;
+    run_seed(21, Some(Duration::from_secs(3600)), || async {
+        let cluster = Cluster::start(ClusterConfig::default(), 21);
+        let node = madsim::runtime::Handle::current()
+            .create_node()
+            .name("client")
+            .ip("10.0.1.1".parse().unwrap())
+            .build();
+        let addrs = cluster.addrs.clone();
+        let c = node
+            .spawn(async move {
+                NetClient::connect(addrs, ClientConfig::default())
+                    .await
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+        let clock = MadsimClock::new();
+        clock.sleep(Duration::from_secs(2)).await;
+        let c2 = c.clone();
+        let old = node
+            .spawn(async move { leader_of(&c2, 3).await })
+            .await
+            .unwrap()
+            .unwrap();
+        // Cut the leader off from the other agents (the client still reaches everyone).
+        let others: Vec<u64> = (1..=3).filter(|a| *a != old).collect();
+        apply(
+            &cluster,
+            &Fault::Partition {
+                groups: vec![vec![old], others.clone()],
+            },
+        );
+        clock.sleep(Duration::from_secs(3)).await;
+        let c2 = c.clone();
+        let (health, new) = node
+            .spawn(async move { (c2.are_agents_healthy(false).await, leader_of(&c2, 3).await) })
+            .await
+            .unwrap();
+        let new = new.expect("the majority elected a leader");
+        assert!(others.contains(&new));
+        // The deposed leader stepped down (check-quorum) and knows no leader to point to.
+        assert_eq!(
+            health,
+            Err(HealthError::WrongRedirect {
+                agent: old,
+                to: None,
+                leader: new
+            })
+        );
+        apply(&cluster, &Fault::Heal);
+        clock.sleep(Duration::from_secs(2)).await;
+        let c2 = c.clone();
+        assert_eq!(
+            node.spawn(async move { c2.are_agents_healthy(false).await })
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        // A dead agent does not answer.
+        let victim = others[0];
+        apply(&cluster, &Fault::Kill { agent: victim });
+        let c2 = c.clone();
+        assert_eq!(
+            node.spawn(async move { c2.are_agents_healthy(true).await })
+                .await
+                .unwrap(),
+            Err(HealthError::NoAnswer { agent: victim })
+        );
+    })
+    .unwrap();
+}
+
+#[test]
+fn asking_every_agent_at_once_serves_reads_and_writes_across_a_leader_kill() {
+    use tenure::sim::nemesis::{apply, Fault};
+    use tenure::sim::Routing;
+    run_seed(4, Some(Duration::from_secs(3600)), || async {
+        let cluster = Cluster::start(ClusterConfig::default(), 4);
+        let node = madsim::runtime::Handle::current()
+            .create_node()
+            .name("client")
+            .ip("10.0.1.1".parse().unwrap())
+            .build();
+        let addrs = cluster.addrs.clone();
+        let config = ClientConfig {
+            routing: Routing::AskAll,
+            ..ClientConfig::default()
+        };
+        let c = node
+            .spawn(async move { NetClient::connect(addrs, config).await.unwrap() })
+            .await
+            .unwrap();
+        let a = AgencyApi::new(Arc::new(c.clone()));
+        let k = Key::parse("/x").unwrap();
+        let a2 = a.clone();
+        let k2 = k.clone();
+        node.spawn(async move {
+            // Before any leader exists, the client waits and retries.
+            a2.write_key(&k2, json!(1), None, None).await.unwrap();
+            assert_eq!(a2.read_key(&k2).await.unwrap(), json!(1));
+        })
+        .await
+        .unwrap();
+        let c2 = c.clone();
+        let leader = node
+            .spawn(async move { leader_of(&c2, 3).await })
+            .await
+            .unwrap()
+            .unwrap();
+        apply(&cluster, &Fault::Kill { agent: leader });
+        let clock = MadsimClock::new();
+        let started = clock.now();
+        node.spawn(async move {
+            // The kill makes a write unknown or delays it until a new leader answers.
+            match a.write_key(&k, json!(2), None, None).await {
+                Ok(_) | Err(AgencyError::Client(tenure::core::ClientError::Indeterminate(_))) => {}
+                Err(e) => panic!("{e}"),
+            }
+            a.write_key(&k, json!(3), None, None).await.unwrap();
+            assert_eq!(a.read_key(&k).await.unwrap(), json!(3));
+        })
+        .await
+        .unwrap();
+        assert!(clock.now() - started < Duration::from_secs(5));
+    })
+    .unwrap();
+}
