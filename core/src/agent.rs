@@ -12,7 +12,9 @@
 use crate::client::LeaseInfo;
 use crate::command::{Command, Event, LeaseId, Outcome, Revision};
 use crate::key::Key;
-use crate::raft::{Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, Role, Term};
+use crate::raft::{
+    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, Role, Snapshot, Term,
+};
 use crate::store::{Node, ReadResult, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -26,6 +28,9 @@ pub struct AgentConfig {
     /// How much local time the leader lets pass between `Tick` proposals.
     pub agency_tick: Duration,
     pub raft: Config,
+    /// Compact the log into a snapshot of the store at every index that is a multiple of
+    /// this (the same indices on every agent, so their snapshots can be compared).
+    pub snapshot_every: u64,
 }
 
 impl Default for AgentConfig {
@@ -34,6 +39,7 @@ impl Default for AgentConfig {
             rho: crate::clock::DEFAULT_DRIFT_BOUND,
             agency_tick: Duration::from_millis(50),
             raft: Config::default(),
+            snapshot_every: 128,
         }
     }
 }
@@ -87,6 +93,10 @@ pub struct AgentOutput {
     pub notifications: Vec<(String, Event)>,
     /// The committed entries applied by this output, in index order (for the history).
     pub applied: Vec<Entry>,
+    /// Persist this snapshot, then rewrite the log with `entries` (which then follow it).
+    pub snapshot: Option<Snapshot>,
+    /// The snapshot (index, term) loaded from the leader by this output, if any.
+    pub installed: Option<(Index, Term)>,
 }
 
 /// One agent's logic.
@@ -109,31 +119,48 @@ pub struct AgentCore {
 
 impl AgentCore {
     pub fn new(id: NodeId, peers: &[NodeId], config: AgentConfig, seed: u64) -> AgentCore {
-        AgentCore::restore(id, peers, config, seed, HardState::default(), Vec::new())
+        AgentCore::restore(
+            id,
+            peers,
+            config,
+            seed,
+            HardState::default(),
+            None,
+            Vec::new(),
+        )
+        .expect("an empty agent restores")
     }
 
-    /// An agent restarting from its persisted hard state and log; the store is rebuilt by
-    /// applying the committed entries again.
+    /// An agent restarting from its persisted hard state, snapshot and log; the store is
+    /// loaded from the snapshot and rebuilt by applying the committed entries after it again.
+    /// Fails if the snapshot does not decode.
     pub fn restore(
         id: NodeId,
         peers: &[NodeId],
         config: AgentConfig,
         seed: u64,
         hs: HardState,
+        snapshot: Option<Snapshot>,
         log: Vec<Entry>,
-    ) -> AgentCore {
-        AgentCore {
-            raft: Raft::restore(id, peers, config.raft, seed, hs, log),
-            store: Store::new(),
+    ) -> Result<AgentCore, String> {
+        let store = match &snapshot {
+            Some(s) => Store::restore(&s.data)
+                .map_err(|e| format!("snapshot at index {} does not decode: {e}", s.index))?,
+            None => Store::new(),
+        };
+        let applied = snapshot.as_ref().map_or(0, |s| s.index);
+        Ok(AgentCore {
+            raft: Raft::restore(id, peers, config.raft, seed, hs, snapshot, log),
+            store,
             config,
-            applied: 0,
+            applied,
             ticked_until: None,
             proposals: BTreeMap::new(),
             reads: BTreeMap::new(),
             ready_reads: VecDeque::new(),
             next_read_ctx: 1,
             responses: Vec::new(),
-        }
+        })
     }
 
     pub fn raft(&self) -> &Raft {
@@ -239,6 +266,20 @@ impl AgentCore {
             messages: ready.messages,
             ..AgentOutput::default()
         };
+        if let Some(snap) = &ready.snapshot {
+            if ready.snapshot_installed {
+                // The leader's state as of the snapshot replaces ours. It was encoded by an
+                // agent of the same build, so it decodes.
+                self.store = Store::restore(&snap.data).expect("a leader's snapshot decodes");
+                self.applied = snap.index;
+                // Proposals the snapshot covers have unknown outcomes: their clients time out
+                // and report them as indeterminate.
+                self.proposals.retain(|index, _| *index > snap.index);
+                out.installed = Some((snap.index, snap.term));
+            }
+        }
+        out.snapshot = ready.snapshot;
+        let mut compact_at = None;
         for e in ready.committed {
             debug_assert_eq!(e.index, self.applied + 1, "entries apply in order");
             self.applied = e.index;
@@ -264,7 +305,14 @@ impl AgentCore {
                 };
                 self.responses.push((id, resp));
             }
+            if e.index % self.config.snapshot_every.max(1) == 0 {
+                compact_at = Some((e.index, self.store.snapshot()));
+            }
             out.applied.push(e);
+        }
+        if let Some((index, data)) = compact_at {
+            // Persisted with the next output.
+            self.raft.compact(index, data);
         }
         for rs in ready.reads {
             if let Some((id, req)) = self.reads.remove(&rs.ctx) {

@@ -42,6 +42,7 @@ pub fn raft_safety(h: &History) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut leaders: BTreeMap<Term, (NodeId, usize)> = BTreeMap::new();
     let mut applied: BTreeMap<Index, (Term, &str, usize)> = BTreeMap::new();
+    let mut states: BTreeMap<Index, (&str, usize)> = BTreeMap::new();
     let mut max_applied: Option<(Index, usize)> = None;
     // Per agent: the last term and vote it synced, and where.
     let mut hard: BTreeMap<NodeId, (Term, Option<NodeId>, usize)> = BTreeMap::new();
@@ -112,6 +113,24 @@ pub fn raft_safety(h: &History) -> Vec<Violation> {
                     max_applied = Some((*index, i));
                 }
             }
+            Event::Snapshot {
+                agent, index, hash, ..
+            } => match states.get(index) {
+                Some(&(hh, j)) if hh != hash => out.push(Violation {
+                    rule: "S12 state-machine safety".into(),
+                    records: vec![j, i],
+                    message: format!(
+                        "the store after index {index} was {hh} ({}) but agent {agent}'s is \
+                         {hash} ({}): the replicas diverged",
+                        at(&recs[j]),
+                        at(r)
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    states.insert(*index, (hash, i));
+                }
+            },
             Event::HardState { agent, term, vote }
             | Event::Restored {
                 agent, term, vote, ..

@@ -8,7 +8,7 @@
 
 use crate::clock::{NodeClock, SkewedClock};
 use crate::disk::SimDisk;
-use crate::history::{entry_hash, Event as HistEvent, Recorder};
+use crate::history::{bytes_hash, entry_hash, Event as HistEvent, Recorder};
 use crate::MadsimClock;
 use async_trait::async_trait;
 use futures::channel::oneshot;
@@ -22,7 +22,7 @@ use tenure_core::agent::{AgentConfig, AgentCore, Request, Response};
 use tenure_core::client::{ClientError, LeaseInfo, StoreClient};
 use tenure_core::clock::Clock;
 use tenure_core::command::Cause;
-use tenure_core::raft::{Entry, HardState, Index, Message, MsgKind, NodeId, Role, Term};
+use tenure_core::raft::{Entry, HardState, Index, Message, MsgKind, NodeId, Role, Snapshot, Term};
 use tenure_core::store::{Node, ReadResult};
 use tenure_core::{Command, Event, Key, LeaseId, Outcome, Revision};
 
@@ -30,6 +30,7 @@ const TAG: u64 = 7;
 const MAX_DATAGRAM: usize = 16 << 20;
 const LOG_FILE: &str = "raft.log";
 const HARD_STATE_FILE: &str = "raft.hs";
+const SNAPSHOT_FILE: &str = "raft.snap";
 
 /// What travels between nodes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -183,9 +184,21 @@ impl Cluster {
     }
 }
 
-fn restore(disk: &Mutex<SimDisk>) -> (HardState, Vec<Entry>, Vec<u64>) {
+/// What an agent reads back from its disk on (re)start.
+struct Recovered {
+    hs: HardState,
+    snapshot: Option<Snapshot>,
+    /// Log entries after the snapshot, with the byte offset of each record.
+    entries: Vec<Entry>,
+    offsets: Vec<u64>,
+}
+
+fn restore(disk: &Mutex<SimDisk>) -> Recovered {
     let mut d = disk.lock().unwrap();
     let hs = serde_json::from_slice(d.read(HARD_STATE_FILE)).unwrap_or_default();
+    // Written whole and synced before the log is rewritten, so never torn.
+    let snapshot: Option<Snapshot> = serde_json::from_slice(d.read(SNAPSHOT_FILE)).ok();
+    let base = snapshot.as_ref().map_or(0, |s| s.index);
     let recs = d.read_records(LOG_FILE);
     if let Some(at) = recs.torn_at {
         // A torn last record was never acknowledged (it was not synced): drop it.
@@ -196,10 +209,17 @@ fn restore(disk: &Mutex<SimDisk>) -> (HardState, Vec<Entry>, Vec<u64>) {
     let mut offsets = Vec::new();
     for (off, payload) in recs.records {
         let e: Entry = serde_json::from_slice(&payload).expect("log records decode");
-        offsets.push(off);
-        entries.push(e);
+        if e.index > base {
+            offsets.push(off);
+            entries.push(e);
+        }
     }
-    (hs, entries, offsets)
+    Recovered {
+        hs,
+        snapshot,
+        entries,
+        offsets,
+    }
 }
 
 /// What an agent last put in the history, to record only changes.
@@ -242,6 +262,11 @@ impl Envelope {
                         match_index,
                         ..
                     } => format!("append_resp success={success} match={match_index}"),
+                    MsgKind::InstallSnapshot { snapshot } => format!(
+                        "install_snapshot index={} bytes={}",
+                        snapshot.index,
+                        snapshot.data.len()
+                    ),
                 };
                 format!("raft term={} {kind}", m.term)
             }
@@ -324,21 +349,29 @@ async fn agent_main(
         .await
         .expect("agent binds its address");
     let peers: Vec<NodeId> = (1..=addrs.len() as NodeId).collect();
-    let (hs, log, mut offsets) = restore(&disk);
+    let Recovered {
+        hs,
+        snapshot,
+        entries: log,
+        mut offsets,
+    } = restore(&disk);
+    // The index of the last entry the snapshot on disk replaced: the log file starts after.
+    let mut base = snapshot.as_ref().map_or(0, |s| s.index);
     rec.record(
         &me,
         HistEvent::Restored {
             agent: id,
             term: hs.term,
             vote: hs.voted_for,
-            log_len: log.len() as Index,
+            log_len: base + log.len() as Index,
         },
     );
     let mut seen = Seen {
         role: None,
         hard: Some((hs.term, hs.voted_for)),
     };
-    let mut core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, log);
+    let mut core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, snapshot, log)
+        .expect("an agent's own snapshot decodes");
     // Requests in flight: our id -> (client address, client's id).
     let mut clients: BTreeMap<u64, (SocketAddr, u64)> = BTreeMap::new();
     let mut next_req = 0u64;
@@ -384,14 +417,36 @@ async fn agent_main(
             }
         }
         let out = core.output();
-        let persists = out.persist_from.is_some()
+        let persists = out.snapshot.is_some()
+            || out.persist_from.is_some()
             || out
                 .hard_state
                 .is_some_and(|hs| seen.hard != Some((hs.term, hs.voted_for)));
         {
             let mut d = disk.lock().unwrap();
+            if let Some(snap) = &out.snapshot {
+                // The snapshot first, whole; then the log is rewritten after it.
+                d.write_all(
+                    SNAPSHOT_FILE,
+                    &serde_json::to_vec(snap).expect("snapshots serialize"),
+                );
+                d.sync(SNAPSHOT_FILE);
+                d.truncate(LOG_FILE, 0);
+                offsets.clear();
+                base = snap.index;
+                rec.record(
+                    &me,
+                    HistEvent::Snapshot {
+                        agent: id,
+                        index: snap.index,
+                        term: snap.term,
+                        installed: out.installed.is_some(),
+                        hash: bytes_hash(&snap.data),
+                    },
+                );
+            }
             if let Some(from) = out.persist_from {
-                let keep = from as usize - 1;
+                let keep = (from - base) as usize - 1;
                 if keep < offsets.len() {
                     d.truncate(LOG_FILE, offsets[keep]);
                     offsets.truncate(keep);

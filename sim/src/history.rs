@@ -89,6 +89,16 @@ pub enum Event {
         term: Term,
         hash: String,
     },
+    /// An agent replaced its log up to `index` by a snapshot: its own (compaction), or the
+    /// leader's (`installed`), which it loaded.
+    Snapshot {
+        agent: NodeId,
+        index: Index,
+        term: Term,
+        installed: bool,
+        /// Identifies the store's state at `index` (agents compact at the same indices).
+        hash: String,
+    },
     /// An agent applied the expiry of `key` (TTL or lease) at agency revision `revision`.
     Expire {
         agent: NodeId,
@@ -162,10 +172,14 @@ fn hex(bytes: &[u8]) -> String {
 /// A short, stable identity of an entry's content (FNV-1a over its JSON), for comparing what
 /// different agents applied at one index.
 pub fn entry_hash(e: &Entry) -> String {
-    let bytes = serde_json::to_vec(&(e.term, &e.payload)).expect("entries serialize");
+    bytes_hash(&serde_json::to_vec(&(e.term, &e.payload)).expect("entries serialize"))
+}
+
+/// FNV-1a of `bytes`, in hex.
+pub fn bytes_hash(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
-        h ^= b as u64;
+        h ^= *b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")

@@ -108,6 +108,11 @@ where
         .name(format!("seed-{seed}"))
         .spawn(move || {
             let _trace = tracing::dispatcher::set_default(&dispatch);
+            if dispatch.is::<tracing::subscriber::NoSubscriber>() {
+            } else {
+                // Callsites first seen by untraced threads cached "never": look again.
+                tracing::callsite::rebuild_interest_cache();
+            }
             let mut rt =
                 madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             if let Some(limit) = time_limit {

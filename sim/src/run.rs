@@ -86,6 +86,9 @@ pub struct Counters {
     /// Highest log index applied anywhere.
     pub applied_index: u64,
     pub expiries: usize,
+    /// Log compactions, and snapshots installed from a leader.
+    pub snapshots: usize,
+    pub snapshots_installed: usize,
     pub messages_sent: u64,
     pub messages_delivered: u64,
 }
@@ -135,6 +138,10 @@ fn counters(h: &History, (sent, delivered): (u64, u64)) -> Counters {
             }
             Event::Apply { index, .. } => c.applied_index = c.applied_index.max(*index),
             Event::Expire { .. } => c.expiries += 1,
+            Event::Snapshot { installed, .. } => {
+                c.snapshots += 1;
+                c.snapshots_installed += usize::from(*installed);
+            }
             _ => {}
         }
     }

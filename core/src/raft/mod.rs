@@ -14,7 +14,12 @@
 //! current term (the leader appends a no-op when elected to commit its predecessors').
 //! Linearizable reads use read-index: the leader notes its commit index, confirms it is still
 //! leader with a heartbeat round acknowledged by a majority, and the read is served once that
-//! index is applied. Log compaction (snapshots) is not implemented yet.
+//! index is applied.
+//!
+//! Log compaction: the caller hands in a snapshot of its state machine at an applied index
+//! ([`Raft::compact`]); the log before it is dropped. A follower that needs entries the
+//! leader no longer has receives the snapshot instead (`InstallSnapshot`), and `ready()`
+//! hands it to the caller to persist and, when it came from the leader, to load.
 
 use crate::command::Command;
 use serde::{Deserialize, Serialize};
@@ -33,6 +38,14 @@ pub enum Payload {
     /// Appended by a new leader to commit the entries of earlier terms.
     Noop,
     Command(Command),
+}
+
+/// The state machine as of `index` (whose entry had `term`), in the caller's encoding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub index: Index,
+    pub term: Term,
+    pub data: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +86,11 @@ pub enum MsgKind {
         entries: Vec<Entry>,
         commit: Index,
         read_ctx: Option<u64>,
+    },
+    /// The leader's snapshot, for a follower that needs compacted entries. Answered with an
+    /// `AppendResp` whose `match_index` is the snapshot's index.
+    InstallSnapshot {
+        snapshot: Snapshot,
     },
     /// `hint` is, on rejection, where the leader should retry from.
     AppendResp {
@@ -141,11 +159,17 @@ pub struct Ready {
     pub messages: Vec<Message>,
     pub committed: Vec<Entry>,
     pub reads: Vec<ReadState>,
+    /// Persist this snapshot (and then the whole log, which `persist_from` and `entries` then
+    /// name). With `snapshot_installed`, it came from the leader: load it into the state
+    /// machine before applying `committed`, which follow it.
+    pub snapshot: Option<Snapshot>,
+    pub snapshot_installed: bool,
 }
 
 impl Ready {
     pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
+        self.snapshot.is_none()
+            && self.hard_state.is_none()
             && self.persist_from.is_none()
             && self.messages.is_empty()
             && self.committed.is_empty()
@@ -183,7 +207,12 @@ pub struct Raft {
     rng: crate::rng::SplitMix64,
     term: Term,
     voted_for: Option<NodeId>,
+    /// Entries after the snapshot: `log[0]` has index `snap.index + 1`.
     log: Vec<Entry>,
+    /// The latest snapshot (index 0: none); the log before it is gone.
+    snap: Snapshot,
+    /// The snapshot must be persisted (and, if installed from the leader, loaded).
+    snap_unstable: Option<bool>,
     commit: Index,
     applied: Index,
     role: Role,
@@ -204,30 +233,44 @@ pub struct Raft {
 impl Raft {
     /// A fresh node. `peers` lists every voter, this node included; `seed` fixes its timeouts.
     pub fn new(id: NodeId, peers: &[NodeId], config: Config, seed: u64) -> Raft {
-        Raft::restore(id, peers, config, seed, HardState::default(), Vec::new())
+        Raft::restore(
+            id,
+            peers,
+            config,
+            seed,
+            HardState::default(),
+            None,
+            Vec::new(),
+        )
     }
 
-    /// A node restarting from what it persisted.
+    /// A node restarting from what it persisted: its hard state, its last snapshot (if any;
+    /// the caller loads it into its state machine) and the log entries after it. Persisted
+    /// entries at or before the snapshot are skipped.
     pub fn restore(
         id: NodeId,
         peers: &[NodeId],
         config: Config,
         seed: u64,
         hs: HardState,
-        log: Vec<Entry>,
+        snapshot: Option<Snapshot>,
+        mut log: Vec<Entry>,
     ) -> Raft {
         let mut peers = peers.to_vec();
         peers.sort_unstable();
         peers.dedup();
         assert!(peers.contains(&id), "peers must include the node itself");
+        let snap = snapshot.unwrap_or_default();
+        log.retain(|e| e.index > snap.index);
         for (i, e) in log.iter().enumerate() {
             assert_eq!(
                 e.index,
-                i as u64 + 1,
-                "persisted log must be contiguous from 1"
+                snap.index + i as u64 + 1,
+                "persisted log must be contiguous after the snapshot"
             );
         }
-        let last = log.len() as Index;
+        let last = snap.index + log.len() as Index;
+        let applied = snap.index;
         let mut r = Raft {
             id,
             peers,
@@ -236,8 +279,10 @@ impl Raft {
             term: hs.term,
             voted_for: hs.voted_for,
             log,
-            commit: hs.commit.min(last),
-            applied: 0,
+            snap,
+            snap_unstable: None,
+            commit: hs.commit.min(last).max(applied),
+            applied,
             role: Role::Follower,
             leader: None,
             election_elapsed: 0,
@@ -276,11 +321,19 @@ impl Raft {
     pub fn voted_for(&self) -> Option<NodeId> {
         self.voted_for
     }
+    /// The entries after the snapshot.
     pub fn log(&self) -> &[Entry] {
         &self.log
     }
+    /// The index of the last entry the snapshot replaced (0: no snapshot).
+    pub fn snapshot_index(&self) -> Index {
+        self.snap.index
+    }
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
     pub fn last_index(&self) -> Index {
-        self.log.len() as Index
+        self.snap.index + self.log.len() as Index
     }
     pub fn hard_state(&self) -> HardState {
         HardState {
@@ -292,15 +345,41 @@ impl Raft {
 
     /// The term of the last log entry (0 for an empty log).
     pub fn last_term(&self) -> Term {
-        self.log.last().map_or(0, |e| e.term)
+        self.log.last().map_or(self.snap.term, |e| e.term)
     }
 
+    /// The term of the entry at `index`; `None` if it is not in the log (beyond its end, or
+    /// compacted into the snapshot, except the snapshot's own index).
     fn term_at(&self, index: Index) -> Option<Term> {
         if index == 0 {
             Some(0)
+        } else if index == self.snap.index {
+            Some(self.snap.term)
+        } else if index < self.snap.index {
+            None
         } else {
-            self.log.get(index as usize - 1).map(|e| e.term)
+            self.log.get(self.pos(index)).map(|e| e.term)
         }
+    }
+
+    /// Where the entry at `index` (after the snapshot) sits in `log`.
+    fn pos(&self, index: Index) -> usize {
+        (index - self.snap.index - 1) as usize
+    }
+
+    /// Replaces the log up to `index` (applied by the caller) by a snapshot of the state
+    /// machine there. Does nothing for an index not after the current snapshot or not yet
+    /// applied.
+    pub fn compact(&mut self, index: Index, data: Vec<u8>) {
+        if index <= self.snap.index || index > self.applied {
+            return;
+        }
+        let term = self.term_at(index).expect("an applied entry is in the log");
+        let cut = self.pos(index) + 1;
+        self.log.drain(..cut);
+        self.snap = Snapshot { index, term, data };
+        self.snap_unstable = Some(self.snap_unstable.unwrap_or(false));
+        self.mark_unstable(index + 1);
     }
 
     fn quorum(&self) -> usize {
@@ -543,10 +622,18 @@ impl Raft {
     fn send_append(&mut self, to: NodeId, read_ctx: Option<u64>) {
         let next = self.progress[&to].next.max(1);
         let prev_index = next - 1;
+        if prev_index < self.snap.index {
+            // The entries it needs are compacted: send the snapshot, and go on after it.
+            let snapshot = self.snap.clone();
+            self.progress.get_mut(&to).expect("peer").next = snapshot.index + 1;
+            self.send(to, MsgKind::InstallSnapshot { snapshot });
+            return;
+        }
         let prev_term = self.term_at(prev_index).unwrap_or(0);
-        let end =
-            (self.last_index() as usize).min(prev_index as usize + self.config.max_append_entries);
-        let entries = self.log[prev_index as usize..end].to_vec();
+        let end = self
+            .last_index()
+            .min(prev_index + self.config.max_append_entries as Index);
+        let entries = self.log[self.pos(prev_index + 1)..self.pos(end + 1)].to_vec();
         let commit = self.commit;
         self.send(
             to,
@@ -665,6 +752,14 @@ impl Raft {
                 self.election_elapsed = 0;
                 self.handle_append(m.from, prev_index, prev_term, entries, commit, read_ctx);
             }
+            MsgKind::InstallSnapshot { snapshot } => {
+                if self.role != Role::Follower {
+                    self.become_follower(m.term, Some(m.from));
+                }
+                self.leader = Some(m.from);
+                self.election_elapsed = 0;
+                self.install_snapshot(m.from, snapshot);
+            }
             MsgKind::AppendResp {
                 success,
                 match_index,
@@ -722,15 +817,52 @@ impl Raft {
         }
     }
 
+    fn install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
+        let index = snapshot.index;
+        if index > self.commit {
+            if self.term_at(index) == Some(snapshot.term) && index < self.last_index() {
+                // Log matching: our entries up to `index` are the snapshot's; keep the rest.
+                let cut = self.pos(index) + 1;
+                self.log.drain(..cut);
+            } else {
+                self.log.clear();
+            }
+            self.snap = snapshot;
+            self.snap_unstable = Some(true);
+            self.commit = index;
+            self.applied = index;
+            self.mark_unstable(index + 1);
+        }
+        // Either way our log matches the leader's up to our commit index (now at least the
+        // snapshot's).
+        let match_index = self.commit;
+        self.send(
+            from,
+            MsgKind::AppendResp {
+                success: true,
+                match_index,
+                hint: 0,
+                read_ctx: None,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn handle_append(
         &mut self,
         from: NodeId,
-        prev_index: Index,
-        prev_term: Term,
-        entries: Vec<Entry>,
+        mut prev_index: Index,
+        mut prev_term: Term,
+        mut entries: Vec<Entry>,
         commit: Index,
         read_ctx: Option<u64>,
     ) {
+        if prev_index < self.snap.index {
+            // Entries up to our snapshot are committed, so they match the leader's: skip them.
+            entries.retain(|e| e.index > self.snap.index);
+            prev_index = self.snap.index;
+            prev_term = self.snap.term;
+        }
         let hint = match self.term_at(prev_index) {
             // We lack `prev_index`: retry from just after our last entry.
             None => Some(self.last_index() + 1),
@@ -766,7 +898,8 @@ impl Raft {
                         e.index > self.commit,
                         "a committed entry can never conflict"
                     );
-                    self.log.truncate(e.index as usize - 1);
+                    let at = self.pos(e.index);
+                    self.log.truncate(at);
                     self.mark_unstable(e.index);
                     self.log.push(e);
                 }
@@ -798,12 +931,23 @@ impl Raft {
             self.persisted_hs = hs;
             hs
         });
+        let (snapshot, snapshot_installed) = match self.snap_unstable.take() {
+            // With a snapshot, the whole remaining log is persisted again after it.
+            Some(installed) => {
+                self.unstable_from = Some(self.snap.index + 1);
+                (Some(self.snap.clone()), installed)
+            }
+            None => (None, false),
+        };
         let persist_from = self.unstable_from.take();
         let entries = match persist_from {
-            Some(from) => self.log[(from as usize - 1).min(self.log.len())..].to_vec(),
+            Some(from) => {
+                let from = from.max(self.snap.index + 1);
+                self.log[self.pos(from).min(self.log.len())..].to_vec()
+            }
             None => Vec::new(),
         };
-        let committed = self.log[self.applied as usize..self.commit as usize].to_vec();
+        let committed = self.log[self.pos(self.applied + 1)..self.pos(self.commit + 1)].to_vec();
         self.applied = self.commit;
         Ready {
             hard_state,
@@ -812,6 +956,8 @@ impl Raft {
             messages: std::mem::take(&mut self.msgs),
             committed,
             reads: std::mem::take(&mut self.ready_reads),
+            snapshot,
+            snapshot_installed,
         }
     }
 }
