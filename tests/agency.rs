@@ -10,7 +10,7 @@ use std::time::Duration;
 use tenure::core::agency::{
     is_same_endpoint, Agency, AgencyApi, AgencyError, Lock, WriteCondition,
 };
-use tenure::core::{Clock, EventKind};
+use tenure::core::EventKind;
 
 fn api(env: &common::Env) -> Arc<dyn Agency> {
     Arc::new(AgencyApi::new(env.client()))
@@ -47,9 +47,10 @@ fn ttl_writes_expire_on_agency_time() {
         a.write_key(&key("/t"), json!(1), Some(Duration::from_secs(5)), None)
             .await
             .unwrap();
-        env.clock.sleep(Duration::from_millis(4999)).await;
+        let ttl = Duration::from_secs(5);
+        env.clock.sleep(env.before(ttl)).await;
         assert_eq!(a.read_key(&key("/t")).await.unwrap(), json!(1));
-        env.clock.sleep(Duration::from_millis(1)).await;
+        env.clock.sleep(env.after(ttl) - env.before(ttl)).await;
         assert!(matches!(
             a.read_key(&key("/t")).await,
             Err(AgencyError::KeyNotFound { .. })
@@ -58,7 +59,7 @@ fn ttl_writes_expire_on_agency_time() {
         a.write_key(&key("/u"), json!(1), Some(Duration::from_micros(10)), None)
             .await
             .unwrap();
-        env.clock.sleep(Duration::from_millis(1)).await;
+        env.clock.sleep(env.after(Duration::from_millis(1))).await;
         assert!(a.read_key(&key("/u")).await.is_err());
     });
 }
@@ -166,7 +167,7 @@ fn bad_inputs_are_refused() {
 fn change_callbacks_receive_events_in_order() {
     run(|env| async move {
         let a = api(&env);
-        let mut inbox = env.mem.callback_inbox("http://observer/cb");
+        let mut inbox = env.callback_inbox("http://observer/cb");
         a.register_change_callback(&key("/watched"), "http://observer/cb")
             .await
             .unwrap();
@@ -239,7 +240,10 @@ fn lock_holder_stops_believing_when_the_key_is_taken_over() {
         a.write_key(&key("/lock"), json!("intruder"), None, None)
             .await
             .unwrap();
-        env.clock.sleep(Duration::from_millis(1001)).await;
+        // The renewal at TTL/2 finds the key taken.
+        env.clock
+            .sleep(env.after(Duration::from_millis(1001)))
+            .await;
         assert!(!la.is_locked());
         assert_eq!(la.unlock().await, Err(AgencyError::NotLocked));
         assert_eq!(a.read_key(&key("/lock")).await.unwrap(), json!("intruder"));

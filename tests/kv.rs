@@ -6,7 +6,6 @@ use common::run;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure::core::kv::{KeyChange, KvError, KvPair, Kvi, Kvs};
-use tenure::core::Clock;
 
 fn kvs(env: &common::Env) -> Kvs {
     Kvs::open(env.client(), &["session_ttl_ms=3000"]).unwrap()
@@ -120,7 +119,12 @@ fn dist_lock_excludes_and_hands_over() {
         }));
         let start = env.clock.now();
         b.dist_lock().await.unwrap();
-        assert_eq!(env.clock.now() - start, Duration::from_secs(20));
+        let waited = env.clock.now() - start;
+        let twenty = Duration::from_secs(20);
+        assert!(
+            waited >= twenty && waited <= env.after(twenty),
+            "{waited:?}"
+        );
         assert!(b.lock_token().unwrap() > ta);
         // Unlocking a lock one does not hold does nothing and removes nothing.
         a.dist_unlock().await.unwrap();
@@ -183,7 +187,8 @@ fn watch_blocks_until_the_key_changes() {
             kv.watch("w").await.unwrap(),
             ("new".to_string(), KeyChange::Put)
         );
-        assert_eq!(env.clock.now(), Duration::from_secs(10));
+        let ten = Duration::from_secs(10);
+        assert!(env.clock.now() >= ten && env.clock.now() <= env.after(ten));
     });
 }
 
@@ -206,7 +211,7 @@ fn watch_with_callback_until_delete_false_or_cancel() {
             .unwrap();
         kv.store("w", "1").await.unwrap();
         kv.store("w", "2").await.unwrap();
-        env.clock.sleep(Duration::from_millis(1)).await;
+        env.clock.sleep(env.after(Duration::from_millis(1))).await;
         assert_eq!(
             *seen.lock().unwrap(),
             vec![
@@ -217,7 +222,7 @@ fn watch_with_callback_until_delete_false_or_cancel() {
         kv.watch_cb_cancel(h).unwrap();
         assert_eq!(kv.watch_cb_cancel(h), Err(KvError::UnknownWatch));
         kv.store("w", "3").await.unwrap();
-        env.clock.sleep(Duration::from_millis(1)).await;
+        env.clock.sleep(env.after(Duration::from_millis(1))).await;
         assert_eq!(
             seen.lock().unwrap().len(),
             2,
@@ -239,7 +244,7 @@ fn watch_with_callback_until_delete_false_or_cancel() {
             .unwrap();
         kv.store("w", "4").await.unwrap();
         kv.delete("w").await.unwrap();
-        env.clock.sleep(Duration::from_millis(1)).await;
+        env.clock.sleep(env.after(Duration::from_millis(1))).await;
         assert_eq!(seen.lock().unwrap().last().unwrap().2, KeyChange::Delete);
         assert_eq!(
             seen.lock().unwrap().len(),
@@ -265,7 +270,7 @@ fn watch_with_callback_until_delete_false_or_cancel() {
         .unwrap();
         kv.store("v", "1").await.unwrap();
         kv.store("v", "2").await.unwrap();
-        env.clock.sleep(Duration::from_millis(1)).await;
+        env.clock.sleep(env.after(Duration::from_millis(1))).await;
         assert_eq!(*count.lock().unwrap(), 1);
     });
 }

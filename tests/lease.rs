@@ -11,7 +11,7 @@ use tenure::core::leadership::{LeadershipError, Manager, ManagerConfig};
 use tenure::core::lease::{
     Checker, Claimer, Client, LeaseClient, LeaseError, LeaseManager, Request,
 };
-use tenure::core::{Clock, Command, Op, Outcome, Txn, TxnOutcome};
+use tenure::core::{Command, Op, Outcome, Txn, TxnOutcome};
 
 fn client(env: &common::Env) -> Arc<LeaseClient> {
     Arc::new(LeaseClient::new(env.client()))

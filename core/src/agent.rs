@@ -55,6 +55,9 @@ pub enum Request {
     Events(Key, Revision),
     /// "Are you the leader?": the leader answers `Leader`, others `NotLeader`.
     Health,
+    /// The change notifications for the callback address `url` after a revision (possibly
+    /// none yet): callbacks delivered by pull, answered with `Events`.
+    Callbacks(String, Revision),
 }
 
 /// An agent's answer.
@@ -89,7 +92,8 @@ pub struct AgentOutput {
     pub responses: Vec<(u64, Response)>,
     /// Every change applied, in order (all agents report them; checkers compare).
     pub events: Vec<Event>,
-    /// Change callbacks to deliver: only the leader sends them.
+    /// Change callbacks to push: only the leader reports them. (Every agent also keeps them
+    /// in a bounded outbox per address, served by `Request::Callbacks`.)
     pub notifications: Vec<(String, Event)>,
     /// The committed entries applied by this output, in index order (for the history).
     pub applied: Vec<Entry>,
@@ -115,7 +119,13 @@ pub struct AgentCore {
     ready_reads: VecDeque<(Index, u64, Request)>,
     next_read_ctx: u64,
     responses: Vec<(u64, Response)>,
+    /// Per callback address: the latest notifications, and the revision up to which older
+    /// ones were dropped.
+    outbox: BTreeMap<String, (VecDeque<Event>, Revision)>,
 }
+
+/// Notifications kept per callback address.
+const OUTBOX_LIMIT: usize = 10_000;
 
 impl AgentCore {
     pub fn new(id: NodeId, peers: &[NodeId], config: AgentConfig, seed: u64) -> AgentCore {
@@ -160,6 +170,7 @@ impl AgentCore {
             ready_reads: VecDeque::new(),
             next_read_ctx: 1,
             responses: Vec::new(),
+            outbox: BTreeMap::new(),
         })
     }
 
@@ -251,6 +262,15 @@ impl AgentCore {
                     .map(|evs| evs.into_iter().filter(|e| e.key.is_related(key)).collect())
                     .map_err(|c| c.compacted),
             ),
+            Request::Callbacks(url, after) => match self.outbox.get(url) {
+                Some((_, dropped)) if *dropped > *after => Response::Events(Err(*dropped)),
+                Some((queue, _)) => Response::Events(Ok(queue
+                    .iter()
+                    .filter(|e| e.revision > *after)
+                    .cloned()
+                    .collect())),
+                None => Response::Events(Ok(Vec::new())),
+            },
             Request::Submit(_) | Request::Health => unreachable!("not a read"),
         }
     }
@@ -287,9 +307,14 @@ impl AgentCore {
                 Payload::Noop => None,
                 Payload::Command(cmd) => {
                     let applied = self.store.apply(cmd);
-                    if leader {
-                        for ev in &applied.events {
-                            for url in self.store.observers_of(&ev.key) {
+                    for ev in &applied.events {
+                        for url in self.store.observers_of(&ev.key) {
+                            let (queue, dropped) = self.outbox.entry(url.clone()).or_default();
+                            queue.push_back(ev.clone());
+                            if queue.len() > OUTBOX_LIMIT {
+                                *dropped = queue.pop_front().map_or(*dropped, |e| e.revision);
+                            }
+                            if leader {
                                 out.notifications.push((url, ev.clone()));
                             }
                         }

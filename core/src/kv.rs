@@ -272,8 +272,13 @@ impl Kvs {
         }
     }
 
-    async fn lock_loop(&self) -> Result<(), KvError> {
+    /// Tries to take the lock, and while someone else holds it waits for the lock key to
+    /// change and tries again; with a `limit`, gives up once it has waited that long (every
+    /// call tries at least once, however small the limit: the limit bounds the waiting, not
+    /// the round trips).
+    async fn lock_loop(&self, limit: Option<Duration>) -> Result<(), KvError> {
         let key = kv_key(DIST_LOCK_KEY)?;
+        let deadline = limit.map(|l| self.clock.now() + l);
         loop {
             let seen = self.client.read(&key).await?.revision;
             if let Some(token) = self.try_lock_once().await? {
@@ -281,7 +286,20 @@ impl Kvs {
                 return Ok(());
             }
             // Held by someone else: wait for the next change of the lock key.
-            self.client.wait_events(&key, seen).await?;
+            let wait = self.client.wait_events(&key, seen);
+            match (deadline, limit) {
+                (Some(deadline), Some(limit)) => {
+                    let left = deadline.saturating_sub(self.clock.now());
+                    if left.is_zero() {
+                        return Err(KvError::LockTimeout(limit));
+                    }
+                    match timeout(&*self.clock, left, wait).await {
+                        Some(r) => r.map(drop)?,
+                        None => return Err(KvError::LockTimeout(limit)),
+                    }
+                }
+                _ => wait.await.map(drop)?,
+            }
         }
     }
 
@@ -310,14 +328,11 @@ impl Kvs {
 #[async_trait]
 impl Kvi for Kvs {
     async fn dist_lock(&self) -> Result<(), KvError> {
-        self.lock_loop().await
+        self.lock_loop(None).await
     }
 
     async fn dist_timed_lock(&self, limit: Duration) -> Result<(), KvError> {
-        match timeout(&*self.clock, limit, self.lock_loop()).await {
-            Some(r) => r,
-            None => Err(KvError::LockTimeout(limit)),
-        }
+        self.lock_loop(Some(limit)).await
     }
 
     async fn dist_unlock(&self) -> Result<(), KvError> {

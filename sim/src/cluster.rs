@@ -278,6 +278,7 @@ impl Envelope {
                     Request::Lease(_) => "lease",
                     Request::Events(..) => "events",
                     Request::Health => "health",
+                    Request::Callbacks(..) => "callbacks",
                 };
                 format!("request {id} {what}")
             }
@@ -791,6 +792,38 @@ impl NetClient {
             "no leader answered after {} attempts",
             i.config.max_attempts
         )))
+    }
+}
+
+impl NetClient {
+    /// Receives the change notifications the agency sends to the callback address `url` (an
+    /// observer registration made with `register_change_callback`), in order. Delivery is by
+    /// pull: a task asks the leader for new notifications every `watch_poll`, so a leader
+    /// change loses none (every agent keeps the latest 10,000 per address since it started).
+    /// The task ends when the receiver is dropped.
+    pub fn callback_inbox(&self, url: &str) -> futures::channel::mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let (me, url) = (self.clone(), url.to_string());
+        self.inner.clock.spawn(Box::pin(async move {
+            let mut after = 0;
+            loop {
+                if let Ok(Response::Events(Ok(events))) =
+                    me.call(Request::Callbacks(url.clone(), after)).await
+                {
+                    for e in events {
+                        after = e.revision;
+                        if tx.unbounded_send(e).is_err() {
+                            return;
+                        }
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                me.inner.clock.sleep(me.inner.config.watch_poll).await;
+            }
+        }));
+        rx
     }
 }
 

@@ -1,40 +1,135 @@
-//! The harness of the client-side suite: every test gets a fresh backend and a manual clock.
-//! The suite is written against `StoreClient`, so another backend (the simulated cluster)
-//! can be added to `run` and every test runs against it too.
+//! The harness of the client-side suite. Every test body runs twice: against a fresh `mem:`
+//! backend on a manual clock, and against a fresh simulated 3-agent Raft cluster (madsim,
+//! no faults) through the networked client. The suite is written against `StoreClient`, so
+//! both backends must give the same answers.
+//!
+//! Time differs between them: `mem:` expires a TTL exactly on its deadline, while the cluster
+//! runs on agency time, which the leader advances in ticks by its elapsed time times
+//! `1 - rho`, and reaches the client over the network. Tests therefore state time through
+//! [`Env::before`] (a moment the deadline surely has not passed) and [`Env::after`] (a moment
+//! it surely has); on `mem:` these are exact.
 #![allow(dead_code)]
 
+use futures::channel::mpsc::UnboundedReceiver;
 use std::future::Future;
 use std::sync::Arc;
-use tenure::core::{Clock, ManualClock, MemBackend, StoreClient};
+use std::time::Duration;
+use tenure::core::{Clock, Event, ManualClock, MemBackend, StoreClient};
+use tenure::sim::{ClientConfig, Cluster, ClusterConfig, NetClient};
+
+pub enum Backend {
+    Mem(MemBackend),
+    Cluster(NetClient),
+}
 
 pub struct Env {
-    pub clock: ManualClock,
-    pub mem: MemBackend,
+    pub clock: Arc<dyn Clock>,
+    pub backend: Backend,
 }
 
 impl Env {
     /// A new client of the same store (another process, from the store's view).
     pub fn client(&self) -> Arc<dyn StoreClient> {
-        self.mem.client()
+        match &self.backend {
+            Backend::Mem(m) => m.client(),
+            Backend::Cluster(c) => Arc::new(c.clone()),
+        }
     }
+
     pub fn shared_clock(&self) -> Arc<dyn Clock> {
-        self.clock.shared()
+        self.clock.clone()
+    }
+
+    /// Change notifications sent to the callback address `url`.
+    pub fn callback_inbox(&self, url: &str) -> UnboundedReceiver<Event> {
+        match &self.backend {
+            Backend::Mem(m) => m.callback_inbox(url),
+            Backend::Cluster(c) => c.callback_inbox(url),
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster(_))
+    }
+
+    /// How long after a call that set a deadline `d` ahead the deadline has surely not yet
+    /// passed: `d` minus 1 ms on `mem:`; on the cluster, minus one agency tick and the
+    /// network's delay, by which the call may have started late in agency time.
+    pub fn before(&self, d: Duration) -> Duration {
+        let margin = if self.is_cluster() {
+            Duration::from_millis(150)
+        } else {
+            Duration::from_millis(1)
+        };
+        d.saturating_sub(margin)
+    }
+
+    /// How long after such a call the deadline has surely passed and its effect is visible:
+    /// exactly `d` on `mem:`; on the cluster `d / (1 - rho)` plus ticks and round trips.
+    pub fn after(&self, d: Duration) -> Duration {
+        if self.is_cluster() {
+            d.mul_f64(1.0 / (1.0 - tenure::core::clock::DEFAULT_DRIFT_BOUND))
+                + Duration::from_millis(300)
+        } else {
+            d
+        }
     }
 }
 
-/// Runs `test` against a fresh `mem:` backend on a manual clock.
+/// Runs `test` against a fresh `mem:` backend on a manual clock, then against a fresh
+/// simulated 3-agent cluster (seed 1) from a client node, once a leader is elected.
 pub fn run<F, Fut>(test: F)
 where
-    F: FnOnce(Arc<Env>) -> Fut,
-    Fut: Future<Output = ()>,
+    F: Fn(Arc<Env>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
 {
     let clock = ManualClock::new();
     let mem = tenure::core::open("mem:", clock.shared()).expect("mem: opens");
     let env = Arc::new(Env {
-        clock: clock.clone(),
-        mem,
+        clock: clock.shared(),
+        backend: Backend::Mem(mem),
     });
     clock.block_on(test(env));
+    run_on_cluster(1, test);
+}
+
+/// Runs `test` against a fresh simulated 3-agent cluster only.
+pub fn run_on_cluster<F, Fut>(seed: u64, test: F)
+where
+    F: FnOnce(Arc<Env>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let result =
+        tenure::sim::run_seed(seed, Some(Duration::from_secs(3_600)), move || async move {
+            let cluster = Cluster::start(ClusterConfig::default(), seed);
+            let node = madsim::runtime::Handle::current()
+                .create_node()
+                .name("client")
+                .ip("10.0.1.1".parse().unwrap())
+                .build();
+            let addrs = cluster.addrs.clone();
+            let net = node
+                .spawn(async move {
+                    let c = NetClient::connect(addrs, ClientConfig::default())
+                        .await
+                        .expect("the client binds");
+                    // Wait for a leader, so tests start on a working cluster.
+                    while c.are_agents_healthy(false).await.is_err() {
+                        madsim::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    c
+                })
+                .await
+                .expect("the client starts");
+            let env = Arc::new(Env {
+                clock: tenure::sim::MadsimClock::new().shared(),
+                backend: Backend::Cluster(net),
+            });
+            test(env).await;
+        });
+    if let Err(e) = result {
+        panic!("on the simulated cluster: {e}");
+    }
 }
 
 pub fn key(s: &str) -> tenure::core::Key {
