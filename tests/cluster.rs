@@ -16,11 +16,7 @@ where
 {
     run_seed(seed, Some(Duration::from_secs(3600)), move || async move {
         let cluster = Cluster::start(ClusterConfig::default(), seed);
-        let node = madsim::runtime::Handle::current()
-            .create_node()
-            .name("client")
-            .ip("10.0.1.1".parse().unwrap())
-            .build();
+        let node = cluster.client_node("client", 0);
         node.spawn(test(cluster.addrs.clone())).await.unwrap();
     })
     .unwrap();
@@ -136,11 +132,7 @@ fn acknowledged_writes_survive_every_agent_restarting() {
     run_seed(5, Some(Duration::from_secs(3600)), || async {
         let cluster = Cluster::start(ClusterConfig::default(), 5);
         let handle = madsim::runtime::Handle::current();
-        let node = handle
-            .create_node()
-            .name("client")
-            .ip("10.0.1.1".parse().unwrap())
-            .build();
+        let node = cluster.client_node("client", 0);
         let addrs = cluster.addrs.clone();
         node.spawn(async move {
             let a = AgencyApi::new(client(&addrs).await);
@@ -216,11 +208,7 @@ fn health_sees_partitions_and_dead_agents_and_recovery() {
     use tenure::sim::HealthError;
     run_seed(21, Some(Duration::from_secs(3600)), || async {
         let cluster = Cluster::start(ClusterConfig::default(), 21);
-        let node = madsim::runtime::Handle::current()
-            .create_node()
-            .name("client")
-            .ip("10.0.1.1".parse().unwrap())
-            .build();
+        let node = cluster.client_node("client", 0);
         let addrs = cluster.addrs.clone();
         let c = node
             .spawn(async move {
@@ -292,11 +280,7 @@ fn asking_every_agent_at_once_serves_reads_and_writes_across_a_leader_kill() {
     use tenure::sim::Routing;
     run_seed(4, Some(Duration::from_secs(3600)), || async {
         let cluster = Cluster::start(ClusterConfig::default(), 4);
-        let node = madsim::runtime::Handle::current()
-            .create_node()
-            .name("client")
-            .ip("10.0.1.1".parse().unwrap())
-            .build();
+        let node = cluster.client_node("client", 0);
         let addrs = cluster.addrs.clone();
         let config = ClientConfig {
             routing: Routing::AskAll,

@@ -178,6 +178,17 @@ impl Cluster {
         }
     }
 
+    /// A new node for a client process, named `name`, with the `index`-th client address
+    /// (`10.0.1.1`, `10.0.1.2`, ...; clients need an address to talk to agents).
+    pub fn client_node(&self, name: &str, index: usize) -> madsim::runtime::NodeHandle {
+        let ip = std::net::IpAddr::from([10, 0, 1 + (index / 250) as u8, (index % 250 + 1) as u8]);
+        madsim::runtime::Handle::current()
+            .create_node()
+            .name(name)
+            .ip(ip)
+            .build()
+    }
+
     /// True (virtual) time since the cluster started.
     pub fn true_now(&self) -> Duration {
         madsim::time::Instant::now() - self.origin

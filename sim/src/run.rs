@@ -270,10 +270,6 @@ async fn workload(p: Process, registers: usize, pause: Duration, until: Duration
     }
 }
 
-fn client_ip(i: usize) -> std::net::IpAddr {
-    std::net::IpAddr::from([10, 0, 1 + (i / 250) as u8, (i % 250 + 1) as u8])
-}
-
 /// Runs `seed` under `config` and checks the history. `Err` only when the run itself broke
 /// (a panic, or the time limit), with the history up to that point; broken invariants are the
 /// report's violations.
@@ -329,12 +325,11 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         Faults::Schedule(s) => (None, s.clone()),
     };
     let cluster = Cluster::start_recorded(config.cluster.clone(), seed, rec.clone());
-    let handle = madsim::runtime::Handle::current();
     let ops = Arc::new(AtomicU64::new(1));
     let mut tasks = Vec::new();
     for i in 0..config.clients {
         let name = format!("client-{}", i + 1);
-        let node = handle.create_node().name(&name).ip(client_ip(i)).build();
+        let node = cluster.client_node(&name, i);
         let (addrs, rec, ops, cfg) = (
             cluster.addrs.clone(),
             rec.clone(),
@@ -362,11 +357,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         let _ = t.await;
     }
     // Every fault is lifted: liveness, then the final read for durability.
-    let node = handle
-        .create_node()
-        .name("runner")
-        .ip(client_ip(config.clients))
-        .build();
+    let node = cluster.client_node("runner", config.clients);
     let (addrs, r2, ops2, cfg) = (
         cluster.addrs.clone(),
         rec.clone(),

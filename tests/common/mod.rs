@@ -102,11 +102,7 @@ where
     let result =
         tenure::sim::run_seed(seed, Some(Duration::from_secs(3_600)), move || async move {
             let cluster = Cluster::start(ClusterConfig::default(), seed);
-            let node = madsim::runtime::Handle::current()
-                .create_node()
-                .name("client")
-                .ip("10.0.1.1".parse().unwrap())
-                .build();
+            let node = cluster.client_node("client", 0);
             let addrs = cluster.addrs.clone();
             let net = node
                 .spawn(async move {
