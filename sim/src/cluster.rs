@@ -2,10 +2,12 @@
 //! with serde envelopes, persisting through their [`SimDisk`]; and [`NetClient`], the
 //! networked [`StoreClient`] the API families run over.
 //!
-//! An agent node runs one loop: receive an envelope or reach the next tick, feed it to its
-//! [`AgentCore`], then carry out the output in order (persist and sync, send, answer). Its
-//! disk lives outside the node, so a killed and restarted node recovers from what it synced.
+//! An agent is an [`Actor`]: on a message or its tick it feeds its [`AgentCore`], then carries
+//! out the output in order: write to disk (the runtime syncs before anything leaves), send,
+//! answer, record. Its disk lives outside the node, so a killed and restarted node recovers
+//! from what it synced.
 
+use crate::actor::{self, receive, send, Actor, ActorEnv, Ctx, Links, Wire, MAX_DATAGRAM, TAG};
 use crate::clock::{NodeClock, SkewedClock};
 use crate::disk::SimDisk;
 use crate::history::{bytes_hash, entry_hash, Event as HistEvent, Recorder};
@@ -26,8 +28,6 @@ use tenure_core::raft::{Entry, HardState, Index, Message, MsgKind, NodeId, Role,
 use tenure_core::store::{Node, ReadResult};
 use tenure_core::{Command, Event, Key, LeaseId, Outcome, Revision};
 
-const TAG: u64 = 7;
-const MAX_DATAGRAM: usize = 16 << 20;
 const LOG_FILE: &str = "raft.log";
 const HARD_STATE_FILE: &str = "raft.hs";
 const SNAPSHOT_FILE: &str = "raft.snap";
@@ -38,10 +38,6 @@ pub enum Envelope {
     Raft(Message),
     Request { id: u64, request: Request },
     Response { id: u64, response: Response },
-}
-
-fn encode(e: &Envelope) -> Vec<u8> {
-    serde_json::to_vec(e).expect("envelopes serialize")
 }
 
 /// Cluster settings.
@@ -83,36 +79,6 @@ pub struct Cluster {
     pub links: Links,
 }
 
-/// Extra one-way delays between agents, `(from, to) -> [min, max]` ms, drawn per message on
-/// top of the network's own latency (madsim's latency is global; this is per link).
-#[derive(Clone, Default)]
-pub struct Links(Arc<Mutex<LinkDelays>>);
-
-type LinkDelays = BTreeMap<(NodeId, NodeId), (u64, u64)>;
-
-impl Links {
-    /// Sets (or with `max_ms == 0` clears) the delay of one direction of a link.
-    pub fn set(&self, from: NodeId, to: NodeId, min_ms: u64, max_ms: u64) {
-        let mut m = self.0.lock().unwrap();
-        if max_ms == 0 {
-            m.remove(&(from, to));
-        } else {
-            m.insert((from, to), (min_ms, max_ms));
-        }
-    }
-
-    pub fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-
-    /// A delay for one message on `from -> to`, if that link is slowed.
-    fn draw(&self, from: NodeId, to: NodeId) -> Option<Duration> {
-        let (lo, hi) = *self.0.lock().unwrap().get(&(from, to))?;
-        let ms = lo + madsim::rand::random::<u64>() % (hi - lo + 1);
-        Some(Duration::from_millis(ms))
-    }
-}
-
 fn agent_addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, (i + 1) as u8], 4000))
 }
@@ -151,16 +117,19 @@ impl Cluster {
                 .name(format!("agent-{}", i + 1))
                 .ip(addrs[i].ip())
                 .init(move || {
-                    agent_main(
-                        i as NodeId + 1,
-                        addrs2.clone(),
-                        disk2.clone(),
-                        clock2.clone(),
-                        cfg.clone(),
-                        seed,
-                        rec.clone(),
-                        links2.clone(),
-                    )
+                    let id = i as NodeId + 1;
+                    let env = ActorEnv {
+                        name: format!("agent-{id}"),
+                        addr: addrs2[i],
+                        clock: clock2.clone(),
+                        disk: Some(disk2.clone()),
+                        fsync: cfg.fsync,
+                        links: links2.clone(),
+                        rec: rec.clone(),
+                    };
+                    let agent =
+                        Agent::restart(id, addrs2.clone(), &cfg, seed, disk2.clone(), rec.clone());
+                    actor::run_actor(agent, env)
                 })
                 .build();
             nodes.push(node);
@@ -249,9 +218,9 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
-impl Envelope {
+impl Wire for Envelope {
     /// One line for the history: the kind, and for Raft messages the term and entry count.
-    pub fn summary(&self) -> String {
+    fn summary(&self) -> String {
         match self {
             Envelope::Raft(m) => {
                 let kind = match &m.kind {
@@ -310,132 +279,95 @@ impl Envelope {
     }
 }
 
-/// Sends an envelope, counting it and recording it when the run records messages.
-async fn send(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, e: &Envelope) {
-    rec.count_sent();
-    if rec.messages() {
-        rec.record(
-            from,
-            HistEvent::Message {
-                from: from.to_string(),
-                to: to.to_string(),
-                delivered: false,
-                summary: e.summary(),
-            },
-        );
-    }
-    let _ = ep.send_to(to, TAG, &encode(e)).await;
-}
-
-/// Decodes a received datagram, counting and recording its delivery.
-fn receive(rec: &Recorder, me: &str, bytes: &[u8], from: SocketAddr) -> Option<Envelope> {
-    let e: Envelope = serde_json::from_slice(bytes).ok()?;
-    rec.count_delivered();
-    if rec.messages() {
-        rec.record(
-            me,
-            HistEvent::Message {
-                from: from.to_string(),
-                to: me.to_string(),
-                delivered: true,
-                summary: e.summary(),
-            },
-        );
-    }
-    Some(e)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn agent_main(
+/// The agent actor: an [`AgentCore`] driven by messages and ticks, persisting through its
+/// [`SimDisk`] and recording what it does in the run's history.
+pub struct Agent {
     id: NodeId,
+    me: String,
+    core: AgentCore,
     addrs: Vec<SocketAddr>,
     disk: Arc<Mutex<SimDisk>>,
-    clock: SkewedClock,
-    cfg: ClusterConfig,
-    seed: u64,
+    /// Byte offset of each log record after the snapshot on disk.
+    offsets: Vec<u64>,
+    /// The index the snapshot on disk ends at: the log file starts after it.
+    base: Index,
+    tick: Duration,
+    next_tick: Duration,
+    /// Requests in flight: our id -> (client address, client's id).
+    clients: BTreeMap<u64, (SocketAddr, u64)>,
+    next_req: u64,
     rec: Recorder,
-    links: Links,
-) {
-    let me = format!("agent-{id}");
-    let ep = Endpoint::bind(addrs[id as usize - 1])
-        .await
-        .expect("agent binds its address");
-    let peers: Vec<NodeId> = (1..=addrs.len() as NodeId).collect();
-    let Recovered {
-        hs,
-        snapshot,
-        entries: log,
-        mut offsets,
-    } = restore(&disk);
-    // The index of the last entry the snapshot on disk replaced: the log file starts after.
-    let mut base = snapshot.as_ref().map_or(0, |s| s.index);
-    rec.record(
-        &me,
-        HistEvent::Restored {
-            agent: id,
-            term: hs.term,
-            vote: hs.voted_for,
-            log_len: base + log.len() as Index,
-        },
-    );
-    let mut seen = Seen {
-        role: None,
-        hard: Some((hs.term, hs.voted_for)),
-    };
-    let mut core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, snapshot, log)
-        .expect("an agent's own snapshot decodes");
-    // Requests in flight: our id -> (client address, client's id).
-    let mut clients: BTreeMap<u64, (SocketAddr, u64)> = BTreeMap::new();
-    let mut next_req = 0u64;
-    // A dedicated receiver: dropping a pending `recv_from` (as a timeout would) can lose the
-    // datagram it was about to return, while a channel keeps it.
-    let (tx, mut inbox) = futures::channel::mpsc::unbounded::<(Vec<u8>, SocketAddr)>();
-    let rx_ep = ep.clone();
-    madsim::task::spawn(async move {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        while let Ok((n, from)) = rx_ep.recv_from(TAG, &mut buf).await {
-            if tx.unbounded_send((buf[..n].to_vec(), from)).is_err() {
-                return;
-            }
-        }
-    });
-    // Ticks follow the agent's own (possibly drifting, jumping) clock.
-    let mut next_tick = clock.now() + cfg.tick;
-    loop {
-        let wait = next_tick.saturating_sub(clock.now());
-        let wait = clock.node_true_duration(wait);
-        let received = madsim::time::timeout(wait, futures::StreamExt::next(&mut inbox)).await;
-        match received {
-            Ok(Some((bytes, from))) => match receive(&rec, &me, &bytes, from) {
-                Some(Envelope::Raft(m)) => core.step(m),
-                Some(Envelope::Request { id: cid, request }) => {
-                    next_req += 1;
-                    clients.insert(next_req, (from, cid));
-                    core.request(next_req, request);
-                }
-                Some(Envelope::Response { .. }) | None => {}
+    seen: Seen,
+    /// A new term or vote written in this event, recorded once synced.
+    unsynced_hard: Option<(Term, Option<NodeId>)>,
+}
+
+impl Agent {
+    /// Agent `id` (1-based) starting, or restarting from what its disk kept.
+    pub fn restart(
+        id: NodeId,
+        addrs: Vec<SocketAddr>,
+        cfg: &ClusterConfig,
+        seed: u64,
+        disk: Arc<Mutex<SimDisk>>,
+        rec: Recorder,
+    ) -> Agent {
+        let me = format!("agent-{id}");
+        let peers: Vec<NodeId> = (1..=addrs.len() as NodeId).collect();
+        let Recovered {
+            hs,
+            snapshot,
+            entries: log,
+            offsets,
+        } = restore(&disk);
+        let base = snapshot.as_ref().map_or(0, |s| s.index);
+        rec.record(
+            &me,
+            HistEvent::Restored {
+                agent: id,
+                term: hs.term,
+                vote: hs.voted_for,
+                log_len: base + log.len() as Index,
             },
-            Ok(None) => return,
-            Err(_) => {
-                let now = clock.now();
-                core.tick(now);
-                // After a backward jump, do not replay the lost time; after a forward jump,
-                // do not tick in a burst.
-                next_tick = if now >= next_tick + cfg.tick || now + cfg.tick < next_tick {
-                    now + cfg.tick
-                } else {
-                    next_tick + cfg.tick
-                };
-            }
+        );
+        let seen = Seen {
+            role: None,
+            hard: Some((hs.term, hs.voted_for)),
+        };
+        let core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, snapshot, log)
+            .expect("an agent's own snapshot decodes");
+        Agent {
+            id,
+            me,
+            core,
+            addrs,
+            disk,
+            offsets,
+            base,
+            tick: cfg.tick,
+            next_tick: Duration::ZERO,
+            clients: BTreeMap::new(),
+            next_req: 0,
+            rec,
+            seen,
+            unsynced_hard: None,
         }
-        let out = core.output();
-        let persists = out.snapshot.is_some()
+    }
+
+    /// Carries out the core's output: disk writes now (synced by the runtime before the
+    /// messages leave), messages and answers into `ctx`, records into the history.
+    fn flush(&mut self, ctx: &mut Ctx<Envelope>) {
+        let out = self.core.output();
+        let id = self.id;
+        let hard = out.hard_state.map(|hs| (hs.term, hs.voted_for));
+        if out.snapshot.is_some()
             || out.persist_from.is_some()
-            || out
-                .hard_state
-                .is_some_and(|hs| seen.hard != Some((hs.term, hs.voted_for)));
+            || hard.is_some_and(|h| Some(h) != self.seen.hard)
         {
-            let mut d = disk.lock().unwrap();
+            ctx.need_durable();
+        }
+        {
+            let mut d = self.disk.lock().unwrap();
             if let Some(snap) = &out.snapshot {
                 // The snapshot first, whole; then the log is rewritten after it.
                 d.write_all(
@@ -444,10 +376,10 @@ async fn agent_main(
                 );
                 d.sync(SNAPSHOT_FILE);
                 d.truncate(LOG_FILE, 0);
-                offsets.clear();
-                base = snap.index;
-                rec.record(
-                    &me,
+                self.offsets.clear();
+                self.base = snap.index;
+                self.rec.record(
+                    &self.me,
                     HistEvent::Snapshot {
                         agent: id,
                         index: snap.index,
@@ -458,13 +390,13 @@ async fn agent_main(
                 );
             }
             if let Some(from) = out.persist_from {
-                let keep = (from - base) as usize - 1;
-                if keep < offsets.len() {
-                    d.truncate(LOG_FILE, offsets[keep]);
-                    offsets.truncate(keep);
+                let keep = (from - self.base) as usize - 1;
+                if keep < self.offsets.len() {
+                    d.truncate(LOG_FILE, self.offsets[keep]);
+                    self.offsets.truncate(keep);
                 }
                 for e in &out.entries {
-                    offsets.push(d.append_record(
+                    self.offsets.push(d.append_record(
                         LOG_FILE,
                         &serde_json::to_vec(e).expect("entries serialize"),
                     ));
@@ -477,39 +409,19 @@ async fn agent_main(
                 );
             }
         }
-        if persists && !cfg.fsync.is_zero() {
-            // A kill while the sync is under way loses (part of) what was written.
-            madsim::time::sleep(cfg.fsync).await;
+        if hard.is_some() && hard != self.seen.hard {
+            self.unsynced_hard = hard;
         }
-        {
-            let mut d = disk.lock().unwrap();
-            d.sync(LOG_FILE);
-            d.sync(HARD_STATE_FILE);
-        }
-        if let Some(hs) = out.hard_state {
-            let hard = Some((hs.term, hs.voted_for));
-            if seen.hard != hard {
-                seen.hard = hard;
-                rec.record(
-                    &me,
-                    HistEvent::HardState {
-                        agent: id,
-                        term: hs.term,
-                        vote: hs.voted_for,
-                    },
-                );
-            }
-        }
-        let raft = core.raft();
+        let raft = self.core.raft();
         let role = Some((
             role_name(raft.role()).to_string(),
             raft.term(),
             raft.leader(),
         ));
-        if seen.role != role {
-            seen.role = role;
-            rec.record(
-                &me,
+        if self.seen.role != role {
+            self.seen.role = role;
+            self.rec.record(
+                &self.me,
                 HistEvent::Role {
                     agent: id,
                     role: role_name(raft.role()).to_string(),
@@ -521,8 +433,8 @@ async fn agent_main(
             );
         }
         for e in &out.applied {
-            rec.record(
-                &me,
+            self.rec.record(
+                &self.me,
                 HistEvent::Apply {
                     agent: id,
                     index: e.index,
@@ -533,8 +445,8 @@ async fn agent_main(
         }
         for ev in &out.events {
             if matches!(ev.cause, Cause::TtlExpired | Cause::LeaseExpired(_)) {
-                rec.record(
-                    &me,
+                self.rec.record(
+                    &self.me,
                     HistEvent::Expire {
                         agent: id,
                         key: ev.key.to_string(),
@@ -544,29 +456,65 @@ async fn agent_main(
             }
         }
         for m in out.messages {
-            let to = addrs[m.to as usize - 1];
-            match links.draw(id, m.to) {
-                Some(delay) => {
-                    let (ep, rec, me) = (ep.clone(), rec.clone(), me.clone());
-                    madsim::task::spawn(async move {
-                        madsim::time::sleep(delay).await;
-                        send(&ep, &rec, &me, to, &Envelope::Raft(m)).await;
-                    });
-                }
-                None => send(&ep, &rec, &me, to, &Envelope::Raft(m)).await,
-            }
+            ctx.send(self.addrs[m.to as usize - 1], Envelope::Raft(m));
         }
         for (rid, response) in out.responses {
-            if let Some((addr, cid)) = clients.remove(&rid) {
-                send(
-                    &ep,
-                    &rec,
-                    &me,
-                    addr,
-                    &Envelope::Response { id: cid, response },
-                )
-                .await;
+            if let Some((addr, cid)) = self.clients.remove(&rid) {
+                ctx.send(addr, Envelope::Response { id: cid, response });
             }
+        }
+    }
+}
+
+impl Actor for Agent {
+    type Msg = Envelope;
+
+    fn start(&mut self, ctx: &mut Ctx<Envelope>) {
+        // Ticks follow the agent's own (possibly drifting, jumping) clock.
+        self.next_tick = ctx.now() + self.tick;
+        ctx.set_timer(self.next_tick);
+        self.flush(ctx);
+    }
+
+    fn message(&mut self, from: SocketAddr, msg: Envelope, ctx: &mut Ctx<Envelope>) {
+        match msg {
+            Envelope::Raft(m) => self.core.step(m),
+            Envelope::Request { id, request } => {
+                self.next_req += 1;
+                self.clients.insert(self.next_req, (from, id));
+                self.core.request(self.next_req, request);
+            }
+            Envelope::Response { .. } => return,
+        }
+        self.flush(ctx);
+    }
+
+    fn timer(&mut self, ctx: &mut Ctx<Envelope>) {
+        let now = ctx.now();
+        self.core.tick(now);
+        // After a backward jump, do not replay the lost time; after a forward jump, do not
+        // tick in a burst.
+        let (next, tick) = (self.next_tick, self.tick);
+        self.next_tick = if now >= next + tick || now + tick < next {
+            now + tick
+        } else {
+            next + tick
+        };
+        ctx.set_timer(self.next_tick);
+        self.flush(ctx);
+    }
+
+    fn synced(&mut self) {
+        if let Some((term, vote)) = self.unsynced_hard.take() {
+            self.seen.hard = Some((term, vote));
+            self.rec.record(
+                &self.me,
+                HistEvent::HardState {
+                    agent: self.id,
+                    term,
+                    vote,
+                },
+            );
         }
     }
 }
@@ -699,7 +647,13 @@ impl NetClient {
         match &i.rec {
             Some((rec, me)) => send(&i.ep, rec, me, i.agents[to], &e).await,
             None => {
-                let _ = i.ep.send_to(i.agents[to], TAG, &encode(&e)).await;
+                let _ =
+                    i.ep.send_to(
+                        i.agents[to],
+                        TAG,
+                        &serde_json::to_vec(&e).expect("envelopes serialize"),
+                    )
+                    .await;
             }
         }
         (id, rx)

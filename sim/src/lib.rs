@@ -11,6 +11,7 @@ compile_error!(
     "tenure-sim needs `--cfg madsim` (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)"
 );
 
+pub mod actor;
 pub mod check;
 pub mod clock;
 pub mod cluster;
@@ -20,6 +21,7 @@ pub mod nemesis;
 pub mod run;
 pub mod trace;
 
+pub use actor::{run_actor, Actor, ActorEnv, Ctx, Links, Wire};
 pub use check::Violation;
 pub use clock::{ClockFault, NodeClock, SkewedClock};
 pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient, Routing};

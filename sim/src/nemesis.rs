@@ -339,7 +339,12 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
             to,
             min_ms,
             max_ms,
-        } => cluster.links.set(*from, *to, *min_ms, *max_ms),
+        } => cluster.links.set(
+            cluster.addrs[*from as usize - 1],
+            cluster.addrs[*to as usize - 1],
+            *min_ms,
+            *max_ms,
+        ),
         Fault::Unclog { from, to } => net.unclog_link(node(*from), node(*to)),
         Fault::Loss { rate } => net.update_config(|c| c.packet_loss_rate = *rate),
         Fault::Latency { min_ms, max_ms } => net.update_config(|c| {

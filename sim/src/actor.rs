@@ -1,0 +1,370 @@
+//! Actors: the shape of every simulated process. An [`Actor`] reacts to three events (start,
+//! a message, its timer) by changing its state and filling a [`Ctx`]: messages to send,
+//! whether what it wrote to its disk must be durable before they leave, and when it next
+//! wants its timer. [`run_actor`] is the runtime that drives one actor on its madsim node:
+//! it receives from the network, keeps the timer on the node's own (possibly skewed) clock,
+//! syncs the node's `SimDisk` (waiting `fsync` first when something durable was written, so a
+//! kill in that window loses or tears it), then sends, applying per-link delays, counting and
+//! (on request) recording every envelope in the run's history.
+//!
+//! The agent (`cluster::Agent`) is the first actor; workloads, lease managers and fenced
+//! resources are written the same way.
+
+use crate::clock::SkewedClock;
+use crate::disk::SimDisk;
+use crate::history::{Event as HistEvent, Recorder};
+use madsim::net::Endpoint;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tenure_core::clock::Clock;
+
+/// The tag every envelope travels under.
+pub const TAG: u64 = 7;
+/// The largest envelope the runtime receives.
+pub const MAX_DATAGRAM: usize = 16 << 20;
+
+/// A message type actors exchange: serde data with a one-line summary for the history.
+pub trait Wire: Serialize + DeserializeOwned + Send + Sync + 'static {
+    fn summary(&self) -> String;
+}
+
+/// What an actor asks of the runtime while handling one event.
+pub struct Ctx<M> {
+    now: Duration,
+    timer: Option<Duration>,
+    durable: bool,
+    out: Vec<(SocketAddr, M)>,
+}
+
+impl<M> Ctx<M> {
+    /// The node's local clock at the event.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Sends `msg` to `to` once the handler returns (after the disk is synced).
+    pub fn send(&mut self, to: SocketAddr, msg: M) {
+        self.out.push((to, msg));
+    }
+
+    /// Asks for the timer at local time `at` (replacing any earlier request).
+    pub fn set_timer(&mut self, at: Duration) {
+        self.timer = Some(at);
+    }
+
+    /// What the handler wrote to disk must be durable before its messages leave: the runtime
+    /// waits the disk's sync time, syncs, then sends.
+    pub fn need_durable(&mut self) {
+        self.durable = true;
+    }
+}
+
+/// A simulated process.
+pub trait Actor: 'static {
+    type Msg: Wire;
+
+    /// The node is up (first start or restart).
+    fn start(&mut self, ctx: &mut Ctx<Self::Msg>);
+
+    /// A message arrived from `from`.
+    fn message(&mut self, from: SocketAddr, msg: Self::Msg, ctx: &mut Ctx<Self::Msg>);
+
+    /// The timer set with [`Ctx::set_timer`] is due.
+    fn timer(&mut self, ctx: &mut Ctx<Self::Msg>);
+
+    /// The disk was synced after an event: what was written is durable now (before any of the
+    /// event's messages leave).
+    fn synced(&mut self) {}
+}
+
+/// Extra one-way delays between addresses, `(from, to) -> [min, max]` ms, drawn per message
+/// on top of the network's own latency (madsim's latency is global; this is per link).
+#[derive(Clone, Default)]
+pub struct Links(Arc<Mutex<LinkDelays>>);
+
+type LinkDelays = BTreeMap<(SocketAddr, SocketAddr), (u64, u64)>;
+
+impl Links {
+    /// Sets (or with `max_ms == 0` clears) the delay of one direction of a link.
+    pub fn set(&self, from: SocketAddr, to: SocketAddr, min_ms: u64, max_ms: u64) {
+        let mut m = self.0.lock().unwrap();
+        if max_ms == 0 {
+            m.remove(&(from, to));
+        } else {
+            m.insert((from, to), (min_ms, max_ms));
+        }
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// A delay for one message on `from -> to`, if that link is slowed.
+    fn draw(&self, from: SocketAddr, to: SocketAddr) -> Option<Duration> {
+        let (lo, hi) = *self.0.lock().unwrap().get(&(from, to))?;
+        let ms = lo + madsim::rand::random::<u64>() % (hi - lo + 1);
+        Some(Duration::from_millis(ms))
+    }
+}
+
+fn encode<M: Wire>(m: &M) -> Vec<u8> {
+    serde_json::to_vec(m).expect("messages serialize")
+}
+
+/// Sends a message now, counting it and recording it when the run records messages.
+pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, m: &M) {
+    rec.count_sent();
+    if rec.messages() {
+        rec.record(
+            from,
+            HistEvent::Message {
+                from: from.to_string(),
+                to: to.to_string(),
+                delivered: false,
+                summary: m.summary(),
+            },
+        );
+    }
+    let _ = ep.send_to(to, TAG, &encode(m)).await;
+}
+
+/// Decodes a received datagram, counting and recording its delivery; `None` if it is not a
+/// message of this type.
+pub fn receive<M: Wire>(rec: &Recorder, me: &str, bytes: &[u8], from: SocketAddr) -> Option<M> {
+    let m: M = serde_json::from_slice(bytes).ok()?;
+    rec.count_delivered();
+    if rec.messages() {
+        rec.record(
+            me,
+            HistEvent::Message {
+                from: from.to_string(),
+                to: me.to_string(),
+                delivered: true,
+                summary: m.summary(),
+            },
+        );
+    }
+    Some(m)
+}
+
+/// Where and how an actor runs.
+#[derive(Clone)]
+pub struct ActorEnv {
+    /// The node's name in the history (`agent-1`).
+    pub name: String,
+    pub addr: SocketAddr,
+    pub clock: SkewedClock,
+    /// The node's disk, synced after every event.
+    pub disk: Option<Arc<Mutex<SimDisk>>>,
+    /// How long a sync takes when something durable was written.
+    pub fsync: Duration,
+    pub links: Links,
+    pub rec: Recorder,
+}
+
+/// Drives `actor` on the current node until the node is killed.
+pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
+    let ep = Endpoint::bind(env.addr)
+        .await
+        .expect("an actor binds its address");
+    // A dedicated receiver: dropping a pending `recv_from` (as a timeout would) can lose the
+    // datagram it was about to return, while a channel keeps it.
+    let (tx, mut inbox) = futures::channel::mpsc::unbounded::<(Vec<u8>, SocketAddr)>();
+    let rx_ep = ep.clone();
+    madsim::task::spawn(async move {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        while let Ok((n, from)) = rx_ep.recv_from(TAG, &mut buf).await {
+            if tx.unbounded_send((buf[..n].to_vec(), from)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut timer: Option<Duration> = None;
+    let mut first = true;
+    loop {
+        let mut ctx = Ctx {
+            now: env.clock.now(),
+            timer: None,
+            durable: false,
+            out: Vec::new(),
+        };
+        if first {
+            first = false;
+            actor.start(&mut ctx);
+        } else {
+            let next = futures::StreamExt::next(&mut inbox);
+            let received = match timer {
+                Some(at) => {
+                    let wait = env
+                        .clock
+                        .node_true_duration(at.saturating_sub(env.clock.now()));
+                    madsim::time::timeout(wait, next).await.ok()
+                }
+                None => Some(next.await),
+            };
+            ctx.now = env.clock.now();
+            match received {
+                Some(Some((bytes, from))) => match receive(&env.rec, &env.name, &bytes, from) {
+                    Some(m) => actor.message(from, m, &mut ctx),
+                    None => continue,
+                },
+                Some(None) => return,
+                None => {
+                    timer = None;
+                    actor.timer(&mut ctx);
+                }
+            }
+        }
+        if let Some(at) = ctx.timer {
+            timer = Some(at);
+        }
+        if let Some(disk) = &env.disk {
+            if ctx.durable && !env.fsync.is_zero() {
+                // A kill while the sync is under way loses (part of) what was written.
+                madsim::time::sleep(env.fsync).await;
+            }
+            disk.lock().unwrap().sync_all();
+            actor.synced();
+        }
+        for (to, m) in ctx.out {
+            match env.links.draw(env.addr, to) {
+                Some(delay) => {
+                    let (ep, rec, name) = (ep.clone(), env.rec.clone(), env.name.clone());
+                    madsim::task::spawn(async move {
+                        madsim::time::sleep(delay).await;
+                        send(&ep, &rec, &name, to, &m).await;
+                    });
+                }
+                None => send(&ep, &env.rec, &env.name, to, &m).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::NodeClock;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Ping(u64);
+
+    impl Wire for Ping {
+        fn summary(&self) -> String {
+            format!("ping {}", self.0)
+        }
+    }
+
+    /// Pings its peer every 100 ms of its own clock, writing the count to disk first.
+    struct Pinger {
+        peer: SocketAddr,
+        disk: Arc<Mutex<SimDisk>>,
+        sent: u64,
+        synced: Arc<Mutex<u64>>,
+    }
+
+    impl Actor for Pinger {
+        type Msg = Ping;
+        fn start(&mut self, ctx: &mut Ctx<Ping>) {
+            ctx.set_timer(ctx.now() + Duration::from_millis(100));
+        }
+        fn message(&mut self, _: SocketAddr, _: Ping, _: &mut Ctx<Ping>) {}
+        fn timer(&mut self, ctx: &mut Ctx<Ping>) {
+            self.sent += 1;
+            self.disk
+                .lock()
+                .unwrap()
+                .write_all("count", &self.sent.to_le_bytes());
+            ctx.need_durable();
+            ctx.send(self.peer, Ping(self.sent));
+            ctx.set_timer(ctx.now() + Duration::from_millis(100));
+        }
+        fn synced(&mut self) {
+            *self.synced.lock().unwrap() = self.sent;
+        }
+    }
+
+    /// Counts what arrives.
+    struct Counter(Arc<Mutex<Vec<u64>>>);
+
+    impl Actor for Counter {
+        type Msg = Ping;
+        fn start(&mut self, _: &mut Ctx<Ping>) {}
+        fn message(&mut self, _: SocketAddr, m: Ping, _: &mut Ctx<Ping>) {
+            self.0.lock().unwrap().push(m.0);
+        }
+        fn timer(&mut self, _: &mut Ctx<Ping>) {}
+    }
+
+    #[test]
+    fn actors_exchange_messages_on_their_own_clocks_after_syncing() {
+        let (got, synced, disk_bytes, sent) = crate::run_seed(3, None, || async {
+            let rec = Recorder::new(true);
+            let handle = madsim::runtime::Handle::current();
+            let (a, b): (SocketAddr, SocketAddr) =
+                ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap());
+            // The pinger's clock runs 10% fast: 100 local ms are ~91 true ms.
+            let clock = Arc::new(Mutex::new(NodeClock::new(0, 0.1).unwrap()));
+            let disk = Arc::new(Mutex::new(SimDisk::new()));
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let synced = Arc::new(Mutex::new(0));
+            let env = |name: &str, addr, clock| ActorEnv {
+                name: name.into(),
+                addr,
+                clock,
+                disk: Some(disk.clone()),
+                fsync: Duration::from_millis(2),
+                links: Links::default(),
+                rec: rec.clone(),
+            };
+            let counter_env = ActorEnv {
+                disk: None,
+                ..env(
+                    "counter",
+                    b,
+                    SkewedClock::with_origin(
+                        rec.origin(),
+                        Arc::new(Mutex::new(NodeClock::new(0, 0.0).unwrap())),
+                    ),
+                )
+            };
+            let g = got.clone();
+            handle
+                .create_node()
+                .name("counter")
+                .ip(b.ip())
+                .build()
+                .spawn(run_actor(Counter(g), counter_env));
+            let pinger = Pinger {
+                peer: b,
+                disk: disk.clone(),
+                sent: 0,
+                synced: synced.clone(),
+            };
+            let penv = env("pinger", a, SkewedClock::with_origin(rec.origin(), clock));
+            handle
+                .create_node()
+                .name("pinger")
+                .ip(a.ip())
+                .build()
+                .spawn(run_actor(pinger, penv));
+            madsim::time::sleep(Duration::from_millis(1_000)).await;
+            let bytes = disk.lock().unwrap().read("count").to_vec();
+            let got = got.lock().unwrap().clone();
+            let synced = *synced.lock().unwrap();
+            (got, synced, bytes, rec.message_counts().0)
+        })
+        .unwrap();
+        // ~1000 / 91 pings, in order, each synced before it left.
+        assert!((10..=11).contains(&got.len()), "{got:?}");
+        assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>());
+        assert!(synced >= *got.last().unwrap());
+        assert_eq!(u64::from_le_bytes(disk_bytes.try_into().unwrap()), synced);
+        assert!(sent >= got.len() as u64);
+    }
+}
