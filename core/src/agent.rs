@@ -194,13 +194,22 @@ impl AgentCore {
             return;
         }
         let since = *self.ticked_until.get_or_insert(now);
+        if now.saturating_sub(since) >= self.config.agency_tick {
+            self.advance_agency_time(now);
+        }
+    }
+
+    /// While leader: proposes a `Tick` for the local time elapsed since the last one (times
+    /// `1 - rho`, rounded down) and restarts the count at `now`. Before a write this makes
+    /// the write's agency time current, so a TTL it sets runs from the moment the leader
+    /// proposed it, never from a stale tick before the client's call began (the fraction of a
+    /// millisecond dropped only slows agency time, which errs on the safe side).
+    fn advance_agency_time(&mut self, now: Duration) {
+        let since = *self.ticked_until.get_or_insert(now);
         let elapsed = now.saturating_sub(since);
-        if elapsed >= self.config.agency_tick {
-            let advance_ms =
-                (elapsed.as_secs_f64() * 1000.0 * (1.0 - self.config.rho)).floor() as u64;
-            if self.raft.propose(Command::Tick { advance_ms }).is_ok() {
-                self.ticked_until = Some(now);
-            }
+        let advance_ms = (elapsed.as_secs_f64() * 1000.0 * (1.0 - self.config.rho)).floor() as u64;
+        if advance_ms == 0 || self.raft.propose(Command::Tick { advance_ms }).is_ok() {
+            self.ticked_until = Some(now);
         }
     }
 
@@ -208,8 +217,9 @@ impl AgentCore {
         self.raft.step(m);
     }
 
-    /// Accepts a client request `id`; the answer comes out in a later (or this) output.
-    pub fn request(&mut self, id: u64, req: Request) {
+    /// Accepts a client request `id` at local time `now`; the answer comes out in a later (or
+    /// this) output.
+    pub fn request(&mut self, id: u64, req: Request, now: Duration) {
         if !self.is_leader() {
             let leader = self.raft.leader().filter(|l| *l != self.raft.id());
             self.responses.push((id, Response::NotLeader { leader }));
@@ -220,7 +230,10 @@ impl AgentCore {
                 let term = self.raft.term();
                 self.responses.push((id, Response::Leader { term }));
             }
-            Request::Submit(cmd) => match self.raft.propose(cmd) {
+            Request::Submit(cmd) => match {
+                self.advance_agency_time(now);
+                self.raft.propose(cmd)
+            } {
                 Ok(index) => {
                     self.proposals.insert(index, (id, self.raft.term()));
                 }
@@ -385,11 +398,15 @@ mod tests {
 
     impl World {
         fn new() -> World {
+            World::with_config(AgentConfig::default())
+        }
+
+        fn with_config(config: AgentConfig) -> World {
             let ids = [1, 2, 3];
             World {
                 agents: ids
                     .iter()
-                    .map(|&i| (i, AgentCore::new(i, &ids, AgentConfig::default(), 42)))
+                    .map(|&i| (i, AgentCore::new(i, &ids, config, 42)))
                     .collect(),
                 now: Duration::ZERO,
                 wire: Vec::new(),
@@ -436,7 +453,8 @@ mod tests {
         }
 
         fn ask(&mut self, to: NodeId, id: u64, req: Request) -> Option<Response> {
-            self.agents.get_mut(&to).unwrap().request(id, req);
+            let now = self.now;
+            self.agents.get_mut(&to).unwrap().request(id, req, now);
             self.flush();
             self.run(20);
             self.answers.remove(&id)
@@ -508,5 +526,39 @@ mod tests {
         assert!(read(&mut w, 2).is_some());
         w.run(4_000);
         assert!(read(&mut w, 3).is_none(), "expired on agency time");
+    }
+
+    #[test]
+    fn a_ttl_runs_from_the_write_never_from_a_stale_tick() {
+        // Agency ticks every 500 ms: a write between two of them would otherwise start its
+        // TTL up to 500 ms in the past.
+        let config = AgentConfig {
+            agency_tick: Duration::from_millis(500),
+            ..AgentConfig::default()
+        };
+        for lag in [0, 100, 200, 300, 400] {
+            let mut w = World::with_config(config);
+            w.run(1_000);
+            let l = w.leader().unwrap();
+            // Some time since the leader's last agency tick.
+            w.run(lag);
+            let t0 = w.now;
+            // 990 ms of agency time take 1000 ms of leader time: a whole number of agency
+            // ticks, so a stale start would show.
+            assert!(w.ask(l, 1, set_ttl("/t", 990)).is_some());
+            // 990 ms after the request reached the leader (minus one step), it is still there.
+            let elapsed = (w.now - t0).as_millis() as u64;
+            w.run(980 - elapsed);
+            match w.ask(l, 2, Request::Read(Key::parse("/t").unwrap())) {
+                Some(Response::Read(r)) => assert!(r.value.is_some(), "lag {lag}: expired early"),
+                other => panic!("{other:?}"),
+            }
+            // Expiry comes with the next agency tick.
+            w.run(600);
+            match w.ask(l, 3, Request::Read(Key::parse("/t").unwrap())) {
+                Some(Response::Read(r)) => assert!(r.value.is_none(), "lag {lag}: never expired"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

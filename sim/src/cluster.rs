@@ -482,7 +482,7 @@ impl Actor for Agent {
             Envelope::Request { id, request } => {
                 self.next_req += 1;
                 self.clients.insert(self.next_req, (from, id));
-                self.core.request(self.next_req, request);
+                self.core.request(self.next_req, request, ctx.now());
             }
             Envelope::Response { .. } => return,
         }
