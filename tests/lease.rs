@@ -77,9 +77,11 @@ fn claim_extend_expire() {
                 .unwrap(),
             t1
         );
-        env.clock.sleep(4 * SEC).await;
+        env.clock.sleep(env.before(5 * SEC)).await;
         assert!(c.expire_lease("db").await.is_err(), "extended to 14 s");
-        env.clock.sleep(SEC).await;
+        env.clock
+            .sleep(env.after(5 * SEC) - env.before(5 * SEC))
+            .await;
         c.expire_lease("db").await.unwrap();
         assert!(!c.leases().contains_key("db"));
         let t2 = c.claim_lease("db", Request::new("u1", SEC)).await.unwrap();
@@ -140,6 +142,7 @@ fn claimer_acquires_extends_and_denies() {
         let m = LeaseManager::new(client(&env));
         let other = LeaseManager::new(client(&env));
         let t = m.claim("svc", "u0", 10 * SEC).await.unwrap();
+        let reclaimed = env.clock.now();
         assert_eq!(
             m.claim("svc", "u0", 10 * SEC).await.unwrap(),
             t,
@@ -150,7 +153,8 @@ fn claimer_acquires_extends_and_denies() {
             Err(LeaseError::ClaimDenied)
         );
         // The guarantee: held at least `duration` after the start of the call.
-        env.clock.sleep(10 * SEC - Duration::from_millis(1)).await;
+        let until = reclaimed + env.before(10 * SEC);
+        env.clock.sleep(until - env.clock.now()).await;
         assert_eq!(
             other.claim("svc", "u1", SEC).await,
             Err(LeaseError::ClaimDenied)
@@ -184,7 +188,7 @@ fn tokens_check_and_guard_transactions() {
             no,
             Outcome::Txn(TxnOutcome::PreconditionFailed { .. })
         ));
-        env.clock.sleep(5 * SEC).await;
+        env.clock.sleep(env.after(5 * SEC)).await;
         assert_eq!(good.check().await, Err(LeaseError::NotHeld));
         let late = store.submit(Command::Txn(guarded(&good))).await.unwrap();
         assert!(matches!(

@@ -195,22 +195,30 @@ impl AgentCore {
         }
         let since = *self.ticked_until.get_or_insert(now);
         if now.saturating_sub(since) >= self.config.agency_tick {
-            self.advance_agency_time(now);
+            self.advance_agency_time(now, false);
         }
     }
 
-    /// While leader: proposes a `Tick` for the local time elapsed since the last one (times
-    /// `1 - rho`, rounded down) and restarts the count at `now`. Before a write this makes
-    /// the write's agency time current, so a TTL it sets runs from the moment the leader
-    /// proposed it, never from a stale tick before the client's call began (the fraction of a
-    /// millisecond dropped only slows agency time, which errs on the safe side).
-    fn advance_agency_time(&mut self, now: Duration) {
+    /// While leader: proposes a `Tick` for the local time elapsed since the last one, times
+    /// `1 - rho`, in whole milliseconds. A periodic tick carries the fraction over, so agency
+    /// time runs at exactly `1 - rho` of the leader's clock. Before a write (`before_write`)
+    /// the count restarts at `now`, dropping the fraction: the write's agency time is then
+    /// current, so a TTL it sets runs from the moment the leader proposed it, never from a
+    /// stale tick before the client's call began (dropping time only slows agency time,
+    /// which errs on the safe side).
+    fn advance_agency_time(&mut self, now: Duration, before_write: bool) {
+        let rate = 1.0 - self.config.rho;
         let since = *self.ticked_until.get_or_insert(now);
         let elapsed = now.saturating_sub(since);
-        let advance_ms = (elapsed.as_secs_f64() * 1000.0 * (1.0 - self.config.rho)).floor() as u64;
-        if advance_ms == 0 || self.raft.propose(Command::Tick { advance_ms }).is_ok() {
-            self.ticked_until = Some(now);
+        let advance_ms = (elapsed.as_secs_f64() * 1000.0 * rate).floor() as u64;
+        if advance_ms > 0 && self.raft.propose(Command::Tick { advance_ms }).is_err() {
+            return;
         }
+        self.ticked_until = Some(if before_write {
+            now
+        } else {
+            since + Duration::from_secs_f64(advance_ms as f64 / 1000.0 / rate).min(elapsed)
+        });
     }
 
     pub fn step(&mut self, m: Message) {
@@ -231,7 +239,7 @@ impl AgentCore {
                 self.responses.push((id, Response::Leader { term }));
             }
             Request::Submit(cmd) => match {
-                self.advance_agency_time(now);
+                self.advance_agency_time(now, true);
                 self.raft.propose(cmd)
             } {
                 Ok(index) => {
