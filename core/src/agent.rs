@@ -238,17 +238,17 @@ impl AgentCore {
                 let term = self.raft.term();
                 self.responses.push((id, Response::Leader { term }));
             }
-            Request::Submit(cmd) => match {
+            Request::Submit(cmd) => {
                 self.advance_agency_time(now, true);
-                self.raft.propose(cmd)
-            } {
-                Ok(index) => {
-                    self.proposals.insert(index, (id, self.raft.term()));
+                match self.raft.propose(cmd) {
+                    Ok(index) => {
+                        self.proposals.insert(index, (id, self.raft.term()));
+                    }
+                    Err(_) => self
+                        .responses
+                        .push((id, Response::NotLeader { leader: None })),
                 }
-                Err(_) => self
-                    .responses
-                    .push((id, Response::NotLeader { leader: None })),
-            },
+            }
             read => {
                 let ctx = self.next_read_ctx;
                 self.next_read_ctx += 1;
