@@ -26,6 +26,9 @@ fn kind(f: &Fault) -> &'static str {
         Fault::Restart { .. } => "restart",
         Fault::Pause { .. } => "pause",
         Fault::Resume { .. } => "resume",
+        Fault::PauseProcess { .. } => "pause_process",
+        Fault::ResumeProcess { .. } => "resume_process",
+        Fault::IsolateProcess { .. } => "isolate_process",
         Fault::Clock { .. } => "clock",
     }
 }

@@ -275,10 +275,22 @@ pub struct Lock {
     inner: Arc<LockInner>,
 }
 
+/// A change in what a lock holder believes, as its library sees it (for recorders and
+/// checkers): it holds the grant `token` until local time `until`, or (`until: None`) it
+/// stopped believing it holds it, now (unlock, a failed renewal, or its deadline passed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BeliefUpdate {
+    pub token: Revision,
+    pub until: Option<Duration>,
+}
+
+type BeliefObserver = Arc<dyn Fn(BeliefUpdate) + Send + Sync>;
+
 struct LockInner {
     api: Arc<dyn Agency>,
     clock: Arc<dyn Clock>,
     key: Key,
+    observer: Option<BeliefObserver>,
     id: String,
     ttl: Duration,
     rho: f64,
@@ -320,6 +332,7 @@ impl Lock {
                 id: id.to_string(),
                 ttl,
                 rho: DEFAULT_DRIFT_BOUND,
+                observer: None,
                 state: Mutex::new(LockState::default()),
             }),
         })
@@ -337,6 +350,21 @@ impl Lock {
         })?;
         Ok(Lock {
             inner: Arc::new(LockInner { rho, ..inner }),
+        })
+    }
+
+    /// Calls `observer` on every change of belief (grant, renewal, release, loss), in order.
+    pub fn with_observer(
+        self,
+        observer: impl Fn(BeliefUpdate) + Send + Sync + 'static,
+    ) -> Result<Lock, AgencyError> {
+        let inner = Arc::try_unwrap(self.inner)
+            .map_err(|_| AgencyError::Invalid("observer: set it before sharing the lock".into()))?;
+        Ok(Lock {
+            inner: Arc::new(LockInner {
+                observer: Some(Arc::new(observer)),
+                ..inner
+            }),
         })
     }
 
@@ -362,6 +390,7 @@ impl Lock {
             st.held = true;
             st.belief_deadline = start + i.ttl.mul_f64(1.0 - i.rho);
             st.token = Some(rev);
+            i.tell(rev, Some(st.belief_deadline));
             st.generation
         };
         i.clock
@@ -379,7 +408,9 @@ impl Lock {
             }
             st.held = false;
             st.generation += 1;
-            st.token = None;
+            if let Some(token) = st.token.take() {
+                i.tell(token, None);
+            }
         }
         match i.api.remove_key_if_equal_to(&i.key, json!(i.id)).await {
             Ok(_) => Ok(()),
@@ -410,6 +441,14 @@ impl Lock {
     }
 }
 
+impl LockInner {
+    fn tell(&self, token: Revision, until: Option<Duration>) {
+        if let Some(o) = &self.observer {
+            o(BeliefUpdate { token, until });
+        }
+    }
+}
+
 async fn renew(i: Arc<LockInner>, generation: u64) {
     loop {
         i.clock.sleep(i.ttl / 2).await;
@@ -420,6 +459,9 @@ async fn renew(i: Arc<LockInner>, generation: u64) {
             }
             if i.clock.now() >= st.belief_deadline {
                 st.held = false;
+                if let Some(token) = st.token {
+                    i.tell(token, None);
+                }
                 return;
             }
         }
@@ -433,9 +475,17 @@ async fn renew(i: Arc<LockInner>, generation: u64) {
             return;
         }
         match r {
-            Ok(_) => st.belief_deadline = start + i.ttl.mul_f64(1.0 - i.rho),
+            Ok(_) => {
+                st.belief_deadline = start + i.ttl.mul_f64(1.0 - i.rho);
+                if let Some(token) = st.token {
+                    i.tell(token, Some(st.belief_deadline));
+                }
+            }
             Err(AgencyError::ConditionFailed { .. }) => {
                 st.held = false;
+                if let Some(token) = st.token {
+                    i.tell(token, None);
+                }
                 return;
             }
             // Unknown outcome or no leader: keep trying until the belief deadline passes.

@@ -267,10 +267,189 @@ pub fn failed_checks(h: &History) -> Vec<Violation> {
         .collect()
 }
 
-/// Every check of this module.
+/// One continuous belief of one holder in one grant, in true time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BeliefInterval {
+    pub resource: String,
+    pub process: u64,
+    pub token: u64,
+    pub from_us: u64,
+    pub until_us: u64,
+    /// The record that began it.
+    pub record: usize,
+}
+
+/// The belief intervals of every holder: a grant or renewal at true time `t` believing until
+/// `u` gives `[t, u)` (joined to the previous one if that had not ended yet); an end of
+/// belief at `t` cuts the open interval there.
+pub fn belief_intervals(h: &History) -> Vec<BeliefInterval> {
+    let mut open: BTreeMap<(String, u64), BeliefInterval> = BTreeMap::new();
+    let mut done = Vec::new();
+    for (i, r) in h.records.iter().enumerate() {
+        let Event::Belief {
+            process,
+            resource,
+            token,
+            until_us,
+            ..
+        } = &r.event
+        else {
+            continue;
+        };
+        let k = (resource.clone(), *process);
+        match until_us {
+            Some(u) => {
+                match open.remove(&k) {
+                    Some(mut b) if b.token == *token && b.until_us > r.t_us => {
+                        b.until_us = b.until_us.max(*u);
+                        open.insert(k, b);
+                        continue;
+                    }
+                    Some(b) => done.push(b),
+                    None => {}
+                }
+                open.insert(
+                    k,
+                    BeliefInterval {
+                        resource: resource.clone(),
+                        process: *process,
+                        token: *token,
+                        from_us: r.t_us,
+                        until_us: *u,
+                        record: i,
+                    },
+                );
+            }
+            None => {
+                if let Some(mut b) = open.remove(&k) {
+                    b.until_us = b.until_us.min(r.t_us);
+                    done.push(b);
+                }
+            }
+        }
+    }
+    done.extend(open.into_values());
+    done.retain(|b| b.until_us > b.from_us);
+    done.sort_by(|a, b| {
+        (a.resource.as_str(), a.from_us, a.process).cmp(&(
+            b.resource.as_str(),
+            b.from_us,
+            b.process,
+        ))
+    });
+    done
+}
+
+/// S1: belief intervals of different holders of one lock, lease or service never overlap in
+/// true time.
+pub fn exclusivity(h: &History) -> Vec<Violation> {
+    let beliefs = belief_intervals(h);
+    let mut out = Vec::new();
+    let mut active: Vec<&BeliefInterval> = Vec::new();
+    for b in &beliefs {
+        active.retain(|a| a.resource == b.resource && a.until_us > b.from_us);
+        for a in &active {
+            if a.process != b.process {
+                out.push(Violation {
+                    rule: "S1 exclusivity".into(),
+                    records: vec![a.record, b.record],
+                    message: format!(
+                        "process {} believed it held {} (token {}) from {} us until {} us, and \
+                         process {} believed it held it (token {}) from {} us: {} us of overlap",
+                        a.process,
+                        a.resource,
+                        a.token,
+                        a.from_us,
+                        a.until_us,
+                        b.process,
+                        b.token,
+                        b.from_us,
+                        a.until_us.min(b.until_us) - b.from_us
+                    ),
+                });
+            }
+        }
+        active.push(b);
+    }
+    out
+}
+
+/// S10: a fenced resource never accepts a lower token after a higher one.
+pub fn fencing(h: &History) -> Vec<Violation> {
+    let mut highest: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, r) in h.records.iter().enumerate() {
+        if let Event::Fenced {
+            resource,
+            token,
+            accepted: true,
+            process,
+            ..
+        } = &r.event
+        {
+            match highest.get(resource.as_str()) {
+                Some(&(hi, j)) if *token < hi => out.push(Violation {
+                    rule: "S10 fencing".into(),
+                    records: vec![j, i],
+                    message: format!(
+                        "{resource} accepted token {token} from process {process} ({}) after \
+                         accepting token {hi} ({})",
+                        at(r),
+                        at(&h.records[j])
+                    ),
+                }),
+                _ => {
+                    highest.insert(resource, (*token, i));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// S11 (expected to break under pauses; fencing is the defence): every `fenced_write` a
+/// process invokes happens inside its belief interval for the token it carries.
+pub fn actions_within_belief(h: &History) -> Vec<Violation> {
+    let beliefs = belief_intervals(h);
+    let mut out = Vec::new();
+    for (i, r) in h.records.iter().enumerate() {
+        let Event::Invoke {
+            process, f, value, ..
+        } = &r.event
+        else {
+            continue;
+        };
+        if f != "fenced_write" {
+            continue;
+        }
+        let Some(token) = value.get("token").and_then(Value::as_u64) else {
+            continue;
+        };
+        let inside = beliefs.iter().any(|b| {
+            b.process == *process && b.token == token && b.from_us <= r.t_us && r.t_us < b.until_us
+        });
+        if !inside {
+            out.push(Violation {
+                rule: "S11 action within belief".into(),
+                records: vec![i],
+                message: format!(
+                    "process {process} wrote with token {token} at {} us, outside its belief \
+                     in that grant (a pause between its check and its write?)",
+                    r.t_us
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// Every check of this module that must hold (S11, expected to break under pauses, is
+/// reported on its own by [`actions_within_belief`]).
 pub fn all(h: &History) -> Vec<Violation> {
     let mut v = raft_safety(h);
     v.extend(durability(h));
+    v.extend(exclusivity(h));
+    v.extend(fencing(h));
     v.extend(failed_checks(h));
     v
 }

@@ -73,6 +73,14 @@ impl NodeClock {
         Ok(())
     }
 
+    /// The true time at which this clock reads `local`, if the clock keeps its current drift
+    /// and has no more jumps (never before its last change).
+    pub fn true_at(&self, local: Duration) -> Duration {
+        let dl = local.as_nanos() as i128 - self.anchor_local_ns;
+        let dt = (dl as f64 / (1.0 + self.drift)).round() as i128;
+        Duration::from_nanos((self.anchor_true_ns + dt).clamp(0, u64::MAX as i128) as u64)
+    }
+
     /// How much true time passes while this clock advances by `local` (absent jumps).
     pub fn true_duration_for(&self, local: Duration) -> Duration {
         local.div_f64(1.0 + self.drift)
@@ -110,9 +118,20 @@ impl SkewedClock {
         SkewedClock { origin, node }
     }
 
+    /// This clock as core's shared `Clock`.
+    pub fn shared(&self) -> Arc<dyn Clock> {
+        Arc::new(self.clone())
+    }
+
     /// How much true time passes while this node's clock advances by `local`.
     pub fn node_true_duration(&self, local: Duration) -> Duration {
         self.node.lock().unwrap().true_duration_for(local)
+    }
+
+    /// The true time (since the origin) at which this clock will read `local`, if it keeps
+    /// its current drift.
+    pub fn true_at(&self, local: Duration) -> Duration {
+        self.node.lock().unwrap().true_at(local)
     }
 
     /// True (virtual) time since this clock's origin.

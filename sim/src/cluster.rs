@@ -77,6 +77,8 @@ pub struct Cluster {
     pub recorder: Recorder,
     /// Extra delay per directed link between agents (the nemesis sets them).
     pub links: Links,
+    /// Client processes' nodes, by process number (for process faults).
+    processes: Arc<Mutex<BTreeMap<u64, madsim::task::NodeId>>>,
 }
 
 fn agent_addr(i: usize) -> SocketAddr {
@@ -144,7 +146,24 @@ impl Cluster {
             origin,
             recorder,
             links,
+            processes: Arc::default(),
         }
+    }
+
+    /// Names `node` as the node of client process `process` (numbered from 1), so process
+    /// faults can reach it.
+    pub fn register_process(&self, process: u64, node: &madsim::runtime::NodeHandle) {
+        self.processes.lock().unwrap().insert(process, node.id());
+    }
+
+    /// The nodes of every registered client process.
+    pub fn process_nodes(&self) -> Vec<madsim::task::NodeId> {
+        self.processes.lock().unwrap().values().copied().collect()
+    }
+
+    /// The node of client process `process`, if registered.
+    pub fn process_node(&self, process: u64) -> Option<madsim::task::NodeId> {
+        self.processes.lock().unwrap().get(&process).copied()
     }
 
     /// A new node for a client process, named `name`, with the `index`-th client address

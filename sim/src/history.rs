@@ -105,6 +105,25 @@ pub enum Event {
         key: String,
         revision: u64,
     },
+    /// What a holder believes about `resource` (`lock:/locks/0`), from this record's time:
+    /// it holds grant `token` until true time `until_us` (its local deadline `until_local_us`,
+    /// mapped through its clock), or (`until_us: None`) it stopped believing, now.
+    Belief {
+        process: u64,
+        resource: String,
+        token: u64,
+        until_local_us: Option<u64>,
+        until_us: Option<u64>,
+    },
+    /// The fenced resource got a write from `process` carrying `token`: accepted, or rejected
+    /// because it had already seen the higher token `highest`.
+    Fenced {
+        process: u64,
+        resource: String,
+        token: u64,
+        accepted: bool,
+        highest: u64,
+    },
     /// The nemesis carried out a fault.
     Fault { fault: Fault },
     /// A message left (`delivered: false`) or arrived (`delivered: true`); recorded only when

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod disk;
 pub mod history;
 pub mod nemesis;
+pub mod resource;
 pub mod run;
 pub mod trace;
 

@@ -56,6 +56,19 @@ pub enum Fault {
     Resume {
         agent: u64,
     },
+    /// Freezes a client process (numbered from 1, as in the history) while its clock runs on:
+    /// a GC or VM pause of a lock holder.
+    PauseProcess {
+        process: u64,
+    },
+    ResumeProcess {
+        process: u64,
+    },
+    /// Cuts a client process off from every agent (both directions) until the next heal:
+    /// a holder that can no longer renew.
+    IsolateProcess {
+        process: u64,
+    },
     Clock {
         agent: u64,
         change: ClockFault,
@@ -85,6 +98,11 @@ impl Schedule {
 
     /// Checks every agent id, rate and range; steps must be in time order.
     pub fn validate(&self, agents: u64) -> Result<(), String> {
+        self.validate_with(agents, u64::MAX)
+    }
+
+    /// Like [`Schedule::validate`], also checking process numbers against `processes`.
+    pub fn validate_with(&self, agents: u64, processes: u64) -> Result<(), String> {
         let agent_ok = |a: u64, i: usize| {
             if (1..=agents).contains(&a) {
                 Ok(())
@@ -143,6 +161,16 @@ impl Schedule {
                 | Fault::Restart { agent }
                 | Fault::Pause { agent }
                 | Fault::Resume { agent } => agent_ok(*agent, i)?,
+                Fault::PauseProcess { process }
+                | Fault::ResumeProcess { process }
+                | Fault::IsolateProcess { process } => {
+                    if !(1..=processes).contains(process) {
+                        return Err(format!(
+                            "step {i}: process {process} does not exist (processes are \
+                             1..={processes})"
+                        ));
+                    }
+                }
                 Fault::Clock { agent, change } => {
                     agent_ok(*agent, i)?;
                     if let ClockFault::Drift { rate } = change {
@@ -175,9 +203,35 @@ pub struct Swarm {
     pub network: bool,
 }
 
+/// What a swarm schedule may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwarmSpec {
+    pub agents: u64,
+    /// Client processes that pauses may hit too (0: agents only).
+    pub processes: u64,
+    pub duration: Duration,
+    /// Clock jumps break the drift assumption; without them clock faults are drift within
+    /// the default bound only.
+    pub clock_jumps: bool,
+}
+
 /// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
 /// `duration`, every fault lifted again by the end (a final heal, restarts and resumes).
 pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
+    swarm_with(
+        seed,
+        &SwarmSpec {
+            agents,
+            processes: 0,
+            duration,
+            clock_jumps: true,
+        },
+    )
+}
+
+/// [`swarm`] within `spec`.
+pub fn swarm_with(seed: u64, spec: &SwarmSpec) -> (Swarm, Schedule) {
+    let (agents, duration) = (spec.agents, spec.duration);
     // The swarm's own source, so a schedule depends on its seed alone.
     let mut r = tenure_core::rng::SplitMix64::new(seed ^ 0x005E_ED0F_FA17);
     let kinds = Swarm {
@@ -192,6 +246,7 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
     let mut t = 0;
     let mut down: Vec<u64> = Vec::new();
     let mut paused: Vec<u64> = Vec::new();
+    let mut paused_processes: Vec<u64> = Vec::new();
     loop {
         t += 200 + r.below(2_000);
         if t >= end {
@@ -224,6 +279,16 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
                     Fault::Kill { agent }
                 }
             }
+            2 if kinds.pauses && spec.processes > 0 && r.below(2) == 0 => {
+                let process = r.below(spec.processes) + 1;
+                if let Some(i) = paused_processes.iter().position(|d| *d == process) {
+                    paused_processes.remove(i);
+                    Fault::ResumeProcess { process }
+                } else {
+                    paused_processes.push(process);
+                    Fault::PauseProcess { process }
+                }
+            }
             2 if kinds.pauses => {
                 if let Some(i) = paused.iter().position(|d| *d == agent) {
                     paused.remove(i);
@@ -234,7 +299,7 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
                 }
             }
             3 if kinds.clocks => {
-                if r.below(2) == 0 {
+                if spec.clock_jumps && r.below(2) == 0 {
                     let by_ms = r.below(2_000) as i64 - 1_000;
                     Fault::Clock {
                         agent,
@@ -249,6 +314,9 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
                     }
                 }
             }
+            4 if kinds.network && spec.processes > 0 && r.below(4) == 0 => Fault::IsolateProcess {
+                process: r.below(spec.processes) + 1,
+            },
             4 if kinds.network && agents > 1 => {
                 let other = (agent + r.below(agents - 1)) % agents + 1;
                 match r.below(4) {
@@ -291,6 +359,11 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
     }
     lift.extend(down.into_iter().map(|agent| Fault::Restart { agent }));
     lift.extend(paused.into_iter().map(|agent| Fault::Resume { agent }));
+    lift.extend(
+        paused_processes
+            .into_iter()
+            .map(|process| Fault::ResumeProcess { process }),
+    );
     for fault in lift {
         steps.push(Step { at_ms: end, fault });
     }
@@ -325,6 +398,12 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         }
         Fault::Heal => {
             cluster.links.clear();
+            for p in cluster.process_nodes() {
+                for a in 1..=agents {
+                    net.unclog_link(p, node(a));
+                    net.unclog_link(node(a), p);
+                }
+            }
             for a in 1..=agents {
                 for b in 1..=agents {
                     if a != b {
@@ -362,6 +441,24 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         }
         Fault::Pause { agent } => handle.pause(node(*agent)),
         Fault::Resume { agent } => handle.resume(node(*agent)),
+        Fault::PauseProcess { process } => {
+            if let Some(n) = cluster.process_node(*process) {
+                handle.pause(n)
+            }
+        }
+        Fault::ResumeProcess { process } => {
+            if let Some(n) = cluster.process_node(*process) {
+                handle.resume(n)
+            }
+        }
+        Fault::IsolateProcess { process } => {
+            if let Some(p) = cluster.process_node(*process) {
+                for a in 1..=agents {
+                    net.clog_link(p, node(a));
+                    net.clog_link(node(a), p);
+                }
+            }
+        }
         Fault::Clock { agent, change } => {
             let now = cluster.true_now();
             // Validated: a drift outside (-1, 1) never reaches here.

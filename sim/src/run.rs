@@ -7,18 +7,23 @@
 //! The same seed, config and build give a byte-identical history, so the same digest;
 //! [`self_check`] runs a seed twice and says where two runs first differ if they do.
 
+use crate::actor::{self, run_actor, ActorEnv};
 use crate::check::{self, Violation};
+use crate::clock::{NodeClock, SkewedClock};
 use crate::cluster::{ClientConfig, Cluster, ClusterConfig, NetClient};
 use crate::history::{Completion, Event, History, Recorder};
-use crate::nemesis::{self, Schedule, Swarm};
+use crate::nemesis::{self, Schedule, Swarm, SwarmSpec};
+use crate::resource::{FencedResource, ResourceMsg};
 use crate::{run_seed, MadsimClock, RunFailure};
+use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tenure_core::agency::{Agency, AgencyApi, AgencyError};
+use tenure_core::agency::{Agency, AgencyApi, AgencyError, Lock};
 use tenure_core::{ClientError, Clock, Key};
 
 /// Where a run's faults come from.
@@ -51,6 +56,18 @@ pub struct RunConfig {
     pub record_messages: bool,
     /// Virtual time after which a run is stopped as hung.
     pub time_limit: Duration,
+    /// Processes contending for one agency `Lock` (`/locks/0`), writing to a fenced resource
+    /// while they believe they hold it (0: none). They are numbered after the KV clients.
+    pub lockers: usize,
+    pub lock_ttl: Duration,
+    /// Each locker's clock drifts at a rate drawn from `[-client_drift, client_drift]`; the
+    /// guarantees hold while this stays within the cluster's `rho`.
+    pub client_drift: f64,
+    /// Between a locker's check that it holds the lock and its write leaving: a pause here
+    /// makes the write late.
+    pub work: Duration,
+    /// Whether the swarm may jump clocks (which breaks the drift assumption).
+    pub clock_jumps: bool,
 }
 
 impl Default for RunConfig {
@@ -66,6 +83,11 @@ impl Default for RunConfig {
             liveness_bound: Duration::from_secs(5),
             record_messages: false,
             time_limit: Duration::from_secs(3_600),
+            lockers: 0,
+            lock_ttl: Duration::from_secs(2),
+            client_drift: 0.0,
+            work: Duration::from_millis(20),
+            clock_jumps: true,
         }
     }
 }
@@ -91,6 +113,10 @@ pub struct Counters {
     pub snapshots_installed: usize,
     pub messages_sent: u64,
     pub messages_delivered: u64,
+    /// Belief changes of lock holders, and writes the fenced resource accepted or rejected.
+    pub beliefs: usize,
+    pub fenced_accepted: usize,
+    pub fenced_rejected: usize,
 }
 
 /// What a run produced.
@@ -101,6 +127,10 @@ pub struct Report {
     pub digest: String,
     pub counters: Counters,
     pub violations: Vec<Violation>,
+    /// Findings that are expected under some faults and not failures by themselves: S11,
+    /// actions outside a holder's belief (a paused holder writing late), which fencing
+    /// must make harmless.
+    pub warnings: Vec<Violation>,
     /// The kinds of fault the swarm chose (swarm runs only).
     pub swarm: Option<Swarm>,
     /// The schedule carried out.
@@ -138,6 +168,14 @@ fn counters(h: &History, (sent, delivered): (u64, u64)) -> Counters {
             }
             Event::Apply { index, .. } => c.applied_index = c.applied_index.max(*index),
             Event::Expire { .. } => c.expiries += 1,
+            Event::Belief { .. } => c.beliefs += 1,
+            Event::Fenced { accepted, .. } => {
+                if *accepted {
+                    c.fenced_accepted += 1
+                } else {
+                    c.fenced_rejected += 1
+                }
+            }
             Event::Snapshot { installed, .. } => {
                 c.snapshots += 1;
                 c.snapshots_installed += usize::from(*installed);
@@ -154,7 +192,7 @@ struct Process {
     id: u64,
     node: String,
     rec: Recorder,
-    clock: MadsimClock,
+    clock: Arc<dyn Clock>,
     ops: Arc<AtomicU64>,
     agency: AgencyApi,
 }
@@ -183,6 +221,8 @@ impl Process {
                 (Completion::Ok, Value::Null)
             }
             Err(e @ AgencyError::ConditionFailed { .. })
+            | Err(e @ AgencyError::AlreadyLocked)
+            | Err(e @ AgencyError::NotLocked)
             | Err(e @ AgencyError::Client(ClientError::Unavailable(_))) => {
                 (Completion::Fail, json!(e.to_string()))
             }
@@ -199,6 +239,126 @@ impl Process {
             },
         );
         (result, value)
+    }
+}
+
+/// The lock the lockers contend for, and the resource it guards.
+const LOCK_KEY: &str = "/locks/0";
+const LOCK_RESOURCE: &str = "lock:/locks/0";
+
+/// Starts the fenced resource on its own node; returns its address.
+fn start_resource(cluster: &Cluster, rec: &Recorder) -> SocketAddr {
+    let addr = SocketAddr::from(([10, 0, 9, 1], 5000));
+    let env = ActorEnv {
+        name: "resource".into(),
+        addr,
+        clock: SkewedClock::with_origin(
+            rec.origin(),
+            Arc::new(Mutex::new(
+                NodeClock::new(0, 0.0).expect("zero drift is valid"),
+            )),
+        ),
+        disk: None,
+        fsync: Duration::ZERO,
+        links: cluster.links.clone(),
+        rec: rec.clone(),
+    };
+    let resource = FencedResource::new(LOCK_RESOURCE, "resource", rec.clone());
+    madsim::runtime::Handle::current()
+        .create_node()
+        .name("resource")
+        .ip(addr.ip())
+        .build()
+        .spawn(run_actor(resource, env));
+    addr
+}
+
+/// A locker: takes the lock, holds it for a while, and while it believes it holds it (with
+/// at least `work` of belief left) writes to the resource with its fencing token; then
+/// unlocks. Every belief change is recorded with the true time it ends at.
+async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunConfig) {
+    let ep = Endpoint::bind("0.0.0.0:0").await.expect("a locker binds");
+    let (rec, node, process) = (p.rec.clone(), p.node.clone(), p.id);
+    let belief_clock = clock.clone();
+    let lock = Lock::new(
+        Arc::new(p.agency.clone()),
+        clock.shared(),
+        key(LOCK_KEY),
+        &format!("locker-{process}"),
+        cfg.lock_ttl,
+    )
+    .and_then(|l| l.with_drift_bound(cfg.cluster.agent.rho))
+    .and_then(|l| {
+        l.with_observer(move |b| {
+            rec.record(
+                &node,
+                Event::Belief {
+                    process,
+                    resource: LOCK_RESOURCE.into(),
+                    token: b.token,
+                    until_local_us: b.until.map(|u| u.as_micros() as u64),
+                    until_us: b.until.map(|u| belief_clock.true_at(u).as_micros() as u64),
+                },
+            )
+        })
+    })
+    .expect("the lock's settings are valid");
+    let lock_key = key(LOCK_KEY);
+    let mut writes = 0u64;
+    while p.rec.true_now() < cfg.duration {
+        let (res, _) = p
+            .op("lock", &lock_key, Value::Null, async {
+                lock.lock().await.map(|t| json!(t))
+            })
+            .await;
+        if res != Completion::Ok {
+            let ms = 50 + madsim::rand::random::<u64>() % 200;
+            clock.sleep(Duration::from_millis(ms)).await;
+            continue;
+        }
+        let hold = cfg
+            .lock_ttl
+            .mul_f64(0.5 + 2.0 * madsim::rand::random::<f64>());
+        let until = clock.now() + hold;
+        while clock.now() < until {
+            let left = lock
+                .belief_deadline()
+                .filter(|_| lock.is_locked())
+                .map(|d| d.saturating_sub(clock.now()));
+            let (Some(left), Some(token)) = (left, lock.fencing_token()) else {
+                break;
+            };
+            if left <= cfg.work + Duration::from_millis(5) {
+                clock.sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            // The work between the check and the write: a pause here makes it late.
+            clock.sleep(cfg.work).await;
+            writes += 1;
+            let w = ResourceMsg::Write {
+                process,
+                token,
+                id: writes,
+            };
+            p.op(
+                "fenced_write",
+                &lock_key,
+                json!({ "token": token }),
+                async {
+                    actor::send(&ep, &p.rec, &p.node, resource, &w).await;
+                    Ok(Value::Null)
+                },
+            )
+            .await;
+            clock.sleep(Duration::from_millis(100)).await;
+        }
+        if lock.is_locked() {
+            p.op("unlock", &lock_key, Value::Null, async {
+                lock.unlock().await.map(|_| Value::Null)
+            })
+            .await;
+        }
+        clock.sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -319,7 +479,13 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
     let (swarm, schedule) = match &config.faults {
         Faults::None => (None, Schedule::default()),
         Faults::Swarm => {
-            let (kinds, s) = nemesis::swarm(seed, agents, config.duration);
+            let spec = SwarmSpec {
+                agents,
+                processes: (config.clients + config.lockers) as u64,
+                duration: config.duration,
+                clock_jumps: config.clock_jumps,
+            };
+            let (kinds, s) = nemesis::swarm_with(seed, &spec);
             (Some(kinds), s)
         }
         Faults::Schedule(s) => (None, s.clone()),
@@ -345,19 +511,56 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 id: i as u64 + 1,
                 node: name,
                 rec,
-                clock: MadsimClock::new(),
+                clock: MadsimClock::new().shared(),
                 ops,
                 agency: AgencyApi::new(Arc::new(c)),
             };
             workload(p, cfg.registers, cfg.op_pause, cfg.duration).await;
         }));
     }
+    if config.lockers > 0 {
+        let resource = start_resource(&cluster, &rec);
+        for j in 0..config.lockers {
+            let i = config.clients + j;
+            let name = format!("locker-{}", j + 1);
+            let node = cluster.client_node(&name, i);
+            cluster.register_process(i as u64 + 1, &node);
+            let (addrs, rec, ops, cfg) = (
+                cluster.addrs.clone(),
+                rec.clone(),
+                ops.clone(),
+                config.clone(),
+            );
+            tasks.push(node.spawn(async move {
+                let c = NetClient::connect_recorded(
+                    addrs,
+                    cfg.client,
+                    Some((rec.clone(), name.clone())),
+                )
+                .await
+                .expect("a locker binds");
+                let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
+                let node_clock = NodeClock::new(0, drift).expect("client drift lies in (-1, 1)");
+                let clock =
+                    SkewedClock::with_origin(rec.origin(), Arc::new(Mutex::new(node_clock)));
+                let p = Process {
+                    id: i as u64 + 1,
+                    node: name,
+                    rec,
+                    clock: clock.shared(),
+                    ops,
+                    agency: AgencyApi::new(Arc::new(c)),
+                };
+                locker(p, clock, resource, &cfg).await;
+            }));
+        }
+    }
     nemesis::run_schedule(&cluster, &schedule).await;
     for t in tasks {
         let _ = t.await;
     }
     // Every fault is lifted: liveness, then the final read for durability.
-    let node = cluster.client_node("runner", config.clients);
+    let node = cluster.client_node("runner", config.clients + config.lockers);
     let (addrs, r2, ops2, cfg) = (
         cluster.addrs.clone(),
         rec.clone(),
@@ -409,7 +612,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 id: 0,
                 node: "runner".into(),
                 rec: r2.clone(),
-                clock,
+                clock: clock.shared(),
                 ops: ops2,
                 agency: AgencyApi::new(c.clone()),
             };
@@ -421,11 +624,13 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
     let _ = checked.await;
     let history = rec.snapshot();
     let violations = check::all(&history);
+    let warnings = check::actions_within_belief(&history);
     Report {
         seed,
         digest: history.digest(),
         counters: counters(&history, rec.message_counts()),
         violations,
+        warnings,
         swarm,
         schedule,
         history,
