@@ -1,5 +1,6 @@
-//! Agency locks across the simulated cluster, under faults: lockers on drifting clocks contend
-//! for one `Lock` and write to a `FencedResource` while they believe they hold it. Their
+//! Locks and leases across the simulated cluster, under faults: lockers on drifting clocks
+//! contend for one agency `Lock`, leasers for one Juju lease through `LeaseManager`s, and each
+//! writes to a `FencedResource` while it believes it holds the grant. Their
 //! beliefs are recorded against true time and checked: no two holders believe at once (S1)
 //! while drift stays within `rho`; beyond it the overlap is detected; a paused holder's late
 //! write is refused by the resource (S10 holds while S11 breaks); and a dead holder's lock is
@@ -11,10 +12,12 @@ use tenure::sim::history::Event;
 use tenure::sim::nemesis::Fault;
 use tenure::sim::{run, sweep, Faults, Report, RunConfig, Schedule};
 
+/// Processes: 1 KV client, lockers 2-4, leasers 5-7.
 fn lockers(drift: f64) -> RunConfig {
     RunConfig {
         clients: 1,
         lockers: 3,
+        leasers: 3,
         client_drift: drift,
         clock_jumps: false,
         ..RunConfig::default()
@@ -32,7 +35,7 @@ fn reports(config: &RunConfig, seeds: std::ops::Range<u64>) -> Vec<(u64, Report)
 fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
     // Drift of every locker's clock within rho = 0.01; partitions, kills, agent and holder
     // pauses, isolated holders, lossy and slow links.
-    let all = reports(&lockers(0.009), 0..120);
+    let all = reports(&lockers(0.009), 0..100);
     let mut failures = Vec::new();
     let (mut grants, mut accepted, mut isolations) = (0, 0, 0);
     for (seed, r) in &all {
@@ -50,15 +53,24 @@ fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
             .iter()
             .filter(|s| matches!(s.fault, Fault::IsolateProcess { .. }))
             .count();
-        // Tokens grow in grant order.
-        let mut tokens: Vec<(u64, u64)> = beliefs.iter().map(|b| (b.from_us, b.token)).collect();
-        tokens.sort();
-        let mut seen = std::collections::BTreeSet::new();
-        let mut last = 0;
-        for (_, t) in tokens {
-            if seen.insert(t) {
-                assert!(t > last, "seed {seed}: token {t} granted after {last}");
-                last = t;
+        // Tokens grow in grant order, per resource.
+        for resource in ["lock:/locks/0", "lease:svc"] {
+            let mut tokens: Vec<(u64, u64)> = beliefs
+                .iter()
+                .filter(|b| b.resource == resource)
+                .map(|b| (b.from_us, b.token))
+                .collect();
+            tokens.sort();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut last = 0;
+            for (_, t) in tokens {
+                if seen.insert(t) {
+                    assert!(
+                        t > last,
+                        "seed {seed}: {resource} token {t} granted after {last}"
+                    );
+                    last = t;
+                }
             }
         }
     }
@@ -89,9 +101,9 @@ fn drift_beyond_the_bound_shows_as_overlapping_beliefs_and_fencing_still_holds()
 
 #[test]
 fn a_paused_holder_writes_late_and_the_resource_refuses_its_stale_token() {
-    // Long work between the check and the write, and each locker in turn paused for 4 s.
+    // Long work between the check and the write, and each holder in turn paused.
     let mut steps = String::new();
-    for (i, p) in [2u64, 3, 4, 2, 3, 4].iter().enumerate() {
+    for (i, p) in [2u64, 5, 3, 6, 4, 7].iter().enumerate() {
         let at = 1_000 + i as u64 * 1_400;
         steps.push_str(&format!(
             r#"{{"at_ms": {at}, "fault": {{"kind": "pause_process", "process": {p}}}}},

@@ -615,13 +615,23 @@ impl NetClient {
         config: ClientConfig,
         rec: Option<(Recorder, String)>,
     ) -> std::io::Result<NetClient> {
+        NetClient::connect_with(agents, config, rec, MadsimClock::new().shared()).await
+    }
+
+    /// Like [`NetClient::connect_recorded`], on the process's own `clock` (timeouts, retries,
+    /// and every API family built on this client read it).
+    pub async fn connect_with(
+        agents: Vec<SocketAddr>,
+        config: ClientConfig,
+        rec: Option<(Recorder, String)>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<NetClient> {
         let ep = Endpoint::bind("0.0.0.0:0").await?;
-        let clock = MadsimClock::new();
         let inner = Arc::new(NetInner {
             ep,
             rec,
             agents,
-            clock: clock.shared(),
+            clock: clock.clone(),
             config,
             state: Mutex::new(NetState::default()),
         });

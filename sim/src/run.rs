@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_core::agency::{Agency, AgencyApi, AgencyError, Lock};
+use tenure_core::lease::{Claimer, LeaseClient, LeaseError, LeaseManager};
 use tenure_core::{ClientError, Clock, Key};
 
 /// Where a run's faults come from.
@@ -59,6 +60,10 @@ pub struct RunConfig {
     /// Processes contending for one agency `Lock` (`/locks/0`), writing to a fenced resource
     /// while they believe they hold it (0: none). They are numbered after the KV clients.
     pub lockers: usize,
+    /// Processes contending for one Juju lease (`svc`) through a `LeaseManager`, writing to a
+    /// fenced resource while they believe they hold it (0: none); numbered after the lockers.
+    pub leasers: usize,
+    /// The lock TTL, and the lease duration.
     pub lock_ttl: Duration,
     /// Each locker's clock drifts at a rate drawn from `[-client_drift, client_drift]`; the
     /// guarantees hold while this stays within the cluster's `rho`.
@@ -84,6 +89,7 @@ impl Default for RunConfig {
             record_messages: false,
             time_limit: Duration::from_secs(3_600),
             lockers: 0,
+            leasers: 0,
             lock_ttl: Duration::from_secs(2),
             client_drift: 0.0,
             work: Duration::from_millis(20),
@@ -245,12 +251,42 @@ impl Process {
 /// The lock the lockers contend for, and the resource it guards.
 const LOCK_KEY: &str = "/locks/0";
 const LOCK_RESOURCE: &str = "lock:/locks/0";
+/// The Juju lease the leasers contend for, and the resource it guards.
+const LEASE_NAME: &str = "svc";
+const LEASE_RESOURCE: &str = "lease:svc";
 
-/// Starts the fenced resource on its own node; returns its address.
-fn start_resource(cluster: &Cluster, rec: &Recorder) -> SocketAddr {
-    let addr = SocketAddr::from(([10, 0, 9, 1], 5000));
+/// What a holder process contends for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HolderKind {
+    Lock,
+    Lease,
+}
+
+impl HolderKind {
+    fn role(self) -> &'static str {
+        match self {
+            HolderKind::Lock => "locker",
+            HolderKind::Lease => "leaser",
+        }
+    }
+
+    fn resource(self) -> &'static str {
+        match self {
+            HolderKind::Lock => LOCK_RESOURCE,
+            HolderKind::Lease => LEASE_RESOURCE,
+        }
+    }
+}
+
+/// Starts the fenced resource guarded by `kind` on its own node; returns its address.
+fn start_resource(cluster: &Cluster, rec: &Recorder, kind: HolderKind) -> SocketAddr {
+    let host = match kind {
+        HolderKind::Lock => 1,
+        HolderKind::Lease => 2,
+    };
+    let addr = SocketAddr::from(([10, 0, 9, host], 5000));
     let env = ActorEnv {
-        name: "resource".into(),
+        name: format!("resource-{}", kind.role()),
         addr,
         clock: SkewedClock::with_origin(
             rec.origin(),
@@ -263,10 +299,11 @@ fn start_resource(cluster: &Cluster, rec: &Recorder) -> SocketAddr {
         links: cluster.links.clone(),
         rec: rec.clone(),
     };
-    let resource = FencedResource::new(LOCK_RESOURCE, "resource", rec.clone());
+    let name = format!("resource-{}", kind.role());
+    let resource = FencedResource::new(kind.resource(), &name, rec.clone());
     madsim::runtime::Handle::current()
         .create_node()
-        .name("resource")
+        .name(name)
         .ip(addr.ip())
         .build()
         .spawn(run_actor(resource, env));
@@ -335,21 +372,7 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
             // The work between the check and the write: a pause here makes it late.
             clock.sleep(cfg.work).await;
             writes += 1;
-            let w = ResourceMsg::Write {
-                process,
-                token,
-                id: writes,
-            };
-            p.op(
-                "fenced_write",
-                &lock_key,
-                json!({ "token": token }),
-                async {
-                    actor::send(&ep, &p.rec, &p.node, resource, &w).await;
-                    Ok(Value::Null)
-                },
-            )
-            .await;
+            fenced_write(&p, &ep, resource, token, writes).await;
             clock.sleep(Duration::from_millis(100)).await;
         }
         if lock.is_locked() {
@@ -357,6 +380,133 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
                 lock.unlock().await.map(|_| Value::Null)
             })
             .await;
+        }
+        clock.sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Records a holder's belief change: it holds `token` until local time `until` (mapped to
+/// true time through its clock), or stopped believing (`None`).
+fn record_belief(
+    p: &Process,
+    clock: &SkewedClock,
+    resource: &str,
+    token: u64,
+    until: Option<Duration>,
+) {
+    p.rec.record(
+        &p.node,
+        Event::Belief {
+            process: p.id,
+            resource: resource.into(),
+            token,
+            until_local_us: until.map(|u| u.as_micros() as u64),
+            until_us: until.map(|u| clock.true_at(u).as_micros() as u64),
+        },
+    );
+}
+
+/// Writes to `resource` with `token`, recorded as a `fenced_write` operation.
+async fn fenced_write(p: &Process, ep: &Endpoint, resource: SocketAddr, token: u64, id: u64) {
+    let w = ResourceMsg::Write {
+        process: p.id,
+        token,
+        id,
+    };
+    p.op(
+        "fenced_write",
+        &key(LOCK_KEY),
+        json!({ "token": token }),
+        async {
+            actor::send(ep, &p.rec, &p.node, resource, &w).await;
+            Ok(Value::Null)
+        },
+    )
+    .await;
+}
+
+/// A leaser: claims the Juju lease `svc` through a `LeaseManager` on its own clock, re-claims
+/// (extends) every half duration while it wants it, and while it believes it holds it (until
+/// the start of its last successful claim plus `duration * (1 - rho)`, with at least `work`
+/// left) writes to the resource with its fencing token.
+async fn leaser(
+    p: Process,
+    store: Arc<NetClient>,
+    clock: SkewedClock,
+    resource: SocketAddr,
+    cfg: &RunConfig,
+) {
+    let ep = Endpoint::bind("0.0.0.0:0").await.expect("a leaser binds");
+    let rho = cfg.cluster.agent.rho;
+    let client = LeaseClient::new(store)
+        .with_drift_bound(rho)
+        .expect("rho lies in [0, 1)");
+    let manager = LeaseManager::new(Arc::new(client));
+    let me = format!("leaser-{}", p.id);
+    let d = cfg.lock_ttl;
+    let lease_key = key(&format!("/lease/{LEASE_NAME}"));
+    let mut writes = 0u64;
+    while p.rec.true_now() < cfg.duration {
+        let start = clock.now();
+        let (res, v) = p
+            .op("claim", &lease_key, Value::Null, async {
+                match manager.claim(LEASE_NAME, &me, d).await {
+                    Ok(t) => Ok(json!(t)),
+                    Err(LeaseError::ClaimDenied) => Err(AgencyError::AlreadyLocked),
+                    Err(e) => Err(AgencyError::Invalid(e.to_string())),
+                }
+            })
+            .await;
+        let token = match (res, v.as_u64()) {
+            (Completion::Ok, Some(t)) => t,
+            _ => {
+                let ms = 50 + madsim::rand::random::<u64>() % 200;
+                clock.sleep(Duration::from_millis(ms)).await;
+                continue;
+            }
+        };
+        let mut deadline = start + d.mul_f64(1.0 - rho);
+        record_belief(&p, &clock, LEASE_RESOURCE, token, Some(deadline));
+        let hold_until = clock.now() + d.mul_f64(0.5 + 2.0 * madsim::rand::random::<f64>());
+        let mut next_claim = start + d / 2;
+        loop {
+            let now = clock.now();
+            if now >= deadline {
+                record_belief(&p, &clock, LEASE_RESOURCE, token, None);
+                break;
+            }
+            if now >= next_claim && now < hold_until {
+                let start = clock.now();
+                match manager.claim(LEASE_NAME, &me, d).await {
+                    Ok(t) if t == token => {
+                        deadline = deadline.max(start + d.mul_f64(1.0 - rho));
+                        record_belief(&p, &clock, LEASE_RESOURCE, token, Some(deadline));
+                    }
+                    // Denied or granted anew: our grant is gone.
+                    Ok(_) | Err(LeaseError::ClaimDenied) => {
+                        record_belief(&p, &clock, LEASE_RESOURCE, token, None);
+                        break;
+                    }
+                    // Unknown: keep believing until the deadline.
+                    Err(_) => {}
+                }
+                next_claim = start + d / 2;
+                continue;
+            }
+            if now >= hold_until {
+                // Let it lapse (a Juju lease is not released, it expires).
+                record_belief(&p, &clock, LEASE_RESOURCE, token, None);
+                clock.sleep(deadline.saturating_sub(now)).await;
+                break;
+            }
+            if deadline.saturating_sub(now) <= cfg.work + Duration::from_millis(5) {
+                clock.sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            clock.sleep(cfg.work).await;
+            writes += 1;
+            fenced_write(&p, &ep, resource, token, writes).await;
+            clock.sleep(Duration::from_millis(100)).await;
         }
         clock.sleep(Duration::from_millis(50)).await;
     }
@@ -481,7 +631,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         Faults::Swarm => {
             let spec = SwarmSpec {
                 agents,
-                processes: (config.clients + config.lockers) as u64,
+                processes: (config.clients + config.lockers + config.leasers) as u64,
                 duration: config.duration,
                 clock_jumps: config.clock_jumps,
             };
@@ -518,11 +668,22 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             workload(p, cfg.registers, cfg.op_pause, cfg.duration).await;
         }));
     }
-    if config.lockers > 0 {
-        let resource = start_resource(&cluster, &rec);
-        for j in 0..config.lockers {
-            let i = config.clients + j;
-            let name = format!("locker-{}", j + 1);
+    // Lock and lease holders, numbered after the KV clients, each with a resource to fence.
+    for (kind, count, first) in [
+        (HolderKind::Lock, config.lockers, config.clients),
+        (
+            HolderKind::Lease,
+            config.leasers,
+            config.clients + config.lockers,
+        ),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        let resource = start_resource(&cluster, &rec, kind);
+        for j in 0..count {
+            let i = first + j;
+            let name = format!("{}-{}", kind.role(), j + 1);
             let node = cluster.client_node(&name, i);
             cluster.register_process(i as u64 + 1, &node);
             let (addrs, rec, ops, cfg) = (
@@ -532,26 +693,31 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 config.clone(),
             );
             tasks.push(node.spawn(async move {
-                let c = NetClient::connect_recorded(
-                    addrs,
-                    cfg.client,
-                    Some((rec.clone(), name.clone())),
-                )
-                .await
-                .expect("a locker binds");
                 let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
                 let node_clock = NodeClock::new(0, drift).expect("client drift lies in (-1, 1)");
                 let clock =
                     SkewedClock::with_origin(rec.origin(), Arc::new(Mutex::new(node_clock)));
+                let c = NetClient::connect_with(
+                    addrs,
+                    cfg.client,
+                    Some((rec.clone(), name.clone())),
+                    clock.shared(),
+                )
+                .await
+                .expect("a holder binds");
+                let c = Arc::new(c);
                 let p = Process {
                     id: i as u64 + 1,
                     node: name,
                     rec,
                     clock: clock.shared(),
                     ops,
-                    agency: AgencyApi::new(Arc::new(c)),
+                    agency: AgencyApi::new(c.clone()),
                 };
-                locker(p, clock, resource, &cfg).await;
+                match kind {
+                    HolderKind::Lock => locker(p, clock, resource, &cfg).await,
+                    HolderKind::Lease => leaser(p, c, clock, resource, &cfg).await,
+                }
             }));
         }
     }
@@ -560,7 +726,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         let _ = t.await;
     }
     // Every fault is lifted: liveness, then the final read for durability.
-    let node = cluster.client_node("runner", config.clients + config.lockers);
+    let node = cluster.client_node("runner", config.clients + config.lockers + config.leasers);
     let (addrs, r2, ops2, cfg) = (
         cluster.addrs.clone(),
         rec.clone(),
