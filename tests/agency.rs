@@ -272,3 +272,37 @@ fn same_endpoint() {
     assert!(!is_same_endpoint("http://a:1", "https://a:1"));
     assert!(!is_same_endpoint("http://a:1", "http://a:2"));
 }
+
+#[test]
+fn lock_delay_keeps_a_dead_holders_lock_from_being_granted_at_once() {
+    run(|env| async move {
+        let a = api(&env);
+        let k = key("/locks/d");
+        let ttl = Duration::from_secs(2);
+        let delay = Duration::from_secs(3);
+        // A holder took the lock with a lock-delay and died (nobody renews or removes it).
+        let dead = WriteCondition::new().if_empty(&k).with_lock_delay(delay);
+        a.write_key(&k, json!("dead"), Some(ttl), Some(dead))
+            .await
+            .unwrap();
+        let lb = Lock::new(a.clone(), env.shared_clock(), k.clone(), "B", ttl)
+            .unwrap()
+            .with_lock_delay(delay)
+            .unwrap();
+        env.clock.sleep(env.after(ttl)).await;
+        assert!(a.read_key(&k).await.is_err(), "expired");
+        assert_eq!(
+            lb.lock().await,
+            Err(AgencyError::AlreadyLocked),
+            "lock-delay"
+        );
+        env.clock
+            .sleep(env.after(ttl + delay) - env.after(ttl))
+            .await;
+        lb.lock().await.unwrap();
+        // A voluntary release starts no delay.
+        lb.unlock().await.unwrap();
+        let lc = Lock::new(a.clone(), env.shared_clock(), k.clone(), "C", ttl).unwrap();
+        lc.lock().await.unwrap();
+    });
+}

@@ -136,10 +136,13 @@ fn a_paused_holder_writes_late_and_the_resource_refuses_its_stale_token() {
 
 #[test]
 fn a_dead_holders_lock_is_acquirable_again_within_the_bound() {
-    // Locker 2 or 3 (processes 2 and 3) is cut off for good at 3 s; if it held the lock, the
-    // other gets it within ttl / (1 - rho) plus a retry and a round trip.
+    // Locker 1 or 2 (processes 2 and 3) is cut off for good at 3 s; if it held the lock, the
+    // other gets it within (ttl + lock-delay) / (1 - rho) plus a retry and a round trip, and
+    // not before the lock-delay has passed since the expiry.
     let ttl = Duration::from_secs(2);
-    let bound_us = (ttl.as_secs_f64() / 0.99 * 1e6) as u64 + 600_000;
+    // With a lock-delay (S8, checked by the run): not before the delay, and within the bound.
+    let delay = Duration::from_secs(1);
+    let bound_us = ((ttl + delay).as_secs_f64() / 0.99 * 1e6) as u64 + 600_000;
     let schedule = Schedule::from_json(
         r#"{"steps": [{"at_ms": 3000, "fault": {"kind": "isolate_process", "process": 2}}]}"#,
         3,
@@ -150,6 +153,7 @@ fn a_dead_holders_lock_is_acquirable_again_within_the_bound() {
         lockers: 2,
         faults: Faults::Schedule(schedule),
         lock_ttl: ttl,
+        lock_delay: delay,
         ..RunConfig::default()
     };
     let mut died_holding = 0;
@@ -170,6 +174,21 @@ fn a_dead_holders_lock_is_acquirable_again_within_the_bound() {
             .map(|b| b.from_us)
             .min()
             .unwrap_or_else(|| panic!("seed {seed}: never acquired again"));
+        let expired = r
+            .history
+            .records
+            .iter()
+            .find(|rec| {
+                rec.t_us > cut
+                    && matches!(&rec.event, Event::Expire { key, .. } if key == "/locks/0")
+            })
+            .map(|rec| rec.t_us)
+            .unwrap_or_else(|| panic!("seed {seed}: the dead holder's key never expired"));
+        assert!(
+            next >= expired + delay.as_micros() as u64 - 50_000,
+            "seed {seed}: granted {} ms after the expiry, within the lock-delay",
+            (next - expired) / 1000
+        );
         assert!(
             next - cut <= bound_us,
             "seed {seed}: acquired again {} ms after the holder died (bound {} ms)",

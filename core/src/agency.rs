@@ -40,6 +40,8 @@ pub enum AgencyError {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteCondition {
     pub checks: Vec<Precondition>,
+    /// Not a check but a property of the write: see [`WriteCondition::with_lock_delay`].
+    pub lock_delay: Option<Duration>,
 }
 
 impl WriteCondition {
@@ -59,6 +61,12 @@ impl WriteCondition {
     /// The value at `key` is an array.
     pub fn if_is_array(mut self, key: &Key) -> WriteCondition {
         self.checks.push(Precondition::IfIsArray(key.clone()));
+        self
+    }
+    /// Arms a lock-delay on the written key: if it later expires (its holder died rather than
+    /// removing it), writes that need it empty fail for `delay` of agency time.
+    pub fn with_lock_delay(mut self, delay: Duration) -> WriteCondition {
+        self.lock_delay = Some(delay);
         self
     }
 }
@@ -194,14 +202,22 @@ impl Agency for AgencyApi {
     ) -> Result<Revision, AgencyError> {
         check_writable(key)?;
         let ttl_ms = ttl_ms(ttl)?;
-        let txn = Txn {
-            preconditions: condition.map(|c| c.checks).unwrap_or_default(),
-            ops: vec![Op::Set {
+        let condition = condition.unwrap_or_default();
+        let mut ops = vec![Op::Set {
+            key: key.clone(),
+            value,
+            ttl_ms,
+            lease: LeaseBinding::None,
+        }];
+        if let Some(d) = condition.lock_delay.filter(|d| !d.is_zero()) {
+            ops.push(Op::LockDelay {
                 key: key.clone(),
-                value,
-                ttl_ms,
-                lease: LeaseBinding::None,
-            }],
+                delay_ms: ceil_ms(d),
+            });
+        }
+        let txn = Txn {
+            preconditions: condition.checks,
+            ops,
             else_ops: Vec::new(),
         };
         self.txn(txn).await
@@ -294,6 +310,7 @@ struct LockInner {
     id: String,
     ttl: Duration,
     rho: f64,
+    lock_delay: Duration,
     state: Mutex<LockState>,
 }
 
@@ -332,6 +349,7 @@ impl Lock {
                 id: id.to_string(),
                 ttl,
                 rho: DEFAULT_DRIFT_BOUND,
+                lock_delay: Duration::ZERO,
                 observer: None,
                 state: Mutex::new(LockState::default()),
             }),
@@ -350,6 +368,20 @@ impl Lock {
         })?;
         Ok(Lock {
             inner: Arc::new(LockInner { rho, ..inner }),
+        })
+    }
+
+    /// After an involuntary release (this holder died and the key expired), nobody gets the
+    /// lock for `delay` of agency time: a holder that was only slow has time to notice.
+    pub fn with_lock_delay(self, delay: Duration) -> Result<Lock, AgencyError> {
+        let inner = Arc::try_unwrap(self.inner).map_err(|_| {
+            AgencyError::Invalid("lock delay: set it before sharing the lock".into())
+        })?;
+        Ok(Lock {
+            inner: Arc::new(LockInner {
+                lock_delay: delay,
+                ..inner
+            }),
         })
     }
 
@@ -375,9 +407,12 @@ impl Lock {
         }
         let i = &self.inner;
         let start = i.clock.now();
+        let condition = WriteCondition::new()
+            .if_empty(&i.key)
+            .with_lock_delay(i.lock_delay);
         let rev = match i
             .api
-            .write_key_if_empty(&i.key, json!(i.id), Some(i.ttl))
+            .write_key(&i.key, json!(i.id), Some(i.ttl), Some(condition))
             .await
         {
             Ok(rev) => rev,

@@ -147,6 +147,11 @@ pub enum Op {
     Pop { key: Key },
     /// Moves the TTL deadline of the stored key to at least `ttl_ms` from now; never earlier.
     ExtendTtl { key: Key, ttl_ms: u64 },
+    /// Arms a lock-delay on the stored key (Chubby's): if this incarnation of the key is later
+    /// removed involuntarily (its TTL or its lease runs out: the holder died), `IfEmpty(key)`
+    /// fails for `delay_ms` of agency time, so the lock is not granted again at once. A
+    /// voluntary delete disarms it. No effect on a missing key.
+    LockDelay { key: Key, delay_ms: u64 },
 }
 
 impl Op {
@@ -216,8 +221,10 @@ pub enum TxnOutcome {
         revision: Revision,
         results: Vec<Option<Value>>,
     },
-    /// The precondition at `index` did not hold; `found` is what the key held. The
-    /// `else_ops`, if any, ran; `revision` is the store's revision afterwards.
+    /// The precondition at `index` did not hold; `found` is what the key held (for an
+    /// `IfEmpty` refused by a lock-delay: `{"lock_delay_until_ms": t}`, the agency time it
+    /// lasts until). The `else_ops`, if any, ran; `revision` is the store's revision
+    /// afterwards.
     PreconditionFailed {
         index: usize,
         precondition: Precondition,

@@ -101,6 +101,12 @@ pub struct Store {
     /// Every event with a revision at or below this has been dropped from `events`.
     compacted_revision: Revision,
     event_retention: usize,
+    /// Lock-delays armed on stored keys (`Op::LockDelay`), in ms of agency time.
+    #[serde(default)]
+    armed_delays: BTreeMap<Key, u64>,
+    /// Keys whose holder died: `IfEmpty` on them fails until this agency time.
+    #[serde(default)]
+    delayed: BTreeMap<Key, u64>,
 }
 
 impl Default for Store {
@@ -167,6 +173,8 @@ impl Store {
             events: VecDeque::new(),
             compacted_revision: 0,
             event_retention: DEFAULT_EVENT_RETENTION,
+            armed_delays: BTreeMap::new(),
+            delayed: BTreeMap::new(),
         }
     }
 
@@ -439,6 +447,16 @@ impl Store {
             | Precondition::LeaseEquals(k, _) => k,
         };
         let found = self.view(key);
+        if let Precondition::IfEmpty(k) = p {
+            if let Some(&until) = self.delayed.get(k).filter(|u| **u > self.now_ms) {
+                if found.is_none() {
+                    return (
+                        false,
+                        Some(serde_json::json!({ "lock_delay_until_ms": until })),
+                    );
+                }
+            }
+        }
         let ok = match p {
             Precondition::IfEmpty(_) => found.is_none(),
             Precondition::IfExists(_) => found.is_some(),
@@ -478,7 +496,7 @@ impl Store {
                 key
             }
             Op::Delete { key } | Op::Increment { key, .. } | Op::Push { key, .. } => key,
-            Op::Pop { key } => key,
+            Op::Pop { key } | Op::LockDelay { key, .. } => key,
         };
         if key.is_root() {
             return Err(Rejection::RootWrite);
@@ -564,6 +582,12 @@ impl Store {
                 }
                 _ => None,
             },
+            Op::LockDelay { key, delay_ms } => {
+                if self.nodes.contains_key(key) {
+                    self.armed_delays.insert(key.clone(), *delay_ms);
+                }
+                None
+            }
             Op::ExtendTtl { key, ttl_ms } => {
                 let want = self.now_ms.saturating_add(*ttl_ms);
                 let node = self.nodes.get(key)?;
@@ -699,6 +723,19 @@ impl Store {
             self.remove_node(&d);
         }
         self.remove_node(key);
+        // Lock-delays armed on what was removed: started if the holder died, else disarmed.
+        let armed: Vec<Key> = self
+            .armed_delays
+            .range(key.clone()..)
+            .take_while(|(k, _)| k.starts_with(key))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in armed {
+            let delay = self.armed_delays.remove(&k).unwrap_or(0);
+            if matches!(cause, Cause::TtlExpired | Cause::LeaseExpired(_)) && delay > 0 {
+                self.delayed.insert(k, self.now_ms.saturating_add(delay));
+            }
+        }
         events.push(Event {
             revision: rev,
             key: key.clone(),
@@ -723,6 +760,8 @@ impl Store {
     /// Removes every key and lease whose deadline is at or before agency time, all at one new
     /// revision, keys first (by deadline, then key), then leases (by deadline, then id).
     fn expire(&mut self, events: &mut Vec<Event>) {
+        let now = self.now_ms;
+        self.delayed.retain(|_, until| *until > now);
         let due_keys: Vec<Key> = self
             .ttl_index
             .iter()

@@ -440,3 +440,66 @@ fn else_branch_runs_when_a_precondition_fails() {
     assert_eq!(s.view(&k("/then")), None);
     assert_eq!(s.view(&k("/else")), Some(json!(2)));
 }
+
+#[test]
+fn a_lock_delay_holds_a_dead_holders_key_but_not_a_released_one() {
+    let mut s = Store::new();
+    let acquire = |s: &mut Store, who: &str| {
+        txn(
+            s,
+            Txn::new()
+                .when(Precondition::IfEmpty(k("/l")))
+                .then(Op::Set {
+                    key: k("/l"),
+                    value: json!(who),
+                    ttl_ms: Some(1_000),
+                    lease: LeaseBinding::None,
+                })
+                .then(Op::LockDelay {
+                    key: k("/l"),
+                    delay_ms: 500,
+                }),
+        )
+    };
+    assert!(acquire(&mut s, "a").is_committed());
+    // The holder dies: the key expires, and for 500 ms nobody gets it.
+    tick(&mut s, 1_000);
+    assert_eq!(s.read(&k("/l")).value, None);
+    match acquire(&mut s, "b") {
+        TxnOutcome::PreconditionFailed { found, .. } => {
+            assert_eq!(found, Some(json!({"lock_delay_until_ms": 1_500})))
+        }
+        other => panic!("{other:?}"),
+    }
+    tick(&mut s, 499);
+    assert!(!acquire(&mut s, "b").is_committed());
+    tick(&mut s, 1);
+    assert!(acquire(&mut s, "b").is_committed());
+    // A voluntary release starts no delay.
+    assert!(txn(&mut s, Txn::new().then(Op::Delete { key: k("/l") })).is_committed());
+    assert!(acquire(&mut s, "c").is_committed());
+    // A lease that runs out is involuntary too.
+    let id = grant(&mut s, 300);
+    assert!(txn(&mut s, Txn::new().then(Op::Delete { key: k("/l") })).is_committed());
+    let bound = Txn::new()
+        .then(Op::Set {
+            key: k("/l"),
+            value: json!("d"),
+            ttl_ms: None,
+            lease: LeaseBinding::Lease(id),
+        })
+        .then(Op::LockDelay {
+            key: k("/l"),
+            delay_ms: 200,
+        });
+    assert!(txn(&mut s, bound).is_committed());
+    tick(&mut s, 300);
+    assert!(!acquire(&mut s, "e").is_committed());
+    tick(&mut s, 200);
+    assert!(acquire(&mut s, "e").is_committed());
+    // It survives a snapshot.
+    let t = tick(&mut s, 1_000);
+    assert!(!t.is_empty());
+    let restored = Store::restore(&s.snapshot()).unwrap();
+    assert_eq!(restored, s);
+}

@@ -374,6 +374,64 @@ pub fn exclusivity(h: &History) -> Vec<Violation> {
     out
 }
 
+/// How far apart agents may apply the same expiry (the first to record it may not be the
+/// leader that committed it).
+const APPLY_SLACK_US: u64 = 50_000;
+
+/// S8: after the lock key `key` expired (its holder died), the next grant of `resource` (a
+/// belief with a higher token than the expiry's revision) comes no earlier than `delay` later.
+/// Agency time runs no faster than true time while drift stays within the bound, so a
+/// lock-delay in agency time is at least as long in true time.
+pub fn lock_delay(
+    h: &History,
+    key: &str,
+    resource: &str,
+    delay: std::time::Duration,
+) -> Vec<Violation> {
+    let mut expiries: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+    let mut grants: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+    for (i, r) in h.records.iter().enumerate() {
+        match &r.event {
+            Event::Expire {
+                key: k, revision, ..
+            } if k == key => {
+                expiries.entry(*revision).or_insert((r.t_us, i));
+            }
+            Event::Belief {
+                resource: res,
+                token,
+                until_us: Some(_),
+                ..
+            } if res == resource => {
+                grants.entry(*token).or_insert((r.t_us, i));
+            }
+            _ => {}
+        }
+    }
+    let delay_us = delay.as_micros() as u64;
+    let mut out = Vec::new();
+    for (rev, (t_e, i)) in &expiries {
+        let Some((token, (t_g, j))) = grants.range(rev + 1..).next() else {
+            continue;
+        };
+        if t_g + APPLY_SLACK_US < t_e + delay_us {
+            out.push(Violation {
+                rule: "S8 lock-delay".into(),
+                records: vec![*i, *j],
+                message: format!(
+                    "{key} expired at revision {rev} ({}) and {resource} was granted again \
+                     (token {token}) {} ms later ({}), within the lock-delay of {} ms",
+                    at(&h.records[*i]),
+                    t_g.saturating_sub(*t_e) / 1000,
+                    at(&h.records[*j]),
+                    delay.as_millis()
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// S10: a fenced resource never accepts a lower token after a higher one.
 pub fn fencing(h: &History) -> Vec<Violation> {
     let mut highest: BTreeMap<&str, (u64, usize)> = BTreeMap::new();

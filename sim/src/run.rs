@@ -65,6 +65,9 @@ pub struct RunConfig {
     pub leasers: usize,
     /// The lock TTL, and the lease duration.
     pub lock_ttl: Duration,
+    /// The lockers' lock-delay: after a holder dies, the lock is not granted again for this
+    /// long (agency time); checked as S8.
+    pub lock_delay: Duration,
     /// Each locker's clock drifts at a rate drawn from `[-client_drift, client_drift]`; the
     /// guarantees hold while this stays within the cluster's `rho`.
     pub client_drift: f64,
@@ -91,6 +94,7 @@ impl Default for RunConfig {
             lockers: 0,
             leasers: 0,
             lock_ttl: Duration::from_secs(2),
+            lock_delay: Duration::ZERO,
             client_drift: 0.0,
             work: Duration::from_millis(20),
             clock_jumps: true,
@@ -325,6 +329,7 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
         cfg.lock_ttl,
     )
     .and_then(|l| l.with_drift_bound(cfg.cluster.agent.rho))
+    .and_then(|l| l.with_lock_delay(cfg.lock_delay))
     .and_then(|l| {
         l.with_observer(move |b| {
             rec.record(
@@ -789,7 +794,15 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
     });
     let _ = checked.await;
     let history = rec.snapshot();
-    let violations = check::all(&history);
+    let mut violations = check::all(&history);
+    if config.lockers > 0 && !config.lock_delay.is_zero() {
+        violations.extend(check::lock_delay(
+            &history,
+            LOCK_KEY,
+            LOCK_RESOURCE,
+            config.lock_delay,
+        ));
+    }
     let warnings = check::actions_within_belief(&history);
     Report {
         seed,
