@@ -24,8 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_core::agency::{Agency, AgencyApi, AgencyError, Lock};
+use tenure_core::leadership::{LeadershipError, Manager as LeadershipManager, ManagerConfig};
 use tenure_core::lease::{Claimer, LeaseClient, LeaseError, LeaseManager};
 use tenure_core::{ClientError, Clock, Key};
+use tenure_core::{Command, Op, Outcome, StoreClient, Txn, TxnOutcome};
 
 /// Where a run's faults come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +65,10 @@ pub struct RunConfig {
     /// Processes contending for one Juju lease (`svc`) through a `LeaseManager`, writing to a
     /// fenced resource while they believe they hold it (0: none); numbered after the lockers.
     pub leasers: usize,
-    /// The lock TTL, and the lease duration.
+    /// Units contending for the leadership of service `app` through leadership `Manager`s
+    /// (0: none); numbered after the leasers.
+    pub leaders: usize,
+    /// The lock TTL, the lease duration and the leadership duration.
     pub lock_ttl: Duration,
     /// The lockers' lock-delay: after a holder dies, the lock is not granted again for this
     /// long (agency time); checked as S8.
@@ -76,6 +81,13 @@ pub struct RunConfig {
     pub work: Duration,
     /// Whether the swarm may jump clocks (which breaks the drift assumption).
     pub clock_jumps: bool,
+}
+
+impl RunConfig {
+    /// Every client process: KV clients, then lockers, leasers and leaders.
+    pub fn processes(&self) -> usize {
+        self.clients + self.lockers + self.leasers + self.leaders
+    }
 }
 
 impl Default for RunConfig {
@@ -93,6 +105,7 @@ impl Default for RunConfig {
             time_limit: Duration::from_secs(3_600),
             lockers: 0,
             leasers: 0,
+            leaders: 0,
             lock_ttl: Duration::from_secs(2),
             lock_delay: Duration::ZERO,
             client_drift: 0.0,
@@ -259,11 +272,16 @@ const LOCK_RESOURCE: &str = "lock:/locks/0";
 const LEASE_NAME: &str = "svc";
 const LEASE_RESOURCE: &str = "lease:svc";
 
+/// The service whose leadership the leaders contend for, and the resource it guards.
+const SERVICE: &str = "app";
+const LEADERSHIP_RESOURCE: &str = "leadership:app";
+
 /// What a holder process contends for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HolderKind {
     Lock,
     Lease,
+    Leadership,
 }
 
 impl HolderKind {
@@ -271,6 +289,7 @@ impl HolderKind {
         match self {
             HolderKind::Lock => "locker",
             HolderKind::Lease => "leaser",
+            HolderKind::Leadership => "leader",
         }
     }
 
@@ -278,6 +297,7 @@ impl HolderKind {
         match self {
             HolderKind::Lock => LOCK_RESOURCE,
             HolderKind::Lease => LEASE_RESOURCE,
+            HolderKind::Leadership => LEADERSHIP_RESOURCE,
         }
     }
 }
@@ -287,6 +307,7 @@ fn start_resource(cluster: &Cluster, rec: &Recorder, kind: HolderKind) -> Socket
     let host = match kind {
         HolderKind::Lock => 1,
         HolderKind::Lease => 2,
+        HolderKind::Leadership => 3,
     };
     let addr = SocketAddr::from(([10, 0, 9, host], 5000));
     let env = ActorEnv {
@@ -430,12 +451,37 @@ async fn fenced_write(p: &Process, ep: &Endpoint, resource: SocketAddr, token: u
     .await;
 }
 
-/// A leaser: claims the Juju lease `svc` through a `LeaseManager` on its own clock, re-claims
-/// (extends) every half duration while it wants it, and while it believes it holds it (until
-/// the start of its last successful claim plus `duration * (1 - rho)`, with at least `work`
-/// left) writes to the resource with its fencing token.
+/// How a leaser claims: a Juju lease through a `LeaseManager`, or a service's leadership
+/// through the leadership `Manager` (which also checks its leadership and guards a
+/// transaction with the token before each write).
+enum Claimant {
+    Lease(LeaseManager),
+    Leader(LeadershipManager),
+}
+
+impl Claimant {
+    async fn claim(&self, who: &str, d: Duration) -> Result<u64, LeaseError> {
+        match self {
+            Claimant::Lease(m) => m.claim(LEASE_NAME, who, d).await,
+            Claimant::Leader(m) => m
+                .claim_leadership(SERVICE, who, d)
+                .await
+                .map_err(|e| match e {
+                    LeadershipError::ClaimDenied => LeaseError::ClaimDenied,
+                    e => LeaseError::Invalid(e.to_string()),
+                }),
+        }
+    }
+}
+
+/// A leaser: claims the Juju lease `svc` (or the leadership of `app`) on its own clock,
+/// re-claims (extends) every half duration while it wants it, and while it believes it holds
+/// it (until the start of its last successful claim plus `duration * (1 - rho)`, with at
+/// least `work` left) writes to the resource with its fencing token. A leader also checks
+/// its leadership and commits a transaction guarded by the leadership token first.
 async fn leaser(
     p: Process,
+    kind: HolderKind,
     store: Arc<NetClient>,
     clock: SkewedClock,
     resource: SocketAddr,
@@ -443,19 +489,33 @@ async fn leaser(
 ) {
     let ep = Endpoint::bind("0.0.0.0:0").await.expect("a leaser binds");
     let rho = cfg.cluster.agent.rho;
-    let client = LeaseClient::new(store)
+    let client = LeaseClient::new(store.clone())
         .with_drift_bound(rho)
         .expect("rho lies in [0, 1)");
-    let manager = LeaseManager::new(Arc::new(client));
-    let me = format!("leaser-{}", p.id);
+    let (manager, name) = match kind {
+        HolderKind::Leadership => {
+            let config = ManagerConfig {
+                client: Some(Arc::new(client)),
+                clock: Some(clock.shared()),
+            };
+            let m = LeadershipManager::new(config).expect("the config is complete");
+            (Claimant::Leader(m), SERVICE)
+        }
+        _ => (
+            Claimant::Lease(LeaseManager::new(Arc::new(client))),
+            LEASE_NAME,
+        ),
+    };
+    let resource_name = kind.resource();
+    let me = format!("{}-{}", kind.role(), p.id);
     let d = cfg.lock_ttl;
-    let lease_key = key(&format!("/lease/{LEASE_NAME}"));
+    let lease_key = key(&format!("/lease/{name}"));
     let mut writes = 0u64;
     while p.rec.true_now() < cfg.duration {
         let start = clock.now();
         let (res, v) = p
             .op("claim", &lease_key, Value::Null, async {
-                match manager.claim(LEASE_NAME, &me, d).await {
+                match manager.claim(&me, d).await {
                     Ok(t) => Ok(json!(t)),
                     Err(LeaseError::ClaimDenied) => Err(AgencyError::AlreadyLocked),
                     Err(e) => Err(AgencyError::Invalid(e.to_string())),
@@ -471,25 +531,25 @@ async fn leaser(
             }
         };
         let mut deadline = start + d.mul_f64(1.0 - rho);
-        record_belief(&p, &clock, LEASE_RESOURCE, token, Some(deadline));
+        record_belief(&p, &clock, resource_name, token, Some(deadline));
         let hold_until = clock.now() + d.mul_f64(0.5 + 2.0 * madsim::rand::random::<f64>());
         let mut next_claim = start + d / 2;
         loop {
             let now = clock.now();
             if now >= deadline {
-                record_belief(&p, &clock, LEASE_RESOURCE, token, None);
+                record_belief(&p, &clock, resource_name, token, None);
                 break;
             }
             if now >= next_claim && now < hold_until {
                 let start = clock.now();
-                match manager.claim(LEASE_NAME, &me, d).await {
+                match manager.claim(&me, d).await {
                     Ok(t) if t == token => {
                         deadline = deadline.max(start + d.mul_f64(1.0 - rho));
-                        record_belief(&p, &clock, LEASE_RESOURCE, token, Some(deadline));
+                        record_belief(&p, &clock, resource_name, token, Some(deadline));
                     }
                     // Denied or granted anew: our grant is gone.
                     Ok(_) | Err(LeaseError::ClaimDenied) => {
-                        record_belief(&p, &clock, LEASE_RESOURCE, token, None);
+                        record_belief(&p, &clock, resource_name, token, None);
                         break;
                     }
                     // Unknown: keep believing until the deadline.
@@ -500,7 +560,7 @@ async fn leaser(
             }
             if now >= hold_until {
                 // Let it lapse (a Juju lease is not released, it expires).
-                record_belief(&p, &clock, LEASE_RESOURCE, token, None);
+                record_belief(&p, &clock, resource_name, token, None);
                 clock.sleep(deadline.saturating_sub(now)).await;
                 break;
             }
@@ -509,6 +569,24 @@ async fn leaser(
                 continue;
             }
             clock.sleep(cfg.work).await;
+            if let Claimant::Leader(m) = &manager {
+                // The leadership token guards a transaction in the agency itself.
+                let state = key("/app/state");
+                p.op("guarded_write", &state, json!(token), async {
+                    let t = m
+                        .check_leadership(SERVICE, &me)
+                        .await
+                        .map_err(|e| AgencyError::Invalid(e.to_string()))?;
+                    let txn = Txn::new()
+                        .when_all(t.preconditions())
+                        .then(Op::set(state.clone(), json!(token)));
+                    match store.submit(Command::Txn(txn)).await? {
+                        Outcome::Txn(TxnOutcome::Committed { .. }) => Ok(json!(token)),
+                        _ => Err(AgencyError::NotLocked),
+                    }
+                })
+                .await;
+            }
             writes += 1;
             fenced_write(&p, &ep, resource, token, writes).await;
             clock.sleep(Duration::from_millis(100)).await;
@@ -636,7 +714,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         Faults::Swarm => {
             let spec = SwarmSpec {
                 agents,
-                processes: (config.clients + config.lockers + config.leasers) as u64,
+                processes: config.processes() as u64,
                 duration: config.duration,
                 clock_jumps: config.clock_jumps,
             };
@@ -681,6 +759,11 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             config.leasers,
             config.clients + config.lockers,
         ),
+        (
+            HolderKind::Leadership,
+            config.leaders,
+            config.clients + config.lockers + config.leasers,
+        ),
     ] {
         if count == 0 {
             continue;
@@ -721,7 +804,9 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 };
                 match kind {
                     HolderKind::Lock => locker(p, clock, resource, &cfg).await,
-                    HolderKind::Lease => leaser(p, c, clock, resource, &cfg).await,
+                    HolderKind::Lease | HolderKind::Leadership => {
+                        leaser(p, kind, c, clock, resource, &cfg).await
+                    }
                 }
             }));
         }
@@ -731,7 +816,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         let _ = t.await;
     }
     // Every fault is lifted: liveness, then the final read for durability.
-    let node = cluster.client_node("runner", config.clients + config.lockers + config.leasers);
+    let node = cluster.client_node("runner", config.processes());
     let (addrs, r2, ops2, cfg) = (
         cluster.addrs.clone(),
         rec.clone(),
