@@ -173,15 +173,15 @@ fn a_paused_holder_writes_late_and_the_resource_refuses_its_stale_token() {
 
 #[test]
 fn a_dead_holders_lock_is_acquirable_again_within_the_bound() {
-    // Locker 1 or 2 (processes 2 and 3) is cut off for good at 3 s; if it held the lock, the
-    // other gets it within (ttl + lock-delay) / (1 - rho) plus a retry and a round trip, and
-    // not before the lock-delay has passed since the expiry.
+    // Locker 1 (process 2) dies at 3 s; if it held the lock, locker 2 gets it within
+    // (ttl + lock-delay) / (1 - rho) plus a retry and a round trip, and not before the
+    // lock-delay has passed since the expiry.
     let ttl = Duration::from_secs(2);
     // With a lock-delay (S8, checked by the run): not before the delay, and within the bound.
     let delay = Duration::from_secs(1);
     let bound_us = ((ttl + delay).as_secs_f64() / 0.99 * 1e6) as u64 + 600_000;
     let schedule = Schedule::from_json(
-        r#"{"steps": [{"at_ms": 3000, "fault": {"kind": "isolate_process", "process": 2}}]}"#,
+        r#"{"steps": [{"at_ms": 3000, "fault": {"kind": "kill_process", "process": 2}}]}"#,
         3,
     )
     .unwrap();
@@ -232,7 +232,7 @@ fn a_dead_holders_lock_is_acquirable_again_within_the_bound() {
             (next - cut) / 1000,
             bound_us / 1000
         );
-        // The isolated holder never wrote with its token after the other took over.
+        // The dead holder wrote nothing after the other took over.
         assert!(r
             .history
             .records

@@ -29,6 +29,7 @@ fn kind(f: &Fault) -> &'static str {
         Fault::PauseProcess { .. } => "pause_process",
         Fault::ResumeProcess { .. } => "resume_process",
         Fault::IsolateProcess { .. } => "isolate_process",
+        Fault::KillProcess { .. } => "kill_process",
         Fault::Clock { .. } => "clock",
     }
 }

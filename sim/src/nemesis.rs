@@ -69,6 +69,10 @@ pub enum Fault {
     IsolateProcess {
         process: u64,
     },
+    /// Kills a client process for good: a holder that dies.
+    KillProcess {
+        process: u64,
+    },
     Clock {
         agent: u64,
         change: ClockFault,
@@ -163,7 +167,8 @@ impl Schedule {
                 | Fault::Resume { agent } => agent_ok(*agent, i)?,
                 Fault::PauseProcess { process }
                 | Fault::ResumeProcess { process }
-                | Fault::IsolateProcess { process } => {
+                | Fault::IsolateProcess { process }
+                | Fault::KillProcess { process } => {
                     if !(1..=processes).contains(process) {
                         return Err(format!(
                             "step {i}: process {process} does not exist (processes are \
@@ -449,6 +454,11 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         Fault::ResumeProcess { process } => {
             if let Some(n) = cluster.process_node(*process) {
                 handle.resume(n)
+            }
+        }
+        Fault::KillProcess { process } => {
+            if let Some(n) = cluster.process_node(*process) {
+                handle.kill(n)
             }
         }
         Fault::IsolateProcess { process } => {
