@@ -244,3 +244,39 @@ fn a_dead_holders_lock_is_acquirable_again_within_the_bound() {
         "the holder died holding in {died_holding} seeds"
     );
 }
+
+#[test]
+fn a_dead_members_temp_key_disappears_within_its_session_ttl() {
+    // Members 1 and 2 (processes 2 and 3) keep temp keys; member 1 dies at 3 s.
+    let ttl = Duration::from_secs(2);
+    let schedule = Schedule::from_json(
+        r#"{"steps": [{"at_ms": 3000, "fault": {"kind": "kill_process", "process": 2}}]}"#,
+        3,
+    )
+    .unwrap();
+    let config = RunConfig {
+        clients: 1,
+        members: 2,
+        faults: Faults::Schedule(schedule),
+        lock_ttl: ttl,
+        ..RunConfig::default()
+    };
+    let bound_us = (ttl.as_secs_f64() / 0.99 * 1e6) as u64 + 300_000;
+    for (seed, r) in reports(&config, 0..8) {
+        assert!(r.ok(), "seed {seed}: {:?}", r.violations);
+        let expiry = |k: &str| {
+            r.history.records.iter().find_map(|rec| match &rec.event {
+                Event::Expire { key, .. } if key == k => Some(rec.t_us),
+                _ => None,
+            })
+        };
+        let gone = expiry("/kv/member-2").unwrap_or_else(|| panic!("seed {seed}: never removed"));
+        assert!(
+            gone > 3_000_000 && gone - 3_000_000 <= bound_us,
+            "seed {seed}: removed {} ms after the member died",
+            (gone - 3_000_000) / 1000
+        );
+        // The live member's key stays while its session is kept alive.
+        assert_eq!(expiry("/kv/member-3"), None, "seed {seed}");
+    }
+}

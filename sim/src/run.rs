@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_core::agency::{Agency, AgencyApi, AgencyError, Lock};
+use tenure_core::kv::{Kvi, Kvs};
 use tenure_core::leadership::{LeadershipError, Manager as LeadershipManager, ManagerConfig};
 use tenure_core::lease::{Claimer, LeaseClient, LeaseError, LeaseManager};
 use tenure_core::{ClientError, Clock, Key};
@@ -68,7 +69,11 @@ pub struct RunConfig {
     /// Units contending for the leadership of service `app` through leadership `Manager`s
     /// (0: none); numbered after the leasers.
     pub leaders: usize,
-    /// The lock TTL, the lease duration and the leadership duration.
+    /// Processes that keep an hmetcd temp key (`/kv/member-<process>`) alive through their
+    /// session lease (TTL `lock_ttl`) for the whole run, unless they die (0: none); numbered
+    /// after the leaders.
+    pub members: usize,
+    /// The lock TTL, the lease duration, the leadership duration and the session TTL.
     pub lock_ttl: Duration,
     /// The lockers' lock-delay: after a holder dies, the lock is not granted again for this
     /// long (agency time); checked as S8.
@@ -86,7 +91,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// Every client process: KV clients, then lockers, leasers and leaders.
     pub fn processes(&self) -> usize {
-        self.clients + self.lockers + self.leasers + self.leaders
+        self.clients + self.lockers + self.leasers + self.leaders + self.members
     }
 }
 
@@ -106,6 +111,7 @@ impl Default for RunConfig {
             lockers: 0,
             leasers: 0,
             leaders: 0,
+            members: 0,
             lock_ttl: Duration::from_secs(2),
             lock_delay: Duration::ZERO,
             client_drift: 0.0,
@@ -595,6 +601,33 @@ async fn leaser(
     }
 }
 
+/// A member: an hmetcd handle whose session keeps the temp key `member-<process>` alive
+/// until the run ends (or the process dies, when the key must go within the session TTL).
+async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
+    let option = format!("session_ttl_ms={}", cfg.lock_ttl.as_millis());
+    let kv = Kvs::open(store, &[&option]).expect("the session option is valid");
+    let name = format!("member-{}", p.id);
+    let path = key(&format!("/kv/{name}"));
+    loop {
+        let (res, _) = p
+            .op("temp_key", &path, Value::Null, async {
+                kv.temp_key(&name)
+                    .await
+                    .map(|_| Value::Null)
+                    .map_err(|e| AgencyError::Invalid(e.to_string()))
+            })
+            .await;
+        if res == Completion::Ok || p.rec.true_now() >= cfg.duration {
+            break;
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The session's keep-alive runs while `kv` lives.
+    let left = cfg.duration.saturating_sub(p.rec.true_now());
+    madsim::time::sleep(left).await;
+    drop(kv);
+}
+
 fn key(path: &str) -> Key {
     Key::parse(path).expect("workload keys are valid")
 }
@@ -810,6 +843,35 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 }
             }));
         }
+    }
+    let first_member = config.processes() - config.members;
+    for j in 0..config.members {
+        let i = first_member + j;
+        let name = format!("member-{}", j + 1);
+        let node = cluster.client_node(&name, i);
+        cluster.register_process(i as u64 + 1, &node);
+        let (addrs, rec, ops, cfg) = (
+            cluster.addrs.clone(),
+            rec.clone(),
+            ops.clone(),
+            config.clone(),
+        );
+        tasks.push(node.spawn(async move {
+            let c =
+                NetClient::connect_recorded(addrs, cfg.client, Some((rec.clone(), name.clone())))
+                    .await
+                    .expect("a member binds");
+            let c = Arc::new(c);
+            let p = Process {
+                id: i as u64 + 1,
+                node: name,
+                rec,
+                clock: MadsimClock::new().shared(),
+                ops,
+                agency: AgencyApi::new(c.clone()),
+            };
+            member(p, c, &cfg).await;
+        }));
     }
     nemesis::run_schedule(&cluster, &schedule).await;
     for t in tasks {
