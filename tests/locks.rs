@@ -246,7 +246,7 @@ fn a_dead_holders_lock_is_acquirable_again_within_the_bound() {
 }
 
 #[test]
-fn a_dead_members_temp_key_disappears_within_its_session_ttl() {
+fn a_dead_members_temp_key_and_leased_record_disappear_within_the_ttl() {
     // Members 1 and 2 (processes 2 and 3) keep temp keys; member 1 dies at 3 s.
     let ttl = Duration::from_secs(2);
     let schedule = Schedule::from_json(
@@ -270,13 +270,17 @@ fn a_dead_members_temp_key_disappears_within_its_session_ttl() {
                 _ => None,
             })
         };
-        let gone = expiry("/kv/member-2").unwrap_or_else(|| panic!("seed {seed}: never removed"));
-        assert!(
-            gone > 3_000_000 && gone - 3_000_000 <= bound_us,
-            "seed {seed}: removed {} ms after the member died",
-            (gone - 3_000_000) / 1000
-        );
-        // The live member's key stays while its session is kept alive.
-        assert_eq!(expiry("/kv/member-3"), None, "seed {seed}");
+        for k in ["/kv/member-2", "/storage/member-2"] {
+            let gone = expiry(k).unwrap_or_else(|| panic!("seed {seed}: {k} never removed"));
+            assert!(
+                gone > 3_000_000 && gone - 3_000_000 <= bound_us,
+                "seed {seed}: {k} removed {} ms after the member died",
+                (gone - 3_000_000) / 1000
+            );
+        }
+        // The live member's keys stay while its leases are kept alive.
+        for k in ["/kv/member-3", "/storage/member-3"] {
+            assert_eq!(expiry(k), None, "seed {seed}: {k}");
+        }
     }
 }

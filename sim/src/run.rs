@@ -27,6 +27,7 @@ use tenure_core::agency::{Agency, AgencyApi, AgencyError, Lock};
 use tenure_core::kv::{Kvi, Kvs};
 use tenure_core::leadership::{LeadershipError, Manager as LeadershipManager, ManagerConfig};
 use tenure_core::lease::{Claimer, LeaseClient, LeaseError, LeaseManager};
+use tenure_core::storage::{Record, Storage, StorageApi, StorageError};
 use tenure_core::{ClientError, Clock, Key};
 use tenure_core::{Command, Op, Outcome, StoreClient, Txn, TxnOutcome};
 
@@ -601,11 +602,13 @@ async fn leaser(
     }
 }
 
-/// A member: an hmetcd handle whose session keeps the temp key `member-<process>` alive
-/// until the run ends (or the process dies, when the key must go within the session TTL).
+/// A member: an hmetcd handle whose session keeps the temp key `member-<process>` alive, and
+/// a Storage record of the same name bound to a kept-alive Lessor lease, until the run ends
+/// (or the process dies, when both must go within the TTL).
 async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
     let option = format!("session_ttl_ms={}", cfg.lock_ttl.as_millis());
-    let kv = Kvs::open(store, &[&option]).expect("the session option is valid");
+    let kv = Kvs::open(store.clone(), &[&option]).expect("the session option is valid");
+    let storage = StorageApi::new(store);
     let name = format!("member-{}", p.id);
     let path = key(&format!("/kv/{name}"));
     loop {
@@ -622,10 +625,33 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
         }
         madsim::time::sleep(Duration::from_millis(200)).await;
     }
+    let record_key = key(&format!("/storage/{name}"));
+    let mut lease = None;
+    while p.rec.true_now() < cfg.duration {
+        let (res, _) = p
+            .op("leased_record", &record_key, Value::Null, async {
+                let fail = |e: StorageError| AgencyError::Invalid(e.to_string());
+                let l = storage
+                    .lessor()
+                    .new_lease(cfg.lock_ttl, true)
+                    .await
+                    .map_err(fail)?;
+                let mut r = Record::new(&name, json!(p.id));
+                r.lease = l.id();
+                storage.create(r).await.map_err(fail)?;
+                lease = Some(l);
+                Ok(Value::Null)
+            })
+            .await;
+        if res == Completion::Ok {
+            break;
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
     // The session's keep-alive runs while `kv` lives.
     let left = cfg.duration.saturating_sub(p.rec.true_now());
     madsim::time::sleep(left).await;
-    drop(kv);
+    drop((kv, lease));
 }
 
 fn key(path: &str) -> Key {
