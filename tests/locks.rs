@@ -284,3 +284,50 @@ fn a_dead_members_temp_key_and_leased_record_disappear_within_the_ttl() {
         }
     }
 }
+
+#[test]
+fn leasers_claim_through_lease_manager_actors_and_survive_losing_one() {
+    // Processes: 1 KV client, leasers 2-4, managers 5-6. Swarm faults within the bound (they
+    // pause and cut off managers too), then a schedule that kills manager 1 for good.
+    let managed = RunConfig {
+        clients: 1,
+        leasers: 3,
+        managers: 2,
+        client_drift: 0.009,
+        clock_jumps: false,
+        ..RunConfig::default()
+    };
+    let claims = |r: &Report, after_us: u64| {
+        r.history
+            .records
+            .iter()
+            .filter(|rec| {
+                rec.t_us > after_us
+                    && rec.node.starts_with("leaser-")
+                    && matches!(&rec.event, Event::Complete { result: Completion::Ok, value, .. } if value.is_u64())
+            })
+            .count()
+    };
+    let mut total = 0;
+    for (seed, r) in reports(&managed, 0..40) {
+        assert!(r.ok(), "seed {seed}: {:?}", r.violations);
+        total += claims(&r, 0);
+    }
+    assert!(total > 80, "{total} claims granted through managers");
+    let kill = Schedule::from_json(
+        r#"{"steps": [{"at_ms": 3000, "fault": {"kind": "kill_process", "process": 5}}]}"#,
+        3,
+    )
+    .unwrap();
+    let config = RunConfig {
+        faults: Faults::Schedule(kill),
+        ..managed
+    };
+    for (seed, r) in reports(&config, 0..6) {
+        assert!(r.ok(), "seed {seed}: {:?}", r.violations);
+        assert!(
+            claims(&r, 5_000_000) > 0,
+            "seed {seed}: no claim after manager 1 died"
+        );
+    }
+}

@@ -38,6 +38,41 @@ pub struct Ctx<M> {
     timer: Option<Duration>,
     durable: bool,
     out: Vec<(SocketAddr, M)>,
+    sender: Sender<M>,
+}
+
+/// Sends messages from tasks an actor spawns (an answer that needs `await`s first). What it
+/// sends does not wait for the actor's disk.
+pub struct Sender<M> {
+    ep: Endpoint,
+    rec: Recorder,
+    name: String,
+    addr: SocketAddr,
+    links: Links,
+    _m: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M> Clone for Sender<M> {
+    fn clone(&self) -> Self {
+        Sender {
+            ep: self.ep.clone(),
+            rec: self.rec.clone(),
+            name: self.name.clone(),
+            addr: self.addr,
+            links: self.links.clone(),
+            _m: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<M: Wire> Sender<M> {
+    /// Sends `m` to `to`, after the link's extra delay if it has one.
+    pub async fn send(&self, to: SocketAddr, m: &M) {
+        if let Some(delay) = self.links.draw(self.addr, to) {
+            madsim::time::sleep(delay).await;
+        }
+        send(&self.ep, &self.rec, &self.name, to, m).await;
+    }
 }
 
 impl<M> Ctx<M> {
@@ -54,6 +89,11 @@ impl<M> Ctx<M> {
     /// Asks for the timer at local time `at` (replacing any earlier request).
     pub fn set_timer(&mut self, at: Duration) {
         self.timer = Some(at);
+    }
+
+    /// A sender for tasks the handler spawns (on this node, so they die with it).
+    pub fn sender(&self) -> Sender<M> {
+        self.sender.clone()
     }
 
     /// What the handler wrote to disk must be durable before its messages leave: the runtime
@@ -183,6 +223,14 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             }
         }
     });
+    let sender = Sender {
+        ep: ep.clone(),
+        rec: env.rec.clone(),
+        name: env.name.clone(),
+        addr: env.addr,
+        links: env.links.clone(),
+        _m: std::marker::PhantomData,
+    };
     let mut timer: Option<Duration> = None;
     let mut first = true;
     loop {
@@ -191,6 +239,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             timer: None,
             durable: false,
             out: Vec::new(),
+            sender: sender.clone(),
         };
         if first {
             first = false;

@@ -12,6 +12,7 @@ use crate::check::{self, Violation};
 use crate::clock::{NodeClock, SkewedClock};
 use crate::cluster::{ClientConfig, Cluster, ClusterConfig, NetClient};
 use crate::history::{Completion, Event, History, Recorder};
+use crate::manager::{LeaseManagerActor, ManagerClient};
 use crate::nemesis::{self, Schedule, Swarm, SwarmSpec};
 use crate::resource::{FencedResource, ResourceMsg};
 use crate::{run_seed, MadsimClock, RunFailure};
@@ -74,6 +75,10 @@ pub struct RunConfig {
     /// session lease (TTL `lock_ttl`) for the whole run, unless they die (0: none); numbered
     /// after the leaders.
     pub members: usize,
+    /// Lease-manager actors (0: none). With some, leasers claim through them by messages
+    /// instead of running their own manager; numbered after the members (so process faults
+    /// can kill them).
+    pub managers: usize,
     /// The lock TTL, the lease duration, the leadership duration and the session TTL.
     pub lock_ttl: Duration,
     /// The lockers' lock-delay: after a holder dies, the lock is not granted again for this
@@ -92,7 +97,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// Every client process: KV clients, then lockers, leasers and leaders.
     pub fn processes(&self) -> usize {
-        self.clients + self.lockers + self.leasers + self.leaders + self.members
+        self.clients + self.lockers + self.leasers + self.leaders + self.members + self.managers
     }
 }
 
@@ -113,6 +118,7 @@ impl Default for RunConfig {
             leasers: 0,
             leaders: 0,
             members: 0,
+            managers: 0,
             lock_ttl: Duration::from_secs(2),
             lock_delay: Duration::ZERO,
             client_drift: 0.0,
@@ -418,6 +424,63 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
     }
 }
 
+/// Starts the lease-manager actors, each on its own node with its own drifting clock and
+/// agency client; returns their addresses.
+fn start_managers(cluster: &Cluster, rec: &Recorder, config: &RunConfig) -> Vec<SocketAddr> {
+    let first = config.processes() - config.managers;
+    (0..config.managers)
+        .map(|k| {
+            let addr = SocketAddr::from(([10, 0, 8, k as u8 + 1], 6000));
+            let name = format!("manager-{}", k + 1);
+            let (agents, rec, cfg, links, n) = (
+                cluster.addrs.clone(),
+                rec.clone(),
+                config.clone(),
+                cluster.links.clone(),
+                name.clone(),
+            );
+            let node = madsim::runtime::Handle::current()
+                .create_node()
+                .name(&name)
+                .ip(addr.ip())
+                .build();
+            cluster.register_process((first + k) as u64 + 1, &node);
+            node.spawn(async move {
+                let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
+                let node_clock = NodeClock::new(0, drift).expect("client drift lies in (-1, 1)");
+                let clock =
+                    SkewedClock::with_origin(rec.origin(), Arc::new(Mutex::new(node_clock)));
+                let c = NetClient::connect_with(
+                    agents,
+                    cfg.client,
+                    Some((rec.clone(), n.clone())),
+                    clock.shared(),
+                )
+                .await
+                .expect("a manager binds");
+                let client = LeaseClient::new(Arc::new(c))
+                    .with_drift_bound(cfg.cluster.agent.rho)
+                    .expect("rho lies in [0, 1)");
+                let actor = LeaseManagerActor::new(
+                    LeaseManager::new(Arc::new(client)),
+                    Duration::from_secs(1),
+                );
+                let env = ActorEnv {
+                    name: n,
+                    addr,
+                    clock,
+                    disk: None,
+                    fsync: Duration::ZERO,
+                    links,
+                    rec,
+                };
+                run_actor(actor, env).await;
+            });
+            addr
+        })
+        .collect()
+}
+
 /// Records a holder's belief change: it holds `token` until local time `until` (mapped to
 /// true time through its clock), or stopped believing (`None`).
 fn record_belief(
@@ -464,12 +527,15 @@ async fn fenced_write(p: &Process, ep: &Endpoint, resource: SocketAddr, token: u
 enum Claimant {
     Lease(LeaseManager),
     Leader(LeadershipManager),
+    /// Through the lease-manager actors, by messages.
+    Remote(ManagerClient),
 }
 
 impl Claimant {
     async fn claim(&self, who: &str, d: Duration) -> Result<u64, LeaseError> {
         match self {
             Claimant::Lease(m) => m.claim(LEASE_NAME, who, d).await,
+            Claimant::Remote(m) => m.claim(LEASE_NAME, who, d).await,
             Claimant::Leader(m) => m
                 .claim_leadership(SERVICE, who, d)
                 .await
@@ -492,6 +558,7 @@ async fn leaser(
     store: Arc<NetClient>,
     clock: SkewedClock,
     resource: SocketAddr,
+    managers: &[SocketAddr],
     cfg: &RunConfig,
 ) {
     let ep = Endpoint::bind("0.0.0.0:0").await.expect("a leaser binds");
@@ -507,6 +574,18 @@ async fn leaser(
             };
             let m = LeadershipManager::new(config).expect("the config is complete");
             (Claimant::Leader(m), SERVICE)
+        }
+        _ if !managers.is_empty() => {
+            let m = ManagerClient::connect(
+                managers.to_vec(),
+                clock.shared(),
+                Duration::from_secs(2),
+                p.rec.clone(),
+                &p.node,
+            )
+            .await
+            .expect("a leaser binds");
+            (Claimant::Remote(m), LEASE_NAME)
         }
         _ => (
             Claimant::Lease(LeaseManager::new(Arc::new(client))),
@@ -810,6 +889,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             workload(p, cfg.registers, cfg.op_pause, cfg.duration).await;
         }));
     }
+    let managers = start_managers(&cluster, &rec, &config);
     // Lock and lease holders, numbered after the KV clients, each with a resource to fence.
     for (kind, count, first) in [
         (HolderKind::Lock, config.lockers, config.clients),
@@ -833,11 +913,12 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             let name = format!("{}-{}", kind.role(), j + 1);
             let node = cluster.client_node(&name, i);
             cluster.register_process(i as u64 + 1, &node);
-            let (addrs, rec, ops, cfg) = (
+            let (addrs, rec, ops, cfg, managers) = (
                 cluster.addrs.clone(),
                 rec.clone(),
                 ops.clone(),
                 config.clone(),
+                managers.clone(),
             );
             tasks.push(node.spawn(async move {
                 let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
@@ -864,13 +945,13 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 match kind {
                     HolderKind::Lock => locker(p, clock, resource, &cfg).await,
                     HolderKind::Lease | HolderKind::Leadership => {
-                        leaser(p, kind, c, clock, resource, &cfg).await
+                        leaser(p, kind, c, clock, resource, &managers, &cfg).await
                     }
                 }
             }));
         }
     }
-    let first_member = config.processes() - config.members;
+    let first_member = config.processes() - config.managers - config.members;
     for j in 0..config.members {
         let i = first_member + j;
         let name = format!("member-{}", j + 1);
