@@ -32,65 +32,109 @@ fn reports(config: &RunConfig, seeds: std::ops::Range<u64>) -> Vec<(u64, Report)
         .collect()
 }
 
-#[test]
-fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
-    // Drift of every locker's clock within rho = 0.01; partitions, kills, agent and holder
-    // pauses, isolated holders, lossy and slow links.
-    let all = reports(&lockers(0.009), 0..100);
-    let mut failures = Vec::new();
-    let (mut grants, mut accepted, mut isolations, mut guarded) = (0, 0, 0, 0);
-    for (seed, r) in &all {
-        failures.extend(r.violations.iter().map(|v| format!("seed {seed}: {v}")));
-        let beliefs = belief_intervals(&r.history);
-        grants += beliefs
+/// What one seed of the within-bound sweep found (histories are dropped as the sweep goes).
+#[derive(Default)]
+struct Summary {
+    failures: Vec<String>,
+    grants: usize,
+    accepted: usize,
+    isolations: usize,
+    guarded: usize,
+}
+
+fn summarize(seed: u64, r: &Report) -> Summary {
+    let mut s = Summary {
+        failures: r
+            .violations
             .iter()
-            .map(|b| b.token)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        accepted += r.counters.fenced_accepted;
-        isolations += r
-            .schedule
-            .steps
+            .map(|v| format!("seed {seed}: {v}"))
+            .collect(),
+        accepted: r.counters.fenced_accepted,
+        ..Summary::default()
+    };
+    let beliefs = belief_intervals(&r.history);
+    s.grants = beliefs
+        .iter()
+        .map(|b| b.token)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    s.isolations = r
+        .schedule
+        .steps
+        .iter()
+        .filter(|s| matches!(s.fault, Fault::IsolateProcess { .. }))
+        .count();
+    s.guarded = r
+        .history
+        .records
+        .iter()
+        .filter(|rec| {
+            matches!(&rec.event, Event::Complete { result: Completion::Ok, value, .. }
+                if value.is_u64() && rec.node.starts_with("leader-"))
+        })
+        .count();
+    // Tokens grow in grant order, per resource.
+    for resource in ["lock:/locks/0", "lease:svc", "leadership:app"] {
+        let mut tokens: Vec<(u64, u64)> = beliefs
             .iter()
-            .filter(|s| matches!(s.fault, Fault::IsolateProcess { .. }))
-            .count();
-        guarded += r
-            .history
-            .records
-            .iter()
-            .filter(|rec| {
-                matches!(&rec.event, Event::Complete { result: Completion::Ok, value, .. }
-                    if value.is_u64() && rec.node.starts_with("leader-"))
-            })
-            .count();
-        // Tokens grow in grant order, per resource.
-        for resource in ["lock:/locks/0", "lease:svc", "leadership:app"] {
-            let mut tokens: Vec<(u64, u64)> = beliefs
-                .iter()
-                .filter(|b| b.resource == resource)
-                .map(|b| (b.from_us, b.token))
-                .collect();
-            tokens.sort();
-            let mut seen = std::collections::BTreeSet::new();
-            let mut last = 0;
-            for (_, t) in tokens {
-                if seen.insert(t) {
-                    assert!(
-                        t > last,
+            .filter(|b| b.resource == resource)
+            .map(|b| (b.from_us, b.token))
+            .collect();
+        tokens.sort();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut last = 0;
+        for (_, t) in tokens {
+            if seen.insert(t) {
+                if t <= last {
+                    s.failures.push(format!(
                         "seed {seed}: {resource} token {t} granted after {last}"
-                    );
-                    last = t;
+                    ));
                 }
+                last = t;
             }
         }
     }
+    s
+}
+
+#[test]
+fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
+    // Drift of every holder's clock within rho = 0.01; partitions, kills, agent and holder
+    // pauses, isolated holders, lossy and slow links.
+    let config = lockers(0.009);
+    let all = sweep(0..200, 2, |seed| match run(&config, seed) {
+        Ok(r) => summarize(seed, &r),
+        Err(e) => Summary {
+            failures: vec![e.to_string()],
+            ..Summary::default()
+        },
+    });
+    let mut total = Summary::default();
+    for (_, s) in all {
+        total.failures.extend(s.failures);
+        total.grants += s.grants;
+        total.accepted += s.accepted;
+        total.isolations += s.isolations;
+        total.guarded += s.guarded;
+    }
+    let Summary {
+        failures,
+        grants,
+        accepted,
+        isolations,
+        guarded,
+    } = total;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(grants > 300, "{grants} grants");
-    assert!(accepted > 5_000, "{accepted} fenced writes");
-    assert!(isolations > 10, "{isolations} holders isolated");
+    assert!(grants > 1_000, "{grants} grants");
+    assert!(accepted > 10_000, "{accepted} fenced writes");
+    assert!(isolations > 20, "{isolations} holders isolated");
     assert!(
-        guarded > 100,
+        guarded > 200,
         "{guarded} claims and leadership-guarded transactions"
+    );
+    eprintln!(
+        "200 seeds: {grants} grants, {accepted} fenced writes, {isolations} isolations, \
+         {guarded} leader claims and guarded transactions"
     );
 }
 

@@ -24,8 +24,22 @@ use tenure_core::clock::Clock;
 
 /// The tag every envelope travels under.
 pub const TAG: u64 = 7;
-/// The largest envelope the runtime receives.
-pub const MAX_DATAGRAM: usize = 16 << 20;
+
+/// Receives the next datagram on `ep`: its bytes, handed over by madsim without a copy or a
+/// preallocated buffer (a buffer per endpoint cost megabytes per run).
+pub async fn recv(ep: &Endpoint) -> std::io::Result<(Vec<u8>, SocketAddr)> {
+    loop {
+        let (payload, from) = ep.recv_from_raw(TAG).await?;
+        if let Ok(bytes) = payload.downcast::<Vec<u8>>() {
+            return Ok((*bytes, from));
+        }
+    }
+}
+
+/// Sends `bytes` to `to` (madsim drops it on a clogged or lossy link).
+pub async fn send_bytes(ep: &Endpoint, to: SocketAddr, bytes: Vec<u8>) {
+    let _ = ep.send_to_raw(to, TAG, Box::new(bytes)).await;
+}
 
 /// A message type actors exchange: serde data with a one-line summary for the history.
 pub trait Wire: Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -169,7 +183,7 @@ pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: Socket
             },
         );
     }
-    let _ = ep.send_to(to, TAG, &encode(m)).await;
+    send_bytes(ep, to, encode(m)).await;
 }
 
 /// Decodes a received datagram, counting and recording its delivery; `None` if it is not a
@@ -216,9 +230,8 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
     let (tx, mut inbox) = futures::channel::mpsc::unbounded::<(Vec<u8>, SocketAddr)>();
     let rx_ep = ep.clone();
     madsim::task::spawn(async move {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        while let Ok((n, from)) = rx_ep.recv_from(TAG, &mut buf).await {
-            if tx.unbounded_send((buf[..n].to_vec(), from)).is_err() {
+        while let Ok((bytes, from)) = recv(&rx_ep).await {
+            if tx.unbounded_send((bytes, from)).is_err() {
                 return;
             }
         }

@@ -7,7 +7,7 @@
 //! answer, record. Its disk lives outside the node, so a killed and restarted node recovers
 //! from what it synced.
 
-use crate::actor::{self, receive, send, Actor, ActorEnv, Ctx, Links, Wire, MAX_DATAGRAM, TAG};
+use crate::actor::{self, receive, send, Actor, ActorEnv, Ctx, Links, Wire};
 use crate::clock::{NodeClock, SkewedClock};
 use crate::disk::SimDisk;
 use crate::history::{bytes_hash, entry_hash, Event as HistEvent, Recorder};
@@ -639,12 +639,11 @@ impl NetClient {
         let weak = Arc::downgrade(&inner);
         let ep = inner.ep.clone();
         clock.spawn(Box::pin(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
-            while let Ok((n, from)) = ep.recv_from(TAG, &mut buf).await {
+            while let Ok((bytes, from)) = actor::recv(&ep).await {
                 let Some(inner) = weak.upgrade() else { return };
                 let decoded = match &inner.rec {
-                    Some((rec, me)) => receive(rec, me, &buf[..n], from),
-                    None => serde_json::from_slice(&buf[..n]).ok(),
+                    Some((rec, me)) => receive(rec, me, &bytes, from),
+                    None => serde_json::from_slice(&bytes).ok(),
                 };
                 if let Some(Envelope::Response { id, response }) = decoded {
                     if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
@@ -676,13 +675,8 @@ impl NetClient {
         match &i.rec {
             Some((rec, me)) => send(&i.ep, rec, me, i.agents[to], &e).await,
             None => {
-                let _ =
-                    i.ep.send_to(
-                        i.agents[to],
-                        TAG,
-                        &serde_json::to_vec(&e).expect("envelopes serialize"),
-                    )
-                    .await;
+                let bytes = serde_json::to_vec(&e).expect("envelopes serialize");
+                actor::send_bytes(&i.ep, i.agents[to], bytes).await;
             }
         }
         (id, rx)

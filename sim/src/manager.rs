@@ -10,7 +10,7 @@
 //! Client actors talk to managers through [`ManagerClient`], which asks one manager and moves
 //! to the next when it does not answer in time.
 
-use crate::actor::{self, Actor, Ctx, Wire, MAX_DATAGRAM, TAG};
+use crate::actor::{self, Actor, Ctx, Wire};
 use crate::history::Recorder;
 use futures::channel::oneshot;
 use madsim::net::Endpoint;
@@ -211,11 +211,10 @@ impl ManagerClient {
         let weak = Arc::downgrade(&inner);
         let me = name.to_string();
         madsim::task::spawn(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
-            while let Ok((n, from)) = ep.recv_from(TAG, &mut buf).await {
+            while let Ok((bytes, from)) = actor::recv(&ep).await {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Some(ManagerMsg::Reply { id, outcome }) =
-                    actor::receive::<ManagerMsg>(&rec, &me, &buf[..n], from)
+                    actor::receive::<ManagerMsg>(&rec, &me, &bytes, from)
                 {
                     if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
                         let _ = tx.send(outcome);
