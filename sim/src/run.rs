@@ -610,6 +610,30 @@ async fn leaser(
             .await;
         let token = match (res, v.as_u64()) {
             (Completion::Ok, Some(t)) => t,
+            (Completion::Fail, _) if matches!(manager, Claimant::Leader(_)) => {
+                // Denied: a unit waits for the leadership to be released (bounded, so the
+                // run ends), then claims again.
+                if let Claimant::Leader(m) = &manager {
+                    let wait = 2 * d;
+                    p.op("block_until_released", &lease_key, Value::Null, async {
+                        match tenure_core::clock::timeout(
+                            &*p.clock,
+                            wait,
+                            m.block_until_leadership_released(SERVICE),
+                        )
+                        .await
+                        {
+                            Some(Ok(())) => Ok(Value::Null),
+                            Some(Err(e)) => Err(AgencyError::Invalid(e.to_string())),
+                            None => Err(AgencyError::Client(ClientError::Unavailable(format!(
+                                "still held after {wait:?}"
+                            )))),
+                        }
+                    })
+                    .await;
+                }
+                continue;
+            }
             _ => {
                 let ms = 50 + madsim::rand::random::<u64>() % 200;
                 clock.sleep(Duration::from_millis(ms)).await;
@@ -727,9 +751,64 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
         }
         madsim::time::sleep(Duration::from_millis(200)).await;
     }
-    // The session's keep-alive runs while `kv` lives.
-    let left = cfg.duration.saturating_sub(p.rec.true_now());
-    madsim::time::sleep(left).await;
+    // While the session and lease are kept alive: take the hmetcd distributed lock now and
+    // then (a timed lock: try, wait at most 1 s), bump a shared Storage record by version,
+    // and wait for someone else's change to it.
+    let dist = key("/kv/dist_lock");
+    let shared = key("/storage/shared");
+    let mut round = 0u64;
+    while p.rec.true_now() < cfg.duration {
+        round += 1;
+        let (res, _) = p
+            .op("dist_timed_lock", &dist, Value::Null, async {
+                kv.dist_timed_lock(Duration::from_secs(1))
+                    .await
+                    .map(|_| Value::Null)
+                    .map_err(|e| AgencyError::Invalid(e.to_string()))
+            })
+            .await;
+        if res == Completion::Ok {
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            p.op("dist_unlock", &dist, Value::Null, async {
+                kv.dist_unlock()
+                    .await
+                    .map(|_| Value::Null)
+                    .map_err(|e| AgencyError::Invalid(e.to_string()))
+            })
+            .await;
+        }
+        let (_, seen) = p
+            .op("cas_by_version", &shared, json!(round), async {
+                let fail = |e: StorageError| AgencyError::Invalid(e.to_string());
+                let version = match storage.get("shared").await {
+                    Ok(mut r) => {
+                        let seen = r.version;
+                        r.value = json!([p.id, round]);
+                        storage.cas_by_version(r).await.map_err(fail)?;
+                        seen + 1
+                    }
+                    Err(StorageError::NotFound) => storage
+                        .create(Record::new("shared", json!([p.id, round])))
+                        .await
+                        .map_err(fail)?,
+                    Err(e) => return Err(fail(e)),
+                };
+                Ok(json!(version))
+            })
+            .await;
+        if let Some(v) = seen.as_u64() {
+            p.op("wait_for_version_change", &shared, json!(v), async {
+                let wait = storage.wait_for_version_change("shared", v);
+                match tenure_core::clock::timeout(&*p.clock, Duration::from_secs(1), wait).await {
+                    Some(Ok(r)) => Ok(json!(r.map(|r| r.version))),
+                    Some(Err(e)) => Err(AgencyError::Invalid(e.to_string())),
+                    None => Ok(Value::Null),
+                }
+            })
+            .await;
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
     drop((kv, lease));
 }
 
