@@ -424,6 +424,28 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
     }
 }
 
+/// A process's own clock, drifting at a rate drawn from `[-client_drift, client_drift]`, and
+/// an agency client on it (call on the process's node).
+async fn drifting_client(
+    agents: Vec<SocketAddr>,
+    cfg: &RunConfig,
+    rec: &Recorder,
+    name: &str,
+) -> (SkewedClock, NetClient) {
+    let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
+    let node_clock = NodeClock::new(0, drift).expect("client drift lies in (-1, 1)");
+    let clock = SkewedClock::with_origin(rec.origin(), Arc::new(Mutex::new(node_clock)));
+    let c = NetClient::connect_with(
+        agents,
+        cfg.client,
+        Some((rec.clone(), name.to_string())),
+        clock.shared(),
+    )
+    .await
+    .expect("a process binds");
+    (clock, c)
+}
+
 /// Starts the lease-manager actors, each on its own node with its own drifting clock and
 /// agency client; returns their addresses.
 fn start_managers(cluster: &Cluster, rec: &Recorder, config: &RunConfig) -> Vec<SocketAddr> {
@@ -446,18 +468,7 @@ fn start_managers(cluster: &Cluster, rec: &Recorder, config: &RunConfig) -> Vec<
                 .build();
             cluster.register_process((first + k) as u64 + 1, &node);
             node.spawn(async move {
-                let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
-                let node_clock = NodeClock::new(0, drift).expect("client drift lies in (-1, 1)");
-                let clock =
-                    SkewedClock::with_origin(rec.origin(), Arc::new(Mutex::new(node_clock)));
-                let c = NetClient::connect_with(
-                    agents,
-                    cfg.client,
-                    Some((rec.clone(), n.clone())),
-                    clock.shared(),
-                )
-                .await
-                .expect("a manager binds");
+                let (clock, c) = drifting_client(agents, &cfg, &rec, &n).await;
                 let client = LeaseClient::new(Arc::new(c))
                     .with_drift_bound(cfg.cluster.agent.rho)
                     .expect("rho lies in [0, 1)");
@@ -1000,18 +1011,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 managers.clone(),
             );
             tasks.push(node.spawn(async move {
-                let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
-                let node_clock = NodeClock::new(0, drift).expect("client drift lies in (-1, 1)");
-                let clock =
-                    SkewedClock::with_origin(rec.origin(), Arc::new(Mutex::new(node_clock)));
-                let c = NetClient::connect_with(
-                    addrs,
-                    cfg.client,
-                    Some((rec.clone(), name.clone())),
-                    clock.shared(),
-                )
-                .await
-                .expect("a holder binds");
+                let (clock, c) = drifting_client(addrs, &cfg, &rec, &name).await;
                 let c = Arc::new(c);
                 let p = Process {
                     id: i as u64 + 1,
