@@ -12,13 +12,15 @@ use tenure::sim::history::{Completion, Event};
 use tenure::sim::nemesis::Fault;
 use tenure::sim::{run, sweep, Faults, Report, RunConfig, Schedule};
 
-/// Processes: 1 KV client, lockers 2-4, leasers 5-7, leaders 8-9.
+/// Processes: 1 KV client, lockers 2-4, leasers 5-7, leaders 8-9, members 10-11 (temp keys,
+/// leased records, hmetcd dist locks, Storage compare-and-set and waits).
 fn lockers(drift: f64) -> RunConfig {
     RunConfig {
         clients: 1,
         lockers: 3,
         leasers: 3,
         leaders: 2,
+        members: 2,
         client_drift: drift,
         clock_jumps: false,
         ..RunConfig::default()
@@ -40,6 +42,7 @@ struct Summary {
     accepted: usize,
     isolations: usize,
     guarded: usize,
+    member_ops: usize,
 }
 
 fn summarize(seed: u64, r: &Report) -> Summary {
@@ -63,6 +66,21 @@ fn summarize(seed: u64, r: &Report) -> Summary {
         .steps
         .iter()
         .filter(|s| matches!(s.fault, Fault::IsolateProcess { .. }))
+        .count();
+    s.member_ops = r
+        .history
+        .records
+        .iter()
+        .filter(|rec| {
+            rec.node.starts_with("member-")
+                && matches!(
+                    &rec.event,
+                    Event::Complete {
+                        result: Completion::Ok,
+                        ..
+                    }
+                )
+        })
         .count();
     s.guarded = r
         .history
@@ -116,6 +134,7 @@ fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
         total.accepted += s.accepted;
         total.isolations += s.isolations;
         total.guarded += s.guarded;
+        total.member_ops += s.member_ops;
     }
     let Summary {
         failures,
@@ -123,6 +142,7 @@ fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
         accepted,
         isolations,
         guarded,
+        member_ops,
     } = total;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(grants > 1_000, "{grants} grants");
@@ -132,9 +152,13 @@ fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
         guarded > 200,
         "{guarded} claims and leadership-guarded transactions"
     );
+    assert!(
+        member_ops > 2_000,
+        "{member_ops} dist-lock, CAS and wait operations"
+    );
     eprintln!(
         "200 seeds: {grants} grants, {accepted} fenced writes, {isolations} isolations, \
-         {guarded} leader claims and guarded transactions"
+         {guarded} leader claims and guarded transactions, {member_ops} member operations"
     );
 }
 
