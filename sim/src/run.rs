@@ -424,6 +424,30 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
     }
 }
 
+/// A client process on true time with its agency client (call on the process's node).
+async fn plain_process(
+    agents: Vec<SocketAddr>,
+    cfg: &RunConfig,
+    rec: Recorder,
+    ops: Arc<AtomicU64>,
+    id: u64,
+    name: String,
+) -> (Process, Arc<NetClient>) {
+    let c = NetClient::connect_recorded(agents, cfg.client, Some((rec.clone(), name.clone())))
+        .await
+        .expect("a process binds");
+    let c = Arc::new(c);
+    let p = Process {
+        id,
+        node: name,
+        rec,
+        clock: MadsimClock::new().shared(),
+        ops,
+        agency: AgencyApi::new(c.clone()),
+    };
+    (p, c)
+}
+
 /// A process's own clock, drifting at a rate drawn from `[-client_drift, client_drift]`, and
 /// an agency client on it (call on the process's node).
 async fn drifting_client(
@@ -964,18 +988,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             config.clone(),
         );
         tasks.push(node.spawn(async move {
-            let c =
-                NetClient::connect_recorded(addrs, cfg.client, Some((rec.clone(), name.clone())))
-                    .await
-                    .expect("a client binds");
-            let p = Process {
-                id: i as u64 + 1,
-                node: name,
-                rec,
-                clock: MadsimClock::new().shared(),
-                ops,
-                agency: AgencyApi::new(Arc::new(c)),
-            };
+            let (p, _) = plain_process(addrs, &cfg, rec, ops, i as u64 + 1, name).await;
             workload(p, cfg.registers, cfg.op_pause, cfg.duration).await;
         }));
     }
@@ -1043,19 +1056,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             config.clone(),
         );
         tasks.push(node.spawn(async move {
-            let c =
-                NetClient::connect_recorded(addrs, cfg.client, Some((rec.clone(), name.clone())))
-                    .await
-                    .expect("a member binds");
-            let c = Arc::new(c);
-            let p = Process {
-                id: i as u64 + 1,
-                node: name,
-                rec,
-                clock: MadsimClock::new().shared(),
-                ops,
-                agency: AgencyApi::new(c.clone()),
-            };
+            let (p, c) = plain_process(addrs, &cfg, rec, ops, i as u64 + 1, name).await;
             member(p, c, &cfg).await;
         }));
     }
