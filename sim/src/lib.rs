@@ -17,6 +17,7 @@ pub mod clock;
 pub mod cluster;
 pub mod disk;
 pub mod history;
+pub mod lin;
 pub mod manager;
 pub mod nemesis;
 pub mod resource;

@@ -1,0 +1,597 @@
+//! The sequential models a history can be checked against. Values are kept as canonical JSON
+//! text (`3`, `"a"`, `[1,2]`), so any JSON value can be stored and compared.
+//!
+//! | model      | operations                                                          |
+//! |------------|---------------------------------------------------------------------|
+//! | `register` | read, write, cas(old, new); per key when the history has keys       |
+//! | `kv`       | get, put, append (string concatenation), delete, cas, get_range, expire |
+//! | `mutex`    | acquire, release (by the calling process), expire; per key          |
+//! | `agency`   | transactions: preconditions, then writes, else other writes; read; expire |
+//! | `storage`  | create, read (value and version), cas_by_version, delete, expire    |
+//!
+//! `expire` is an operation the system performs (a TTL or lease ran out): it removes the key.
+
+use super::{Footprint, Model};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A JSON value as canonical text.
+pub type Val = Arc<str>;
+
+/// `v` as canonical JSON text (object keys sorted, as serde_json's map keeps them).
+pub fn val(v: &Value) -> Val {
+    Arc::from(v.to_string())
+}
+
+fn show(v: &Option<Val>) -> String {
+    v.as_deref().unwrap_or("nil").to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A register per key (one register when operations carry no key): read, write, cas.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Register;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RegisterOp {
+    Read { key: String },
+    Write { key: String, value: Val },
+    Cas { key: String, old: Val, new: Val },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RegisterOut {
+    /// What a read returned (`None`: no value).
+    Read(Option<Val>),
+    /// A write or a successful cas.
+    Done,
+}
+
+impl Model for Register {
+    type State = Option<Val>;
+    type Input = RegisterOp;
+    type Output = RegisterOut;
+
+    fn name(&self) -> &'static str {
+        "register"
+    }
+    fn init(&self) -> Option<Val> {
+        None
+    }
+    fn step(&self, s: &Option<Val>, i: &RegisterOp, o: Option<&RegisterOut>) -> Option<Option<Val>> {
+        match (i, o) {
+            (RegisterOp::Read { .. }, Some(RegisterOut::Read(v))) => (v == s).then(|| s.clone()),
+            (RegisterOp::Read { .. }, _) => Some(s.clone()),
+            (RegisterOp::Write { value, .. }, _) => Some(Some(value.clone())),
+            (RegisterOp::Cas { old, new, .. }, Some(_)) => {
+                (s.as_ref() == Some(old)).then(|| Some(new.clone()))
+            }
+            // Unknown outcome: it takes effect if it can, else it did nothing.
+            (RegisterOp::Cas { old, new, .. }, None) => Some(if s.as_ref() == Some(old) {
+                Some(new.clone())
+            } else {
+                s.clone()
+            }),
+        }
+    }
+    fn footprint(&self, i: &RegisterOp) -> Footprint {
+        let (RegisterOp::Read { key } | RegisterOp::Write { key, .. } | RegisterOp::Cas { key, .. }) = i;
+        Footprint::Keys(vec![key.clone()])
+    }
+    fn describe(&self, i: &RegisterOp, o: Option<&RegisterOut>) -> String {
+        let on = |key: &str| if key.is_empty() { String::new() } else { format!(" {key}") };
+        match (i, o) {
+            (RegisterOp::Read { key }, Some(RegisterOut::Read(v))) => format!("read{} -> {}", on(key), show(v)),
+            (RegisterOp::Read { key }, _) => format!("read{} -> ?", on(key)),
+            (RegisterOp::Write { key, value }, _) => format!("write{} {value}", on(key)),
+            (RegisterOp::Cas { key, old, new }, _) => format!("cas{} {old} -> {new}", on(key)),
+        }
+    }
+    fn describe_state(&self, s: &Option<Val>) -> String {
+        show(s)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A key-value map: get, put, append (string concatenation), delete, cas, get_range, and the
+/// system's expire.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kv;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvOp {
+    Get { key: String },
+    Put { key: String, value: Val },
+    Append { key: String, value: String },
+    Delete { key: String },
+    Cas { key: String, old: Val, new: Val },
+    /// Every key in `[from, to)`, in order.
+    GetRange { from: String, to: String },
+    Expire { key: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvOut {
+    Value(Option<Val>),
+    Range(Vec<(String, Val)>),
+    Done,
+}
+
+/// The string an append extends: a JSON string's contents, or the value's text.
+fn as_text(v: &Val) -> String {
+    match serde_json::from_str::<Value>(v) {
+        Ok(Value::String(s)) => s,
+        _ => v.to_string(),
+    }
+}
+
+impl Model for Kv {
+    type State = BTreeMap<String, Val>;
+    type Input = KvOp;
+    type Output = KvOut;
+
+    fn name(&self) -> &'static str {
+        "kv"
+    }
+    fn init(&self) -> Self::State {
+        BTreeMap::new()
+    }
+    fn step(&self, s: &Self::State, i: &KvOp, o: Option<&KvOut>) -> Option<Self::State> {
+        let with = |k: &str, v: Option<Val>| {
+            let mut s = s.clone();
+            match v {
+                Some(v) => s.insert(k.to_string(), v),
+                None => s.remove(k),
+            };
+            s
+        };
+        match i {
+            KvOp::Get { key } => match o {
+                Some(KvOut::Value(v)) => (s.get(key) == v.as_ref()).then(|| s.clone()),
+                Some(_) => None,
+                None => Some(s.clone()),
+            },
+            KvOp::GetRange { from, to } => match o {
+                Some(KvOut::Range(r)) => {
+                    let got = s
+                        .range::<String, _>(from.clone()..to.clone())
+                        .map(|(k, v)| (k.clone(), v.clone()));
+                    got.eq(r.iter().cloned()).then(|| s.clone())
+                }
+                Some(_) => None,
+                None => Some(s.clone()),
+            },
+            KvOp::Put { key, value } => Some(with(key, Some(value.clone()))),
+            KvOp::Append { key, value } => {
+                let mut text = s.get(key).map(as_text).unwrap_or_default();
+                text.push_str(value);
+                Some(with(key, Some(val(&Value::String(text)))))
+            }
+            KvOp::Delete { key } | KvOp::Expire { key } => Some(with(key, None)),
+            KvOp::Cas { key, old, new } => {
+                let ok = s.get(key) == Some(old);
+                match (ok, o) {
+                    (true, _) => Some(with(key, Some(new.clone()))),
+                    (false, None) => Some(s.clone()),
+                    (false, Some(_)) => None,
+                }
+            }
+        }
+    }
+    fn footprint(&self, i: &KvOp) -> Footprint {
+        match i {
+            KvOp::Get { key }
+            | KvOp::Put { key, .. }
+            | KvOp::Append { key, .. }
+            | KvOp::Delete { key }
+            | KvOp::Cas { key, .. }
+            | KvOp::Expire { key } => Footprint::Keys(vec![key.clone()]),
+            KvOp::GetRange { from, to } => Footprint::Range {
+                from: from.clone(),
+                to: to.clone(),
+            },
+        }
+    }
+    fn describe(&self, i: &KvOp, o: Option<&KvOut>) -> String {
+        let out = match o {
+            Some(KvOut::Value(v)) => show(v),
+            Some(KvOut::Range(r)) => format!(
+                "{{{}}}",
+                r.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+            ),
+            Some(KvOut::Done) => "ok".into(),
+            None => "?".into(),
+        };
+        match i {
+            KvOp::Get { key } => format!("get {key} -> {out}"),
+            KvOp::GetRange { from, to } => format!("get_range [{from}, {to}) -> {out}"),
+            KvOp::Put { key, value } => format!("put {key} {value}"),
+            KvOp::Append { key, value } => format!("append {key} {value:?}"),
+            KvOp::Delete { key } => format!("delete {key}"),
+            KvOp::Cas { key, old, new } => format!("cas {key} {old} -> {new}"),
+            KvOp::Expire { key } => format!("expire {key}"),
+        }
+    }
+    fn describe_state(&self, s: &Self::State) -> String {
+        format!(
+            "{{{}}}",
+            s.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A mutex per key: acquire and release by a holder (the calling process), and the system's
+/// expire (the holder's TTL or lease ran out).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mutex;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MutexOp {
+    Acquire { key: String, holder: String },
+    Release { key: String, holder: String },
+    Expire { key: String },
+}
+
+impl Model for Mutex {
+    type State = Option<String>;
+    type Input = MutexOp;
+    type Output = ();
+
+    fn name(&self) -> &'static str {
+        "mutex"
+    }
+    fn init(&self) -> Option<String> {
+        None
+    }
+    fn step(&self, s: &Option<String>, i: &MutexOp, o: Option<&()>) -> Option<Option<String>> {
+        let (ok, next) = match i {
+            MutexOp::Acquire { holder, .. } => (s.is_none(), Some(holder.clone())),
+            MutexOp::Release { holder, .. } => (s.as_ref() == Some(holder), None),
+            MutexOp::Expire { .. } => (true, None),
+        };
+        match (ok, o) {
+            (true, _) => Some(next),
+            (false, None) => Some(s.clone()),
+            (false, Some(_)) => None,
+        }
+    }
+    fn footprint(&self, i: &MutexOp) -> Footprint {
+        let (MutexOp::Acquire { key, .. } | MutexOp::Release { key, .. } | MutexOp::Expire { key }) = i;
+        Footprint::Keys(vec![key.clone()])
+    }
+    fn describe(&self, i: &MutexOp, _: Option<&()>) -> String {
+        match i {
+            MutexOp::Acquire { key, holder } => format!("acquire {key} by {holder}"),
+            MutexOp::Release { key, holder } => format!("release {key} by {holder}"),
+            MutexOp::Expire { key } => format!("expire {key}"),
+        }
+    }
+    fn describe_state(&self, s: &Option<String>) -> String {
+        match s {
+            Some(h) => format!("held by {h}"),
+            None => "free".into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The agency's transactions over a flat key space: every precondition holds, then the writes
+/// apply, else the `otherwise` writes do; all at once. Keys carry versions (1 on creation, +1 on
+/// every write, gone with the key) for `version` preconditions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Agency;
+
+/// A precondition of a transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    Empty(String),
+    Exists(String),
+    Equal(String, Val),
+    /// `value_at(key) op value`; numbers as numbers, strings byte-wise; a missing key or
+    /// different kinds make it false.
+    Compare(String, CmpOp, Val),
+    /// The key's version (0: missing).
+    Version(String, u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+}
+
+/// A write of a transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    Set(String, Val),
+    Delete(String),
+    /// Adds to the number at the key (missing or not an integer: 0).
+    Increment(String, i64),
+    /// Appends to the array at the key (missing or not an array: a new array).
+    Push(String, Val),
+    /// Drops the last element of the array at the key.
+    Pop(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AgencyOp {
+    Txn {
+        conds: Vec<Cond>,
+        then: Vec<Write>,
+        otherwise: Vec<Write>,
+    },
+    Read { key: String },
+    Expire { key: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AgencyOut {
+    /// A transaction: whether its preconditions held (`None`: not recorded).
+    Txn(Option<bool>),
+    Read(Option<Val>),
+}
+
+fn cmp_vals(a: &Val, op: CmpOp, b: &Val) -> bool {
+    let (Ok(a), Ok(b)) = (serde_json::from_str::<Value>(a), serde_json::from_str::<Value>(b)) else {
+        return false;
+    };
+    let ord = match (&a, &b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().zip(y.as_f64()).and_then(|(x, y)| x.partial_cmp(&y))
+        }
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ if op == CmpOp::Eq || op == CmpOp::Ne => return (a == b) == (op == CmpOp::Eq),
+        _ => None,
+    };
+    match (ord, op) {
+        (Some(o), CmpOp::Eq) => o.is_eq(),
+        (Some(o), CmpOp::Ne) => o.is_ne(),
+        (Some(o), CmpOp::Lt) => o.is_lt(),
+        (Some(o), CmpOp::Gt) => o.is_gt(),
+        (None, _) => false,
+    }
+}
+
+type Versioned = BTreeMap<String, (Val, u64)>;
+
+fn holds(s: &Versioned, c: &Cond) -> bool {
+    match c {
+        Cond::Empty(k) => !s.contains_key(k),
+        Cond::Exists(k) => s.contains_key(k),
+        Cond::Equal(k, v) => s.get(k).is_some_and(|(x, _)| x == v),
+        Cond::Compare(k, op, v) => s.get(k).is_some_and(|(x, _)| cmp_vals(x, *op, v)),
+        Cond::Version(k, n) => s.get(k).map_or(0, |(_, v)| *v) == *n,
+    }
+}
+
+fn put(s: &mut Versioned, k: &str, v: Val) {
+    let version = s.get(k).map_or(0, |(_, n)| *n) + 1;
+    s.insert(k.to_string(), (v, version));
+}
+
+fn apply(s: &mut Versioned, w: &Write) {
+    match w {
+        Write::Set(k, v) => put(s, k, v.clone()),
+        Write::Delete(k) => {
+            s.remove(k);
+        }
+        Write::Increment(k, d) => {
+            let n = s
+                .get(k)
+                .and_then(|(v, _)| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            put(s, k, val(&Value::from(n.wrapping_add(*d))));
+        }
+        Write::Push(k, v) => {
+            let mut arr = match s.get(k).map(|(x, _)| serde_json::from_str::<Value>(x)) {
+                Some(Ok(Value::Array(a))) => a,
+                _ => Vec::new(),
+            };
+            arr.push(serde_json::from_str(v).unwrap_or(Value::Null));
+            put(s, k, val(&Value::Array(arr)));
+        }
+        Write::Pop(k) => {
+            if let Some(Ok(Value::Array(mut a))) = s.get(k).map(|(x, _)| serde_json::from_str::<Value>(x)) {
+                a.pop();
+                put(s, k, val(&Value::Array(a)));
+            }
+        }
+    }
+}
+
+fn write_key(w: &Write) -> &str {
+    match w {
+        Write::Set(k, _) | Write::Delete(k) | Write::Increment(k, _) | Write::Push(k, _) | Write::Pop(k) => k,
+    }
+}
+
+fn cond_key(c: &Cond) -> &str {
+    match c {
+        Cond::Empty(k) | Cond::Exists(k) | Cond::Equal(k, _) | Cond::Compare(k, _, _) | Cond::Version(k, _) => k,
+    }
+}
+
+impl Model for Agency {
+    type State = Versioned;
+    type Input = AgencyOp;
+    type Output = AgencyOut;
+
+    fn name(&self) -> &'static str {
+        "agency"
+    }
+    fn init(&self) -> Versioned {
+        BTreeMap::new()
+    }
+    fn step(&self, s: &Versioned, i: &AgencyOp, o: Option<&AgencyOut>) -> Option<Versioned> {
+        match i {
+            AgencyOp::Read { key } => match o {
+                Some(AgencyOut::Read(v)) => (s.get(key).map(|(x, _)| x) == v.as_ref()).then(|| s.clone()),
+                Some(_) => None,
+                None => Some(s.clone()),
+            },
+            AgencyOp::Expire { key } => {
+                let mut s = s.clone();
+                s.remove(key);
+                Some(s)
+            }
+            AgencyOp::Txn { conds, then, otherwise } => {
+                let ok = conds.iter().all(|c| holds(s, c));
+                if let Some(AgencyOut::Txn(Some(said))) = o {
+                    if *said != ok {
+                        return None;
+                    }
+                } else if let Some(AgencyOut::Read(_)) = o {
+                    return None;
+                }
+                let mut s = s.clone();
+                for w in if ok { then } else { otherwise } {
+                    apply(&mut s, w);
+                }
+                Some(s)
+            }
+        }
+    }
+    fn footprint(&self, i: &AgencyOp) -> Footprint {
+        match i {
+            AgencyOp::Read { key } | AgencyOp::Expire { key } => Footprint::Keys(vec![key.clone()]),
+            AgencyOp::Txn { conds, then, otherwise } => {
+                let mut keys: Vec<String> = conds
+                    .iter()
+                    .map(cond_key)
+                    .chain(then.iter().chain(otherwise).map(write_key))
+                    .map(str::to_string)
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                Footprint::Keys(keys)
+            }
+        }
+    }
+    fn describe(&self, i: &AgencyOp, o: Option<&AgencyOut>) -> String {
+        match i {
+            AgencyOp::Read { key } => match o {
+                Some(AgencyOut::Read(v)) => format!("read {key} -> {}", show(v)),
+                _ => format!("read {key} -> ?"),
+            },
+            AgencyOp::Expire { key } => format!("expire {key}"),
+            AgencyOp::Txn { conds, then, otherwise } => {
+                let outcome = match o {
+                    Some(AgencyOut::Txn(Some(true))) => " -> then",
+                    Some(AgencyOut::Txn(Some(false))) => " -> otherwise",
+                    _ => "",
+                };
+                format!("txn if {conds:?} then {then:?} else {otherwise:?}{outcome}")
+            }
+        }
+    }
+    fn describe_state(&self, s: &Versioned) -> String {
+        format!(
+            "{{{}}}",
+            s.iter().map(|(k, (v, n))| format!("{k}: {v} (v{n})")).collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Versioned storage (Juju's): a record per key with a version, 1 when created, +1 on every
+/// successful compare-and-set by version; delete and the system's expire remove it (a new
+/// incarnation starts again at 1).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Storage;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StorageOp {
+    Create { key: String, value: Val },
+    Read { key: String },
+    CasByVersion { key: String, version: u64, value: Val },
+    Delete { key: String },
+    Expire { key: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StorageOut {
+    /// A read: the value and version, or nothing.
+    Read(Option<(Val, u64)>),
+    /// A create or cas: the new version (`None`: not recorded).
+    Version(Option<u64>),
+    Done,
+}
+
+impl Model for Storage {
+    type State = Option<(Val, u64)>;
+    type Input = StorageOp;
+    type Output = StorageOut;
+
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+    fn init(&self) -> Self::State {
+        None
+    }
+    fn step(&self, s: &Self::State, i: &StorageOp, o: Option<&StorageOut>) -> Option<Self::State> {
+        let (ok, next) = match i {
+            StorageOp::Read { .. } => {
+                return match o {
+                    Some(StorageOut::Read(r)) => (r == s).then(|| s.clone()),
+                    Some(_) => None,
+                    None => Some(s.clone()),
+                }
+            }
+            StorageOp::Create { value, .. } => (s.is_none(), Some((value.clone(), 1))),
+            StorageOp::CasByVersion { version, value, .. } => (
+                s.as_ref().is_some_and(|(_, v)| v == version),
+                Some((value.clone(), version + 1)),
+            ),
+            // Deleting a missing record is no error and no change.
+            StorageOp::Delete { .. } => (true, None),
+            StorageOp::Expire { .. } => (true, None),
+        };
+        match (ok, o) {
+            (true, Some(StorageOut::Version(Some(v)))) => {
+                (next.as_ref().map(|(_, n)| *n) == Some(*v)).then_some(next)
+            }
+            (true, Some(StorageOut::Read(_))) => None,
+            (true, _) => Some(next),
+            (false, None) => Some(s.clone()),
+            (false, Some(_)) => None,
+        }
+    }
+    fn footprint(&self, i: &StorageOp) -> Footprint {
+        let (StorageOp::Create { key, .. }
+        | StorageOp::Read { key }
+        | StorageOp::CasByVersion { key, .. }
+        | StorageOp::Delete { key }
+        | StorageOp::Expire { key }) = i;
+        Footprint::Keys(vec![key.clone()])
+    }
+    fn describe(&self, i: &StorageOp, o: Option<&StorageOut>) -> String {
+        match i {
+            StorageOp::Read { key } => match o {
+                Some(StorageOut::Read(Some((v, n)))) => format!("read {key} -> {v} (v{n})"),
+                Some(StorageOut::Read(None)) => format!("read {key} -> nil"),
+                _ => format!("read {key} -> ?"),
+            },
+            StorageOp::Create { key, value } => format!("create {key} {value}"),
+            StorageOp::CasByVersion { key, version, value } => {
+                format!("cas_by_version {key} v{version} -> {value}")
+            }
+            StorageOp::Delete { key } => format!("delete {key}"),
+            StorageOp::Expire { key } => format!("expire {key}"),
+        }
+    }
+    fn describe_state(&self, s: &Self::State) -> String {
+        match s {
+            Some((v, n)) => format!("{v} (v{n})"),
+            None => "nil".into(),
+        }
+    }
+}
