@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use tenure::sim::lin::input::{self, operations, pair, Format, FromRaw};
+use serde_json::{json, Value};
 use tenure::sim::lin::models::{Agency, Kv, Mutex, Register, Storage};
 use tenure::sim::lin::{check, Budget, Checked, Verdict};
 
@@ -46,4 +47,324 @@ fn agrees_with_every_jepsen_etcd_verdict() {
     assert_eq!(checked, 102);
     assert!(disagree.is_empty(), "{disagree:#?}");
     assert_eq!((linearizable, not), (23, 79));
+}
+
+/// A history as Jepsen operations in JSON lines: (process, type, f, key, value).
+fn jsonl(ops: &[(u64, &str, &str, &str, Value)]) -> String {
+    ops.iter()
+        .map(|(p, t, f, k, v)| {
+            json!({"process": p, "type": t, "f": f, "key": k, "value": v}).to_string() + "\n"
+        })
+        .collect()
+}
+
+fn verdict<M: FromRaw>(model: &M, ops: &[(u64, &str, &str, &str, Value)]) -> Checked {
+    check_text(model, &jsonl(ops), Format::Jsonl)
+}
+
+const N: Value = Value::Null;
+
+#[test]
+fn register_reads_what_was_written() {
+    // Sequential: write 1, write 2, read 2.
+    let ok = [
+        (0, "invoke", "write", "x", json!(1)),
+        (0, "ok", "write", "x", json!(1)),
+        (1, "invoke", "write", "x", json!(2)),
+        (1, "ok", "write", "x", json!(2)),
+        (0, "invoke", "read", "x", N),
+        (0, "ok", "read", "x", json!(2)),
+    ];
+    assert_eq!(verdict(&Register, &ok).verdict, Verdict::Linearizable);
+    // A read concurrent with a write may see either value.
+    let concurrent = [
+        (0, "invoke", "write", "x", json!(1)),
+        (1, "invoke", "read", "x", N),
+        (1, "ok", "read", "x", N),
+        (0, "ok", "write", "x", json!(1)),
+    ];
+    assert_eq!(verdict(&Register, &concurrent).verdict, Verdict::Linearizable);
+    // A stale read after the write returned breaks it; the failure names the read.
+    let stale = [
+        (0, "invoke", "write", "x", json!(1)),
+        (0, "ok", "write", "x", json!(1)),
+        (1, "invoke", "read", "x", N),
+        (1, "ok", "read", "x", N),
+    ];
+    let c = verdict(&Register, &stale);
+    assert_eq!(c.verdict, Verdict::NotLinearizable);
+    let (part, f) = c.failures().next().unwrap();
+    assert_eq!(part.keys, vec!["x".to_string()]);
+    assert_eq!(f.operation, "read x -> nil");
+    assert_eq!(f.prefix_ops, 1);
+    assert_eq!(f.source, 3, "the read's call is on line 3");
+    assert_eq!(f.states, vec!["1".to_string()]);
+    assert!(f.message.contains("cannot be placed"), "{}", f.message);
+}
+
+#[test]
+fn register_cas_unknown_and_failed_operations() {
+    // cas succeeds only on the expected value.
+    let ok = [
+        (0, "invoke", "write", "x", json!(1)),
+        (0, "ok", "write", "x", json!(1)),
+        (0, "invoke", "cas", "x", json!([1, 2])),
+        (0, "ok", "cas", "x", json!([1, 2])),
+        (1, "invoke", "read", "x", N),
+        (1, "ok", "read", "x", json!(2)),
+    ];
+    assert_eq!(verdict(&Register, &ok).verdict, Verdict::Linearizable);
+    let mut bad = ok.clone();
+    bad[2].4 = json!([5, 2]);
+    bad[3].4 = json!([5, 2]);
+    assert_eq!(verdict(&Register, &bad).verdict, Verdict::NotLinearizable);
+    // An unknown write may take effect late...
+    let late = [
+        (0, "invoke", "write", "x", json!(1)),
+        (0, "ok", "write", "x", json!(1)),
+        (1, "invoke", "write", "x", json!(2)),
+        (1, "info", "write", "x", N),
+        (2, "invoke", "read", "x", N),
+        (2, "ok", "read", "x", json!(1)),
+        (2, "invoke", "read", "x", N),
+        (2, "ok", "read", "x", json!(2)),
+    ];
+    assert_eq!(verdict(&Register, &late).verdict, Verdict::Linearizable);
+    // ...or never, but once seen it stays.
+    let mut back = late.to_vec();
+    back.push((2, "invoke", "read", "x", N));
+    back.push((2, "ok", "read", "x", json!(1)));
+    assert_eq!(verdict(&Register, &back).verdict, Verdict::NotLinearizable);
+    // A call with no completion at all is unknown too.
+    let pending = [
+        (1, "invoke", "write", "x", json!(7)),
+        (2, "invoke", "read", "x", N),
+        (2, "ok", "read", "x", json!(7)),
+    ];
+    assert_eq!(verdict(&Register, &pending).verdict, Verdict::Linearizable);
+    // A failed write surely did nothing: reading its value breaks the history.
+    let failed = [
+        (1, "invoke", "write", "x", json!(7)),
+        (1, "fail", "write", "x", N),
+        (2, "invoke", "read", "x", N),
+        (2, "ok", "read", "x", json!(7)),
+    ];
+    assert_eq!(verdict(&Register, &failed).verdict, Verdict::NotLinearizable);
+}
+
+#[test]
+fn keys_are_checked_apart_and_the_budget_answers_unknown() {
+    let ops = [
+        (0, "invoke", "write", "x", json!(1)),
+        (1, "invoke", "write", "y", json!(2)),
+        (0, "ok", "write", "x", json!(1)),
+        (1, "ok", "write", "y", json!(2)),
+        (0, "invoke", "read", "y", N),
+        (0, "ok", "read", "y", json!(2)),
+        (1, "invoke", "read", "x", N),
+        (1, "ok", "read", "x", json!(1)),
+    ];
+    let c = verdict(&Register, &ops);
+    assert_eq!(c.verdict, Verdict::Linearizable);
+    assert_eq!(c.parts.len(), 2);
+    assert_eq!(c.parts[0].keys, vec!["x".to_string()]);
+    let events = input::read(&jsonl(&ops), Format::Jsonl).unwrap();
+    let (raw, _) = pair(&events).unwrap();
+    let (ops, _) = operations(&Register, &raw).unwrap();
+    let tight = Budget {
+        max_steps: Some(2),
+        max_time: None,
+    };
+    assert_eq!(check(&Register, &ops, tight).verdict, Verdict::Unknown);
+}
+
+#[test]
+fn kv_map_with_append_delete_ranges_and_expiry() {
+    let ok = [
+        (0, "invoke", "put", "a", json!("x")),
+        (0, "ok", "put", "a", N),
+        (0, "invoke", "append", "a", json!("y")),
+        (0, "ok", "append", "a", N),
+        (1, "invoke", "get", "a", N),
+        (1, "ok", "get", "a", json!("xy")),
+        (1, "invoke", "put", "b", json!(2)),
+        (1, "ok", "put", "b", N),
+        (1, "invoke", "get_range", "", json!(["a", "c"])),
+        (1, "ok", "get_range", "", json!({"a": "xy", "b": 2})),
+        (9, "invoke", "expire", "b", N),
+        (9, "ok", "expire", "b", N),
+        (0, "invoke", "cas", "a", json!(["xy", "z"])),
+        (0, "ok", "cas", "a", N),
+        (1, "invoke", "get_range", "", json!({"from": "a", "to": "c"})),
+        (1, "ok", "get_range", "", json!([["a", "z"]])),
+        (0, "invoke", "delete", "a", N),
+        (0, "ok", "delete", "a", N),
+        (1, "invoke", "get", "a", N),
+        (1, "ok", "get", "a", N),
+    ];
+    let c = verdict(&Kv, &ok);
+    assert_eq!(c.verdict, Verdict::Linearizable, "{c:?}");
+    assert_eq!(c.parts.len(), 1, "the range reads join a and b");
+    // Appends in the wrong order.
+    let mut bad = ok.clone();
+    bad[5].4 = json!("yx");
+    assert_eq!(verdict(&Kv, &bad).verdict, Verdict::NotLinearizable);
+    // A range that misses b, read after b was written and before it expired.
+    let mut bad = ok.clone();
+    bad[9].4 = json!({"a": "xy"});
+    assert_eq!(verdict(&Kv, &bad).verdict, Verdict::NotLinearizable);
+    // A read of a deleted key.
+    let mut bad = ok.clone();
+    bad[19].4 = json!("z");
+    assert_eq!(verdict(&Kv, &bad).verdict, Verdict::NotLinearizable);
+}
+
+#[test]
+fn mutex_holders_exclude_each_other() {
+    let ok = [
+        (0, "invoke", "acquire", "m", N),
+        (0, "ok", "acquire", "m", N),
+        (0, "invoke", "release", "m", N),
+        (0, "ok", "release", "m", N),
+        (1, "invoke", "acquire", "m", N),
+        (1, "ok", "acquire", "m", N),
+        (9, "invoke", "expire", "m", N),
+        (9, "ok", "expire", "m", N),
+        (2, "invoke", "acquire", "m", N),
+        (2, "ok", "acquire", "m", N),
+    ];
+    assert_eq!(verdict(&Mutex, &ok).verdict, Verdict::Linearizable);
+    // Without the expiry, process 2 acquired a lock process 1 held.
+    let mut bad = ok.to_vec();
+    bad.drain(6..8);
+    let c = verdict(&Mutex, &bad);
+    assert_eq!(c.verdict, Verdict::NotLinearizable);
+    assert_eq!(c.failures().next().unwrap().1.operation, "acquire m by 2");
+    // Releasing a lock one does not hold.
+    let stolen = [
+        (0, "invoke", "acquire", "m", N),
+        (0, "ok", "acquire", "m", N),
+        (1, "invoke", "release", "m", N),
+        (1, "ok", "release", "m", N),
+    ];
+    assert_eq!(verdict(&Mutex, &stolen).verdict, Verdict::NotLinearizable);
+}
+
+#[test]
+fn agency_transactions_check_their_preconditions() {
+    let claim = json!({"if": [["/lock", "empty"]], "then": [["set", "/lock", "a"]]});
+    let bump = json!({"if": [["/lock", "version", 1]], "then": [["set", "/lock", "b"], ["increment", "/n", 1]], "else": [["push", "/log", "late"]]});
+    let ok = [
+        (0, "invoke", "txn", "", claim.clone()),
+        (0, "ok", "txn", "", json!({"succeeded": true})),
+        (1, "invoke", "txn", "", claim.clone()),
+        (1, "ok", "txn", "", json!({"succeeded": false})),
+        (1, "invoke", "txn", "", bump.clone()),
+        (1, "ok", "txn", "", json!(true)),
+        (0, "invoke", "txn", "", bump.clone()),
+        (0, "ok", "txn", "", json!(false)),
+        (2, "invoke", "read", "/n", N),
+        (2, "ok", "read", "/n", json!(1)),
+        (2, "invoke", "read", "/log", N),
+        (2, "ok", "read", "/log", json!(["late"])),
+        (2, "invoke", "read", "/lock", N),
+        (2, "ok", "read", "/lock", json!("b")),
+    ];
+    let c = verdict(&Agency, &ok);
+    assert_eq!(c.verdict, Verdict::Linearizable, "{c:?}");
+    // Two claims of an empty lock both succeeding, one after the other.
+    let mut bad = ok.clone();
+    bad[3].4 = json!({"succeeded": true});
+    assert_eq!(verdict(&Agency, &bad).verdict, Verdict::NotLinearizable);
+    // The else branch's write is missing.
+    let mut bad = ok.clone();
+    bad[11].4 = json!([]);
+    assert_eq!(verdict(&Agency, &bad).verdict, Verdict::NotLinearizable);
+}
+
+#[test]
+fn storage_versions_advance_one_cas_at_a_time() {
+    let ok = [
+        (0, "invoke", "create", "r", json!({"value": "a"})),
+        (0, "ok", "create", "r", json!({"version": 1})),
+        (1, "invoke", "cas_by_version", "r", json!({"version": 1, "value": "b"})),
+        (1, "ok", "cas_by_version", "r", json!({"version": 2})),
+        (2, "invoke", "read", "r", N),
+        (2, "ok", "read", "r", json!({"value": "b", "version": 2})),
+        (9, "invoke", "expire", "r", N),
+        (9, "ok", "expire", "r", N),
+        (0, "invoke", "create", "r", json!({"value": "c"})),
+        (0, "ok", "create", "r", json!(1)),
+    ];
+    assert_eq!(verdict(&Storage, &ok).verdict, Verdict::Linearizable);
+    // A second successful cas on version 1.
+    let mut bad = ok[..4].to_vec();
+    bad.push((2, "invoke", "cas_by_version", "r", json!({"version": 1, "value": "x"})));
+    bad.push((2, "ok", "cas_by_version", "r", N));
+    assert_eq!(verdict(&Storage, &bad).verdict, Verdict::NotLinearizable);
+    // A create over a live record.
+    let mut bad = ok[..6].to_vec();
+    bad.push((0, "invoke", "create", "r", json!({"value": "c"})));
+    bad.push((0, "ok", "create", "r", N));
+    assert_eq!(verdict(&Storage, &bad).verdict, Verdict::NotLinearizable);
+}
+
+#[test]
+fn edn_vector_edn_lines_and_json_lines_read_alike() {
+    let lines = "{:process 0, :type :invoke, :f :write, :value 1}\n\
+                 {:process 0, :type :ok, :f :write, :value 1}\n\
+                 {:process :nemesis, :type :info, :f :start, :value nil}\n\
+                 {:process 1, :type :invoke, :f :read, :value nil}\n\
+                 {:process 1, :type :ok, :f :read, :value 1}\n";
+    let vector = format!("[{}]", lines.replace('\n', "\n "));
+    let json = jsonl(&[
+        (0, "invoke", "write", "", json!(1)),
+        (0, "ok", "write", "", json!(1)),
+        (1, "invoke", "read", "", N),
+        (1, "ok", "read", "", json!(1)),
+    ]);
+    assert_eq!(input::detect(lines), Format::Edn);
+    assert_eq!(input::detect(&vector), Format::Edn);
+    assert_eq!(input::detect(&json), Format::Jsonl);
+    for (text, format) in [(lines.to_string(), Format::Edn), (vector, Format::Edn), (json, Format::Jsonl)] {
+        let c = check_text(&Register, &text, format);
+        assert_eq!(c.verdict, Verdict::Linearizable);
+        assert_eq!(c.ops, 2);
+    }
+    let stale = lines.replace(":value 1}\n{:process :nemesis", ":value 1}\n{:process :nemesis").replace(":ok, :f :read, :value 1", ":ok, :f :read, :value 2");
+    assert_eq!(check_text(&Register, &stale, Format::Edn).verdict, Verdict::NotLinearizable);
+}
+
+#[test]
+fn bad_histories_are_named_by_line() {
+    let err = |text: &str, format: Format| -> String {
+        match input::read(text, format) {
+            Err(e) => e.to_string(),
+            Ok(events) => match pair(&events) {
+                Err(e) => e.to_string(),
+                Ok((raw, _)) => match operations(&Register, &raw) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => panic!("{text:?} was accepted"),
+                },
+            },
+        }
+    };
+    assert_eq!(
+        err("{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n", Format::Jsonl),
+        "line 1: process 0 completes an operation it never called"
+    );
+    assert!(err("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n", Format::Jsonl).starts_with("line 2: not JSON"));
+    assert!(err("{\"process\":0,\"type\":\"begun\",\"f\":\"read\"}\n", Format::Jsonl).contains(":type must be"));
+    assert!(err("{\"type\":\"invoke\",\"f\":\"read\"}\n", Format::Jsonl).contains("no :process"));
+    assert!(err("[1, 2]\n", Format::Jsonl).contains("expected a map"));
+    assert!(err("{:process 0 :type :invoke :f :cas :value 3}\n{:process 0 :type :ok :f :cas :value 3}", Format::Edn)
+        .starts_with("line 1: :cas needs [old new]"));
+    assert!(err("{:process 0 :type :invoke :f :read}\n{:process 0 :type :ok :f :write}", Format::Edn)
+        .starts_with("line 2: process 0 completes :write but its pending call (line 1) is :read"));
+    assert!(err("[{:process 0 :type :invoke :f :read}\n", Format::Edn).contains("never closed"));
+    assert!(err("{:process 0 :type :invoke\n :f :read", Format::Edn).starts_with("line 1:"));
+    assert!(err("[{:process 0 :type :invoke :f :read}] x", Format::Edn).contains("after the history's closing"));
+    assert!(err("INFO  jepsen.util - x\t:invoke\t:read\tnil\n", Format::JepsenLog).contains("process must be a number"));
+    assert!(err("INFO  jepsen.util - 0\t:invoke\t:read\tnil\nsomething else\n", Format::JepsenLog).starts_with("line 2:"));
+    assert!(err("INFO  jepsen.util - 0\t:begin\t:read\tnil\n", Format::JepsenLog).contains("the type must be"));
 }

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tenure::sim::history::{Event, History};
+use tenure::sim::check;
+use tenure::sim::history::{Completion, Event, History};
 use tenure::sim::nemesis::Fault;
 use tenure::sim::{run, self_check, sweep, Faults, RunConfig, Schedule};
 
@@ -179,4 +180,48 @@ fn a_written_schedule_runs_and_is_recorded() {
         .iter()
         .any(|r| matches!(&r.event, Event::Check { name, ok: true, .. } if name == "liveness"));
     assert!(live);
+}
+
+/// S13 runs on every simulated history: a real run passes, and the same history with one
+/// read's answer changed to a value nobody wrote is caught, naming that read.
+#[test]
+fn linearizability_is_checked_on_every_run_and_catches_a_stale_read() {
+    let report = run(&RunConfig::default(), 11).unwrap();
+    assert!(report.ok(), "{:?}", report.violations);
+    assert!(check::linearizability(&report.history).is_empty());
+    let mut h = report.history.clone();
+    let invoked: BTreeMap<u64, (String, String)> = h
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Invoke { op, f, key, .. } => Some((*op, (f.clone(), key.clone()))),
+            _ => None,
+        })
+        .collect();
+    let (at, key) = h
+        .records
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, r)| match &r.event {
+            Event::Complete {
+                op,
+                result: Completion::Ok,
+                value,
+                ..
+            } if !value.is_null() => match invoked.get(op) {
+                Some((f, key)) if f == "read" => Some((i, key.clone())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("the run read a register");
+    if let Event::Complete { value, .. } = &mut h.records[at].event {
+        *value = serde_json::json!("never written");
+    }
+    let v = check::linearizability(&h);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].rule, "S13 linearizability");
+    assert!(v[0].message.contains(&key), "{}", v[0].message);
+    assert!(v[0].message.contains("\"never written\""), "{}", v[0].message);
 }

@@ -501,6 +501,73 @@ pub fn actions_within_belief(h: &History) -> Vec<Violation> {
     out
 }
 
+/// The linearizability budget inside a run: search steps only, so the answer is the same on
+/// every machine.
+const LINEARIZABILITY_STEPS: u64 = 20_000_000;
+
+/// S13: the KV clients' `read`, `write` and `cas` of each key are linearizable (a register per
+/// key; indeterminate outcomes may take effect any time after their call or never). A key the
+/// budget could not decide is reported under the rule [`S13_UNKNOWN`] (the runner lists those
+/// as warnings, not violations).
+pub fn linearizability(h: &History) -> Vec<Violation> {
+    let checked = match check_registers(h) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Violation {
+                rule: "S13 linearizability".into(),
+                records: vec![e.line.saturating_sub(1)],
+                message: format!("the history's operations do not pair up: {}", e.message),
+            }]
+        }
+    };
+    let mut out: Vec<Violation> = checked
+        .failures()
+        .map(|(part, f)| Violation {
+            rule: "S13 linearizability".into(),
+            records: vec![f.source - 1],
+            message: format!(
+                "on {}: {} ({} operations of that key; {})",
+                part.keys.join(", "),
+                f.message,
+                part.ops,
+                at(&h.records[f.source - 1])
+            ),
+        })
+        .collect();
+    out.extend(
+        checked
+            .parts
+            .iter()
+            .filter(|p| p.verdict == crate::lin::Verdict::Unknown)
+            .map(|p| Violation {
+                rule: S13_UNKNOWN.into(),
+                records: Vec::new(),
+                message: format!(
+                    "{} operations on {} were not decided within {} search steps",
+                    p.ops,
+                    p.keys.join(", "),
+                    LINEARIZABILITY_STEPS
+                ),
+            }),
+    );
+    out
+}
+
+/// The rule of a linearizability check the budget could not decide.
+pub const S13_UNKNOWN: &str = "S13 linearizability unknown";
+
+fn check_registers(h: &History) -> Result<crate::lin::Checked, crate::lin::input::InputError> {
+    use crate::lin::{input, models::Register, Budget};
+    let events = input::from_history(h);
+    let (raw, _failed) = input::pair(&events)?;
+    let (ops, _skipped) = input::operations(&Register, &raw)?;
+    let budget = Budget {
+        max_steps: Some(LINEARIZABILITY_STEPS),
+        max_time: None,
+    };
+    Ok(crate::lin::check(&Register, &ops, budget))
+}
+
 /// Every check of this module that must hold (S11, expected to break under pauses, is
 /// reported on its own by [`actions_within_belief`]).
 pub fn all(h: &History) -> Vec<Violation> {
@@ -509,6 +576,7 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(exclusivity(h));
     v.extend(fencing(h));
     v.extend(failed_checks(h));
+    v.extend(linearizability(h));
     v
 }
 

@@ -128,6 +128,16 @@ fn read_jsonl(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
     Ok(out)
 }
 
+/// The events of a tenure history (record `i` is line `i + 1`).
+pub fn from_history(h: &crate::history::History) -> Vec<HistoryEvent> {
+    let mut out = Vec::new();
+    let mut expired = BTreeMap::new();
+    for (i, r) in h.records.iter().enumerate() {
+        tenure_record(r, i + 1, &mut expired, &mut out);
+    }
+    out
+}
+
 /// The events of one record of tenure's own history.
 fn tenure_record(r: &Record, line: usize, expired: &mut BTreeMap<(String, u64), ()>, out: &mut Vec<HistoryEvent>) {
     match &r.event {
