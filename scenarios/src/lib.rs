@@ -5,6 +5,8 @@
 //! the same digest. So far the library holds scenarios over the in-process `mem:` agency;
 //! scenarios over the replicated cluster come with it.
 
+pub mod check;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};

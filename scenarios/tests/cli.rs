@@ -100,3 +100,119 @@ fn bad_input_exits_2_with_a_message() {
         assert!(!err.trim().is_empty(), "{args:?} says why");
     }
 }
+
+fn data(file: &str) -> String {
+    format!(
+        "{}/../tests/data/porcupine-jepsen-etcd/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn scratch(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tenure-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn check_gives_jepsen_verdicts_with_exit_codes() {
+    // etcd_002 is linearizable, etcd_000 is not (porcupine's verdicts).
+    let (code, out, err) = tenure(&["check", &data("etcd_002.log")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verdict    linearizable"), "{out}");
+    let (code, out, _) = tenure(&["check", &data("etcd_000.log")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NOT linearizable"), "{out}");
+    assert!(out.contains("cannot be placed"), "{out}");
+    // As JSON.
+    let (code, out, _) = tenure(&["check", "--json", "--model", "register", &data("etcd_000.log")]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["linearizability"]["verdict"], "not_linearizable");
+    assert_eq!(v["violations"][0]["rule"], "S13 linearizability");
+    // A budget too small to decide: exit 3, "unknown".
+    let (code, out, _) = tenure(&["check", "--steps", "10", &data("etcd_002.log")]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("unknown"), "{out}");
+}
+
+#[test]
+fn check_reads_edn_with_keys_and_other_models() {
+    let edn = "[{:process 0 :type :invoke :f :acquire :key \"m\" :value nil}\n\
+               {:process 0 :type :ok :f :acquire :key \"m\" :value nil}\n\
+               {:process 1 :type :invoke :f :acquire :key \"m\" :value nil}\n\
+               {:process 1 :type :ok :f :acquire :key \"m\" :value nil}]\n";
+    let p = scratch("mutex.edn", edn);
+    let (code, out, _) = tenure(&["check", "--model", "mutex", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("acquire m by 1"), "{out}");
+    let fixed = edn.replace(
+        "{:process 1 :type :invoke",
+        "{:process 0 :type :invoke :f :release :key \"m\"}\n{:process 0 :type :ok :f :release :key \"m\"}\n{:process 1 :type :invoke",
+    );
+    let p = scratch("mutex-ok.edn", &fixed);
+    let (code, out, _) = tenure(&["check", "--model", "mutex", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn check_runs_every_invariant_on_a_tenure_history() {
+    let report = tenure_sim::run(&tenure_sim::RunConfig::default(), 2).unwrap();
+    assert!(report.ok());
+    let text = report.history.to_jsonl();
+    let p = scratch("run.jsonl", &text);
+    let (code, out, err) = tenure(&["check", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("every invariant held"), "{out}");
+    // The same history checked as registers only.
+    let (code, out, _) = tenure(&["check", "--model", "register", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not in the model, skipped"), "{out}");
+    // A record of two leaders in one term breaks S12.
+    let role = text
+        .lines()
+        .find(|l| l.contains("\"type\":\"role\"") && l.contains("\"role\":\"leader\""))
+        .unwrap()
+        .to_string();
+    let other = role
+        .replacen("\"agent\":1", "\"agent\":9", 1)
+        .replacen("\"agent\":2", "\"agent\":9", 1)
+        .replacen("\"agent\":3", "\"agent\":9", 1);
+    let p = scratch("two-leaders.jsonl", &format!("{text}{other}\n"));
+    let (code, out, _) = tenure(&["check", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("S12"), "{out}");
+}
+
+#[test]
+fn check_refuses_bad_input_with_the_line() {
+    let cases = [
+        ("empty-type.jsonl", "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"f\":\"read\"}\n", "line 2"),
+        ("bad.edn", "{:process 0 :type :invoke :f :read}\n{:process 0 :type", "line 2"),
+        ("orphan.edn", "{:process 0 :type :ok :f :read :value 1}", "line 1"),
+        ("bad.log", "INFO  jepsen.util - 0\t:invoke\t:cas\t[1\n", "line 1"),
+        ("tenure-bad.jsonl", "{\"t_us\": 1, \"node\": \"x\", \"type\": \"nonsense\"}\n", "line 1"),
+    ];
+    for (name, text, line) in cases {
+        let p = scratch(name, text);
+        let (code, out, err) = tenure(&["check", p.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {out}{err}");
+        assert!(err.contains(line), "{name}: {err}");
+    }
+    let p = scratch("binary.log", "");
+    std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
+    for args in [
+        vec!["check", "/nonexistent/history.edn"],
+        vec!["check", p.to_str().unwrap()],
+        vec!["check", "--model", "nosuch", &data("etcd_000.log")],
+        vec!["check", "--time-limit", "-1", &data("etcd_000.log")],
+        vec!["check", "--format", "xml", &data("etcd_000.log")],
+        vec!["check"],
+    ] {
+        let (code, _, err) = tenure(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(!err.trim().is_empty());
+    }
+}

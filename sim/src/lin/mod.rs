@@ -444,7 +444,7 @@ fn search<M: Model>(
         .collect();
     let prefix_ops = returned_before[deepest as usize];
     let message = format!(
-        "{operation} by process {} (source {}) cannot be placed: the {prefix_ops} operations \
+        "{operation} by process {} (line {}) cannot be placed: the {prefix_ops} operations \
          that returned before it are linearizable, but in no order that lets it return what it \
          did; the {} could be in state {} then",
         o.process,
