@@ -368,3 +368,46 @@ fn bad_histories_are_named_by_line() {
     assert!(err("INFO  jepsen.util - 0\t:invoke\t:read\tnil\nsomething else\n", Format::JepsenLog).starts_with("line 2:"));
     assert!(err("INFO  jepsen.util - 0\t:begin\t:read\tnil\n", Format::JepsenLog).contains("the type must be"));
 }
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+    use tenure::sim::lin::generate::{registers, Spec};
+    use tenure::sim::lin::models::{val, RegisterOp, RegisterOut};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Histories of a real register are linearizable; one read changed to a value nobody
+        /// wrote is not, and the failure names that read or an operation of its key.
+        #[test]
+        fn generated_histories_pass_and_a_forged_read_fails(
+            ops in 1usize..400,
+            keys in 1usize..6,
+            processes in 1usize..8,
+            unknown in 0u64..200,
+            seed in any::<u64>(),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let spec = Spec { ops, keys, processes, unknown_per_mille: unknown, seed };
+            let mut h = registers(spec);
+            let c = check(&Register, &h, Budget::default());
+            prop_assert_eq!(c.verdict, Verdict::Linearizable, "{:?}", c);
+            let reads: Vec<usize> = h
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| matches!((&o.input, &o.output), (RegisterOp::Read { .. }, Some(_))))
+                .map(|(i, _)| i)
+                .collect();
+            if !reads.is_empty() {
+                let i = reads[pick.index(reads.len())];
+                h[i].output = Some(RegisterOut::Read(Some(val(&json!("forged")))));
+                let c = check(&Register, &h, Budget::default());
+                prop_assert_eq!(c.verdict, Verdict::NotLinearizable);
+                let RegisterOp::Read { key } = &h[i].input else { unreachable!() };
+                let (part, _) = c.failures().next().unwrap();
+                prop_assert_eq!(&part.keys, &vec![key.clone()]);
+            }
+        }
+    }
+}

@@ -11,7 +11,8 @@
 //!
 //! `expire` is an operation the system performs (a TTL or lease ran out): it removes the key.
 
-use super::{Footprint, Model};
+use super::{Footprint, Model, Operation};
+use std::collections::HashSet;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -91,6 +92,34 @@ impl Model for Register {
     }
     fn describe_state(&self, s: &Option<Val>) -> String {
         show(s)
+    }
+    /// An unknown write or cas whose value no read returned and no cas expected changes
+    /// nothing anyone saw: in any linearization with it, drop it (and move any unknown cas it
+    /// enabled to the end) and the rest still fits.
+    fn redundant(&self, ops: &[Operation<RegisterOp, RegisterOut>]) -> Vec<bool> {
+        let mut observed: HashSet<(&str, &str)> = HashSet::new();
+        for o in ops {
+            match (&o.input, &o.output) {
+                (RegisterOp::Read { key }, Some(RegisterOut::Read(Some(v)))) => {
+                    observed.insert((key, v));
+                }
+                (RegisterOp::Cas { key, old, .. }, _) => {
+                    observed.insert((key, old));
+                }
+                _ => {}
+            }
+        }
+        ops.iter()
+            .map(|o| {
+                o.output.is_none()
+                    && match &o.input {
+                        RegisterOp::Write { key, value: v } | RegisterOp::Cas { key, new: v, .. } => {
+                            !observed.contains(&(key.as_str(), &**v))
+                        }
+                        RegisterOp::Read { .. } => true,
+                    }
+            })
+            .collect()
     }
 }
 
