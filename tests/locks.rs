@@ -7,7 +7,8 @@
 //! acquirable again within a bound (L2).
 
 use std::time::Duration;
-use tenure::sim::check::belief_intervals;
+use std::collections::BTreeMap;
+use tenure::sim::check::{self, belief_intervals};
 use tenure::sim::history::{Completion, Event};
 use tenure::sim::nemesis::Fault;
 use tenure::sim::{run, sweep, Faults, Report, RunConfig, Schedule};
@@ -398,4 +399,65 @@ fn leasers_claim_through_lease_manager_actors_and_survive_losing_one() {
             "seed {seed}: no claim after manager 1 died"
         );
     }
+}
+
+/// S14 and S16 run on the members' Storage operations: a real run passes; the same history
+/// with a compare-and-set that "succeeded" on a version already used, or a wait that
+/// "returned" the version it waited on, is caught.
+#[test]
+fn storage_versions_and_waits_are_checked_and_forgeries_caught() {
+    let config = RunConfig {
+        faults: Faults::None,
+        ..lockers(0.0)
+    };
+    let report = run(&config, 3).unwrap();
+    assert!(report.ok(), "{:?}", report.violations);
+    let h = &report.history;
+    assert!(check::storage_versions(h).is_empty());
+    let invoked: BTreeMap<u64, (String, serde_json::Value)> = h
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Invoke { op, f, value, .. } => Some((*op, (f.clone(), value.clone()))),
+            _ => None,
+        })
+        .collect();
+    let ok_of = |name: &str| -> Vec<(usize, serde_json::Value)> {
+        h.records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.event {
+                Event::Complete {
+                    op,
+                    result: Completion::Ok,
+                    value,
+                    ..
+                } if invoked[op].0 == name => Some((i, invoked[op].1.clone())).filter(|_| value.get("version").is_some()),
+                _ => None,
+            })
+            .collect()
+    };
+    let cas = ok_of("cas_by_version");
+    let waits = ok_of("wait_for_version_change");
+    assert!(cas.len() >= 5 && !waits.is_empty(), "{} cas, {} waits", cas.len(), waits.len());
+    // A later cas claims the version an earlier one produced.
+    let mut forged = h.clone();
+    let first_new = match &h.records[cas[0].0].event {
+        Event::Complete { value, .. } => value.clone(),
+        _ => unreachable!(),
+    };
+    if let Event::Complete { value, .. } = &mut forged.records[cas[3].0].event {
+        *value = first_new;
+    }
+    let v = check::storage_versions(&forged);
+    assert!(v.iter().any(|v| v.rule == "S14 compare-and-set by version"), "{v:?}");
+    // A wait returns the very version it waited on.
+    let mut forged = h.clone();
+    let (i, waited) = &waits[0];
+    if let Event::Complete { value, .. } = &mut forged.records[*i].event {
+        *value = serde_json::json!({ "version": waited });
+    }
+    let v = check::storage_versions(&forged);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].rule, "S16 watches");
 }

@@ -510,20 +510,59 @@ const LINEARIZABILITY_STEPS: u64 = 20_000_000;
 /// budget could not decide is reported under the rule [`S13_UNKNOWN`] (the runner lists those
 /// as warnings, not violations).
 pub fn linearizability(h: &History) -> Vec<Violation> {
-    let checked = match check_registers(h) {
+    use crate::lin::models::Register;
+    linearizable(h, &Register, |r| !r.key.as_deref().unwrap_or("").starts_with("/storage/"), |_| {
+        "S13 linearizability"
+    })
+}
+
+/// S14 and S16 on Storage records (keys under `/storage/`): `create`, `storage_get`,
+/// `cas_by_version` and `wait_for_version_change` are linearizable against versioned storage:
+/// versions are consecutive per record incarnation, no two compare-and-sets succeed on one
+/// version, a failed one changes nothing, and a wait never returns while the version is the
+/// one it waited on (S16). Expiries of records are operations of the system.
+pub fn storage_versions(h: &History) -> Vec<Violation> {
+    use crate::lin::models::Storage;
+    linearizable(h, &Storage, |r| r.key.as_deref().unwrap_or("").starts_with("/storage/"), |op| {
+        if op.starts_with("wait_for_version_change") {
+            "S16 watches"
+        } else {
+            "S14 compare-and-set by version"
+        }
+    })
+}
+
+fn linearizable<M: crate::lin::input::FromRaw>(
+    h: &History,
+    model: &M,
+    keep: impl Fn(&crate::lin::input::RawOp) -> bool,
+    rule: impl Fn(&str) -> &'static str,
+) -> Vec<Violation> {
+    use crate::lin::{input, Budget, Verdict};
+    let name = rule("");
+    let checked = input::pair(&input::from_history(h)).and_then(|(mut raw, _failed)| {
+        raw.retain(|r| keep(r));
+        let (ops, _skipped) = input::operations(model, &raw)?;
+        let budget = Budget {
+            max_steps: Some(LINEARIZABILITY_STEPS),
+            max_time: None,
+        };
+        Ok(crate::lin::check(model, &ops, budget))
+    });
+    let checked = match checked {
         Ok(c) => c,
         Err(e) => {
             return vec![Violation {
-                rule: "S13 linearizability".into(),
+                rule: name.into(),
                 records: vec![e.line.saturating_sub(1)],
-                message: format!("the history's operations do not pair up: {}", e.message),
+                message: format!("the history's operations do not read as {}: {}", model.name(), e.message),
             }]
         }
     };
     let mut out: Vec<Violation> = checked
         .failures()
         .map(|(part, f)| Violation {
-            rule: "S13 linearizability".into(),
+            rule: rule(&f.operation).into(),
             records: vec![f.source - 1],
             message: format!(
                 "on {}: {} ({} operations of that key; {})",
@@ -534,39 +573,22 @@ pub fn linearizability(h: &History) -> Vec<Violation> {
             ),
         })
         .collect();
-    out.extend(
-        checked
-            .parts
-            .iter()
-            .filter(|p| p.verdict == crate::lin::Verdict::Unknown)
-            .map(|p| Violation {
-                rule: S13_UNKNOWN.into(),
-                records: Vec::new(),
-                message: format!(
-                    "{} operations on {} were not decided within {} search steps",
-                    p.ops,
-                    p.keys.join(", "),
-                    LINEARIZABILITY_STEPS
-                ),
-            }),
-    );
+    out.extend(checked.parts.iter().filter(|p| p.verdict == Verdict::Unknown).map(|p| Violation {
+        rule: S13_UNKNOWN.into(),
+        records: Vec::new(),
+        message: format!(
+            "{} {} operations on {} were not decided within {} search steps",
+            p.ops,
+            model.name(),
+            p.keys.join(", "),
+            LINEARIZABILITY_STEPS
+        ),
+    }));
     out
 }
 
 /// The rule of a linearizability check the budget could not decide.
 pub const S13_UNKNOWN: &str = "S13 linearizability unknown";
-
-fn check_registers(h: &History) -> Result<crate::lin::Checked, crate::lin::input::InputError> {
-    use crate::lin::{input, models::Register, Budget};
-    let events = input::from_history(h);
-    let (raw, _failed) = input::pair(&events)?;
-    let (ops, _skipped) = input::operations(&Register, &raw)?;
-    let budget = Budget {
-        max_steps: Some(LINEARIZABILITY_STEPS),
-        max_time: None,
-    };
-    Ok(crate::lin::check(&Register, &ops, budget))
-}
 
 /// Every check of this module that must hold (S11, expected to break under pauses, is
 /// reported on its own by [`actions_within_belief`]).
@@ -577,6 +599,7 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(fencing(h));
     v.extend(failed_checks(h));
     v.extend(linearizability(h));
+    v.extend(storage_versions(h));
     v
 }
 

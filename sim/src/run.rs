@@ -233,10 +233,49 @@ struct Process {
     agency: AgencyApi,
 }
 
+/// How an error ends a recorded operation.
+trait Classify: std::fmt::Display {
+    /// The operation surely had no effect (`fail`); otherwise it is unknown (`info`).
+    fn definite(&self) -> bool;
+    /// A read found nothing: a successful read of "no value".
+    fn absent(&self) -> bool;
+}
+
+impl Classify for AgencyError {
+    fn definite(&self) -> bool {
+        matches!(
+            self,
+            AgencyError::ConditionFailed { .. }
+                | AgencyError::AlreadyLocked
+                | AgencyError::NotLocked
+                | AgencyError::Client(ClientError::Unavailable(_))
+        )
+    }
+    fn absent(&self) -> bool {
+        matches!(self, AgencyError::KeyNotFound { .. })
+    }
+}
+
+impl Classify for StorageError {
+    fn definite(&self) -> bool {
+        matches!(
+            self,
+            StorageError::AlreadyExists(_)
+                | StorageError::NotFound
+                | StorageError::WrongVersion { .. }
+                | StorageError::Client(ClientError::Unavailable(_))
+        )
+    }
+    fn absent(&self) -> bool {
+        matches!(self, StorageError::NotFound)
+    }
+}
+
 impl Process {
-    async fn op<F>(&self, f: &str, key: &Key, value: Value, call: F) -> (Completion, Value)
+    async fn op<F, E>(&self, f: &str, key: &Key, value: Value, call: F) -> (Completion, Value)
     where
-        F: std::future::Future<Output = Result<Value, AgencyError>>,
+        F: std::future::Future<Output = Result<Value, E>>,
+        E: Classify,
     {
         let op = self.ops.fetch_add(1, Ordering::Relaxed);
         self.rec.record(
@@ -253,15 +292,10 @@ impl Process {
         let (result, value) = match call.await {
             Ok(v) => (Completion::Ok, v),
             // A read of a missing key reads "nothing".
-            Err(AgencyError::KeyNotFound { .. }) if f.starts_with("read") => {
+            Err(e) if e.absent() && (f.starts_with("read") || f == "storage_get") => {
                 (Completion::Ok, Value::Null)
             }
-            Err(e @ AgencyError::ConditionFailed { .. })
-            | Err(e @ AgencyError::AlreadyLocked)
-            | Err(e @ AgencyError::NotLocked)
-            | Err(e @ AgencyError::Client(ClientError::Unavailable(_))) => {
-                (Completion::Fail, json!(e.to_string()))
-            }
+            Err(e) if e.definite() => (Completion::Fail, json!(e.to_string())),
             Err(e) => (Completion::Info, json!(e.to_string())),
         };
         self.rec.record(
@@ -550,7 +584,7 @@ async fn fenced_write(p: &Process, ep: &Endpoint, resource: SocketAddr, token: u
         json!({ "token": token }),
         async {
             actor::send(ep, &p.rec, &p.node, resource, &w).await;
-            Ok(Value::Null)
+            Ok::<_, AgencyError>(Value::Null)
         },
     )
     .await;
@@ -778,7 +812,7 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
                 r.lease = l.id();
                 storage.create(r).await.map_err(fail)?;
                 lease = Some(l);
-                Ok(Value::Null)
+                Ok::<_, AgencyError>(Value::Null)
             })
             .await;
         if res == Completion::Ok {
@@ -812,32 +846,57 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
             })
             .await;
         }
-        let (_, seen) = p
-            .op("cas_by_version", &shared, json!(round), async {
-                let fail = |e: StorageError| AgencyError::Invalid(e.to_string());
-                let version = match storage.get("shared").await {
-                    Ok(mut r) => {
-                        let seen = r.version;
-                        r.value = json!([p.id, round]);
-                        storage.cas_by_version(r).await.map_err(fail)?;
-                        seen + 1
-                    }
-                    Err(StorageError::NotFound) => storage
-                        .create(Record::new("shared", json!([p.id, round])))
-                        .await
-                        .map_err(fail)?,
-                    Err(e) => return Err(fail(e)),
-                };
-                Ok(json!(version))
+        // Read the shared record, then set it by the version read (or create it); each step
+        // is an operation of its own, so the storage model checks them (S14).
+        let (res, got) = p
+            .op("storage_get", &shared, Value::Null, async {
+                storage
+                    .get("shared")
+                    .await
+                    .map(|r| json!({"value": r.value, "version": r.version}))
             })
             .await;
-        if let Some(v) = seen.as_u64() {
+        if res != Completion::Ok {
+            madsim::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let mine = json!([p.id, round]);
+        let (res, v) = match got.get("version").and_then(Value::as_u64) {
+            Some(seen) => {
+                let input = json!({"version": seen, "value": mine});
+                let (res, v) = p
+                    .op("cas_by_version", &shared, input, async {
+                        let mut r = Record::new("shared", mine.clone());
+                        r.version = seen;
+                        storage
+                            .cas_by_version(r)
+                            .await
+                            .map(|v| json!({ "version": v }))
+                    })
+                    .await;
+                (res, if res == Completion::Ok { v } else { json!({ "version": seen }) })
+            }
+            None => {
+                p.op("create", &shared, json!({ "value": mine }), async {
+                    storage
+                        .create(Record::new("shared", mine.clone()))
+                        .await
+                        .map(|v| json!({ "version": v }))
+                })
+                .await
+            }
+        };
+        if let (Completion::Ok | Completion::Fail, Some(v)) =
+            (res, v.get("version").and_then(Value::as_u64))
+        {
+            // Wait (at most 1 s) for someone else's change.
             p.op("wait_for_version_change", &shared, json!(v), async {
                 let wait = storage.wait_for_version_change("shared", v);
                 match tenure_core::clock::timeout(&*p.clock, Duration::from_secs(1), wait).await {
-                    Some(Ok(r)) => Ok(json!(r.map(|r| r.version))),
-                    Some(Err(e)) => Err(AgencyError::Invalid(e.to_string())),
-                    None => Ok(Value::Null),
+                    Some(Ok(Some(r))) => Ok(json!({ "version": r.version })),
+                    Some(Ok(None)) => Ok(json!({ "deleted": true })),
+                    Some(Err(e)) => Err(e),
+                    None => Ok(json!({ "timed_out": true })),
                 }
             })
             .await;

@@ -634,7 +634,27 @@ impl FromRaw for Storage {
                 },
                 Some(StorageOut::Version(version_of(&r.output))),
             ),
-            "read" | "get" => {
+            "wait_for_version_change" => {
+                let Some(version) = version_of(&r.input) else {
+                    return Err(format!("needs the version waited on, found {}", r.input));
+                };
+                let out = match &r.output {
+                    Value::Object(m) if m.get("deleted") == Some(&Value::Bool(true)) => {
+                        Some(StorageOut::Changed(None))
+                    }
+                    Value::Object(m) if m.get("timed_out") == Some(&Value::Bool(true)) => None,
+                    v => match version_of(v) {
+                        Some(n) => Some(StorageOut::Changed(Some(n))),
+                        None => {
+                            return Err(format!(
+                                "a wait returns {{\"version\"}}, {{\"deleted\": true}} or {{\"timed_out\": true}}, found {v}"
+                            ))
+                        }
+                    },
+                };
+                (StorageOp::WaitChange { key, version }, out)
+            }
+            "read" | "get" | "storage_get" => {
                 let out = match &r.output {
                     Value::Null => None,
                     Value::Object(m) => match (m.get("value"), m.get("version").and_then(Value::as_u64)) {

@@ -7,7 +7,7 @@
 //! | `kv`       | get, put, append (string concatenation), delete, cas, get_range, expire |
 //! | `mutex`    | acquire, release (by the calling process), expire; per key          |
 //! | `agency`   | transactions: preconditions, then writes, else other writes; read; expire |
-//! | `storage`  | create, read (value and version), cas_by_version, delete, expire    |
+//! | `storage`  | create, read (value and version), cas_by_version, delete, expire, wait_for_version_change |
 //!
 //! `expire` is an operation the system performs (a TTL or lease ran out): it removes the key.
 
@@ -544,10 +544,14 @@ pub enum StorageOp {
     CasByVersion { key: String, version: u64, value: Val },
     Delete { key: String },
     Expire { key: String },
+    /// `wait_for_version_change(key, version)`: returns once the record's version is another.
+    WaitChange { key: String, version: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum StorageOut {
+    /// What a wait returned: the version then, or `None` if the record was gone.
+    Changed(Option<u64>),
     /// A read: the value and version, or nothing.
     Read(Option<(Val, u64)>),
     /// A create or cas: the new version (`None`: not recorded).
@@ -575,6 +579,16 @@ impl Model for Storage {
                     None => Some(s.clone()),
                 }
             }
+            StorageOp::WaitChange { version, .. } => {
+                let now = s.as_ref().map(|(_, n)| *n);
+                return match o {
+                    Some(StorageOut::Changed(got)) => {
+                        (now != Some(*version) && *got == now).then(|| s.clone())
+                    }
+                    Some(_) => None,
+                    None => Some(s.clone()),
+                };
+            }
             StorageOp::Create { value, .. } => (s.is_none(), Some((value.clone(), 1))),
             StorageOp::CasByVersion { version, value, .. } => (
                 s.as_ref().is_some_and(|(_, v)| v == version),
@@ -599,7 +613,8 @@ impl Model for Storage {
         | StorageOp::Read { key }
         | StorageOp::CasByVersion { key, .. }
         | StorageOp::Delete { key }
-        | StorageOp::Expire { key }) = i;
+        | StorageOp::Expire { key }
+        | StorageOp::WaitChange { key, .. }) = i;
         Footprint::Keys(vec![key.clone()])
     }
     fn describe(&self, i: &StorageOp, o: Option<&StorageOut>) -> String {
@@ -615,6 +630,15 @@ impl Model for Storage {
             }
             StorageOp::Delete { key } => format!("delete {key}"),
             StorageOp::Expire { key } => format!("expire {key}"),
+            StorageOp::WaitChange { key, version } => match o {
+                Some(StorageOut::Changed(Some(n))) => {
+                    format!("wait_for_version_change {key} from v{version} -> v{n}")
+                }
+                Some(StorageOut::Changed(None)) => {
+                    format!("wait_for_version_change {key} from v{version} -> deleted")
+                }
+                _ => format!("wait_for_version_change {key} from v{version} -> ?"),
+            },
         }
     }
     fn describe_state(&self, s: &Self::State) -> String {
