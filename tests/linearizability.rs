@@ -2,9 +2,9 @@
 //! histories of porcupine's test data (tests/data/porcupine-jepsen-etcd, MIT licence), and
 //! hand-made histories for every model, each one that passes and one that breaks.
 
+use serde_json::{json, Value};
 use std::path::Path;
 use tenure::sim::lin::input::{self, operations, pair, Format, FromRaw};
-use serde_json::{json, Value};
 use tenure::sim::lin::models::{Agency, Kv, Mutex, Register, Storage};
 use tenure::sim::lin::{check, Budget, Checked, Verdict};
 
@@ -33,7 +33,10 @@ fn agrees_with_every_jepsen_etcd_verdict() {
         assert_eq!(input::detect(&text), Format::JepsenLog);
         let got = check_text(&Register, &text, Format::JepsenLog);
         if got.verdict != expected {
-            disagree.push(format!("{file}: expected {expected:?}, got {:?}", got.verdict));
+            disagree.push(format!(
+                "{file}: expected {expected:?}, got {:?}",
+                got.verdict
+            ));
         }
         if got.verdict == Verdict::NotLinearizable {
             not += 1;
@@ -83,7 +86,10 @@ fn register_reads_what_was_written() {
         (1, "ok", "read", "x", N),
         (0, "ok", "write", "x", json!(1)),
     ];
-    assert_eq!(verdict(&Register, &concurrent).verdict, Verdict::Linearizable);
+    assert_eq!(
+        verdict(&Register, &concurrent).verdict,
+        Verdict::Linearizable
+    );
     // A stale read after the write returned breaks it; the failure names the read.
     let stale = [
         (0, "invoke", "write", "x", json!(1)),
@@ -149,7 +155,10 @@ fn register_cas_unknown_and_failed_operations() {
         (2, "invoke", "read", "x", N),
         (2, "ok", "read", "x", json!(7)),
     ];
-    assert_eq!(verdict(&Register, &failed).verdict, Verdict::NotLinearizable);
+    assert_eq!(
+        verdict(&Register, &failed).verdict,
+        Verdict::NotLinearizable
+    );
 }
 
 #[test]
@@ -195,7 +204,13 @@ fn kv_map_with_append_delete_ranges_and_expiry() {
         (9, "ok", "expire", "b", N),
         (0, "invoke", "cas", "a", json!(["xy", "z"])),
         (0, "ok", "cas", "a", N),
-        (1, "invoke", "get_range", "", json!({"from": "a", "to": "c"})),
+        (
+            1,
+            "invoke",
+            "get_range",
+            "",
+            json!({"from": "a", "to": "c"}),
+        ),
         (1, "ok", "get_range", "", json!([["a", "z"]])),
         (0, "invoke", "delete", "a", N),
         (0, "ok", "delete", "a", N),
@@ -287,7 +302,13 @@ fn storage_versions_advance_one_cas_at_a_time() {
     let ok = [
         (0, "invoke", "create", "r", json!({"value": "a"})),
         (0, "ok", "create", "r", json!({"version": 1})),
-        (1, "invoke", "cas_by_version", "r", json!({"version": 1, "value": "b"})),
+        (
+            1,
+            "invoke",
+            "cas_by_version",
+            "r",
+            json!({"version": 1, "value": "b"}),
+        ),
         (1, "ok", "cas_by_version", "r", json!({"version": 2})),
         (2, "invoke", "read", "r", N),
         (2, "ok", "read", "r", json!({"value": "b", "version": 2})),
@@ -299,7 +320,13 @@ fn storage_versions_advance_one_cas_at_a_time() {
     assert_eq!(verdict(&Storage, &ok).verdict, Verdict::Linearizable);
     // A second successful cas on version 1.
     let mut bad = ok[..4].to_vec();
-    bad.push((2, "invoke", "cas_by_version", "r", json!({"version": 1, "value": "x"})));
+    bad.push((
+        2,
+        "invoke",
+        "cas_by_version",
+        "r",
+        json!({"version": 1, "value": "x"}),
+    ));
     bad.push((2, "ok", "cas_by_version", "r", N));
     assert_eq!(verdict(&Storage, &bad).verdict, Verdict::NotLinearizable);
     // A create over a live record.
@@ -326,13 +353,25 @@ fn edn_vector_edn_lines_and_json_lines_read_alike() {
     assert_eq!(input::detect(lines), Format::Edn);
     assert_eq!(input::detect(&vector), Format::Edn);
     assert_eq!(input::detect(&json), Format::Jsonl);
-    for (text, format) in [(lines.to_string(), Format::Edn), (vector, Format::Edn), (json, Format::Jsonl)] {
+    for (text, format) in [
+        (lines.to_string(), Format::Edn),
+        (vector, Format::Edn),
+        (json, Format::Jsonl),
+    ] {
         let c = check_text(&Register, &text, format);
         assert_eq!(c.verdict, Verdict::Linearizable);
         assert_eq!(c.ops, 2);
     }
-    let stale = lines.replace(":value 1}\n{:process :nemesis", ":value 1}\n{:process :nemesis").replace(":ok, :f :read, :value 1", ":ok, :f :read, :value 2");
-    assert_eq!(check_text(&Register, &stale, Format::Edn).verdict, Verdict::NotLinearizable);
+    let stale = lines
+        .replace(
+            ":value 1}\n{:process :nemesis",
+            ":value 1}\n{:process :nemesis",
+        )
+        .replace(":ok, :f :read, :value 1", ":ok, :f :read, :value 2");
+    assert_eq!(
+        check_text(&Register, &stale, Format::Edn).verdict,
+        Verdict::NotLinearizable
+    );
 }
 
 #[test]
@@ -350,23 +389,53 @@ fn bad_histories_are_named_by_line() {
         }
     };
     assert_eq!(
-        err("{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n", Format::Jsonl),
+        err(
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n",
+            Format::Jsonl
+        ),
         "line 1: process 0 completes an operation it never called"
     );
-    assert!(err("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n", Format::Jsonl).starts_with("line 2: not JSON"));
-    assert!(err("{\"process\":0,\"type\":\"begun\",\"f\":\"read\"}\n", Format::Jsonl).contains(":type must be"));
+    assert!(err(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n",
+        Format::Jsonl
+    )
+    .starts_with("line 2: not JSON"));
+    assert!(err(
+        "{\"process\":0,\"type\":\"begun\",\"f\":\"read\"}\n",
+        Format::Jsonl
+    )
+    .contains(":type must be"));
     assert!(err("{\"type\":\"invoke\",\"f\":\"read\"}\n", Format::Jsonl).contains("no :process"));
     assert!(err("[1, 2]\n", Format::Jsonl).contains("expected a map"));
-    assert!(err("{:process 0 :type :invoke :f :cas :value 3}\n{:process 0 :type :ok :f :cas :value 3}", Format::Edn)
-        .starts_with("line 1: :cas needs [old new]"));
-    assert!(err("{:process 0 :type :invoke :f :read}\n{:process 0 :type :ok :f :write}", Format::Edn)
-        .starts_with("line 2: process 0 completes :write but its pending call (line 1) is :read"));
+    assert!(err(
+        "{:process 0 :type :invoke :f :cas :value 3}\n{:process 0 :type :ok :f :cas :value 3}",
+        Format::Edn
+    )
+    .starts_with("line 1: :cas needs [old new]"));
+    assert!(err(
+        "{:process 0 :type :invoke :f :read}\n{:process 0 :type :ok :f :write}",
+        Format::Edn
+    )
+    .starts_with("line 2: process 0 completes :write but its pending call (line 1) is :read"));
     assert!(err("[{:process 0 :type :invoke :f :read}\n", Format::Edn).contains("never closed"));
     assert!(err("{:process 0 :type :invoke\n :f :read", Format::Edn).starts_with("line 1:"));
-    assert!(err("[{:process 0 :type :invoke :f :read}] x", Format::Edn).contains("after the history's closing"));
-    assert!(err("INFO  jepsen.util - x\t:invoke\t:read\tnil\n", Format::JepsenLog).contains("process must be a number"));
-    assert!(err("INFO  jepsen.util - 0\t:invoke\t:read\tnil\nsomething else\n", Format::JepsenLog).starts_with("line 2:"));
-    assert!(err("INFO  jepsen.util - 0\t:begin\t:read\tnil\n", Format::JepsenLog).contains("the type must be"));
+    assert!(err("[{:process 0 :type :invoke :f :read}] x", Format::Edn)
+        .contains("after the history's closing"));
+    assert!(err(
+        "INFO  jepsen.util - x\t:invoke\t:read\tnil\n",
+        Format::JepsenLog
+    )
+    .contains("process must be a number"));
+    assert!(err(
+        "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nsomething else\n",
+        Format::JepsenLog
+    )
+    .starts_with("line 2:"));
+    assert!(err(
+        "INFO  jepsen.util - 0\t:begin\t:read\tnil\n",
+        Format::JepsenLog
+    )
+    .contains("the type must be"));
 }
 
 mod generated {

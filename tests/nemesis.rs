@@ -223,5 +223,9 @@ fn linearizability_is_checked_on_every_run_and_catches_a_stale_read() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].rule, "S13 linearizability");
     assert!(v[0].message.contains(&key), "{}", v[0].message);
-    assert!(v[0].message.contains("\"never written\""), "{}", v[0].message);
+    assert!(
+        v[0].message.contains("\"never written\""),
+        "{}",
+        v[0].message
+    );
 }

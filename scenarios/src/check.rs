@@ -109,8 +109,9 @@ pub fn check_text(
         let h = History::from_jsonl(text)?;
         let mut violations = check::all(&h);
         let mut warnings = check::actions_within_belief(&h);
-        let (unknown, broken): (Vec<_>, Vec<_>) =
-            violations.into_iter().partition(|v| v.rule == check::S13_UNKNOWN);
+        let (unknown, broken): (Vec<_>, Vec<_>) = violations
+            .into_iter()
+            .partition(|v| v.rule == check::S13_UNKNOWN);
         violations = broken;
         warnings.extend(unknown);
         let events = input::from_history(&h).len();
@@ -189,7 +190,9 @@ fn linearize<M: FromRaw>(
 pub fn budget(steps: Option<u64>, time_limit_s: Option<f64>) -> Result<Budget, String> {
     let max_time = match time_limit_s {
         Some(t) if !(t.is_finite() && t > 0.0) => {
-            return Err(format!("--time-limit must be a positive number of seconds, not {t}"))
+            return Err(format!(
+                "--time-limit must be a positive number of seconds, not {t}"
+            ))
         }
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
@@ -204,7 +207,11 @@ pub fn budget(steps: Option<u64>, time_limit_s: Option<f64>) -> Result<Budget, S
 pub fn render(path: &str, r: &CheckReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "history    {path} ({}, {} calls and completions)", r.format, r.events);
+    let _ = writeln!(
+        out,
+        "history    {path} ({}, {} calls and completions)",
+        r.format, r.events
+    );
     if let Some(c) = &r.linearizability {
         let _ = writeln!(out, "model      {}", c.model);
         let mut ops = format!("{}", c.ops);
@@ -229,7 +236,11 @@ pub fn render(path: &str, r: &CheckReport) -> String {
         };
         let _ = writeln!(out, "verdict    {verdict}");
     } else {
-        let verdict = if r.violations.is_empty() { "every invariant held" } else { "VIOLATED" };
+        let verdict = if r.violations.is_empty() {
+            "every invariant held"
+        } else {
+            "VIOLATED"
+        };
         let _ = writeln!(out, "verdict    {verdict}");
     }
     for v in &r.violations {

@@ -127,7 +127,13 @@ fn check_gives_jepsen_verdicts_with_exit_codes() {
     assert!(out.contains("NOT linearizable"), "{out}");
     assert!(out.contains("cannot be placed"), "{out}");
     // As JSON.
-    let (code, out, _) = tenure(&["check", "--json", "--model", "register", &data("etcd_000.log")]);
+    let (code, out, _) = tenure(&[
+        "check",
+        "--json",
+        "--model",
+        "register",
+        &data("etcd_000.log"),
+    ]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["linearizability"]["verdict"], "not_linearizable");
@@ -189,11 +195,31 @@ fn check_runs_every_invariant_on_a_tenure_history() {
 #[test]
 fn check_refuses_bad_input_with_the_line() {
     let cases = [
-        ("empty-type.jsonl", "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"f\":\"read\"}\n", "line 2"),
-        ("bad.edn", "{:process 0 :type :invoke :f :read}\n{:process 0 :type", "line 2"),
-        ("orphan.edn", "{:process 0 :type :ok :f :read :value 1}", "line 1"),
-        ("bad.log", "INFO  jepsen.util - 0\t:invoke\t:cas\t[1\n", "line 1"),
-        ("tenure-bad.jsonl", "{\"t_us\": 1, \"node\": \"x\", \"type\": \"nonsense\"}\n", "line 1"),
+        (
+            "empty-type.jsonl",
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"f\":\"read\"}\n",
+            "line 2",
+        ),
+        (
+            "bad.edn",
+            "{:process 0 :type :invoke :f :read}\n{:process 0 :type",
+            "line 2",
+        ),
+        (
+            "orphan.edn",
+            "{:process 0 :type :ok :f :read :value 1}",
+            "line 1",
+        ),
+        (
+            "bad.log",
+            "INFO  jepsen.util - 0\t:invoke\t:cas\t[1\n",
+            "line 1",
+        ),
+        (
+            "tenure-bad.jsonl",
+            "{\"t_us\": 1, \"node\": \"x\", \"type\": \"nonsense\"}\n",
+            "line 1",
+        ),
     ];
     for (name, text, line) in cases {
         let p = scratch(name, text);

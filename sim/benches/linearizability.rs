@@ -13,7 +13,8 @@ use tenure_sim::lin::models::Register;
 use tenure_sim::lin::{check, Budget, Verdict};
 
 fn etcd(c: &mut Criterion) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/porcupine-jepsen-etcd");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/porcupine-jepsen-etcd");
     let mut histories = Vec::new();
     for i in 0..102 {
         let text = std::fs::read_to_string(dir.join(format!("etcd_{i:03}.log"))).unwrap();
@@ -34,7 +35,12 @@ fn etcd(c: &mut Criterion) {
 fn generated(c: &mut Criterion) {
     let mut g = c.benchmark_group("generated registers");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    for (ops, keys) in [(10_000, 1), (100_000, 1), (100_000, 1_000), (1_000_000, 1_000)] {
+    for (ops, keys) in [
+        (10_000, 1),
+        (100_000, 1),
+        (100_000, 1_000),
+        (1_000_000, 1_000),
+    ] {
         let h = registers(Spec {
             ops,
             keys,
@@ -43,7 +49,12 @@ fn generated(c: &mut Criterion) {
             seed: 1,
         });
         g.bench_function(format!("{ops} ops over {keys} keys"), |b| {
-            b.iter(|| assert_eq!(check(&Register, &h, Budget::default()).verdict, Verdict::Linearizable))
+            b.iter(|| {
+                assert_eq!(
+                    check(&Register, &h, Budget::default()).verdict,
+                    Verdict::Linearizable
+                )
+            })
         });
     }
     g.finish();

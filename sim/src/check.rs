@@ -432,6 +432,128 @@ pub fn lock_delay(
     out
 }
 
+/// S9: fencing tokens strictly increase in grant order: per resource, grants (the first belief
+/// in each token) in the order they were believed carry strictly increasing tokens, and no
+/// token is believed by two processes.
+pub fn token_order(h: &History) -> Vec<Violation> {
+    let beliefs = belief_intervals(h);
+    let mut out = Vec::new();
+    // resource -> token -> (first interval)
+    let mut grants: BTreeMap<&str, BTreeMap<u64, &BeliefInterval>> = BTreeMap::new();
+    for b in &beliefs {
+        let first = grants
+            .entry(&b.resource)
+            .or_default()
+            .entry(b.token)
+            .or_insert(b);
+        if first.process != b.process {
+            out.push(Violation {
+                rule: "S9 fencing tokens".into(),
+                records: vec![first.record, b.record],
+                message: format!(
+                    "token {} of {} was believed by process {} (from {} us) and by process {} (from {} us): one grant, two holders",
+                    b.token, b.resource, first.process, first.from_us, b.process, b.from_us
+                ),
+            });
+        }
+    }
+    for (resource, by_token) in grants {
+        let mut order: Vec<&&BeliefInterval> = by_token.values().collect();
+        order.sort_by_key(|b| (b.from_us, b.token));
+        for w in order.windows(2) {
+            if w[1].token <= w[0].token {
+                out.push(Violation {
+                    rule: "S9 fencing tokens".into(),
+                    records: vec![w[0].record, w[1].record],
+                    message: format!(
+                        "{resource} was granted to process {} with token {} (from {} us) after process {} held token {} (from {} us): tokens must grow with every grant",
+                        w[1].process, w[1].token, w[1].from_us, w[0].process, w[0].token, w[0].from_us
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// S5: extensions never shorten a lease: within one grant (process, resource, token), every
+/// renewal's local deadline is at least the one before, until the holder lets go.
+pub fn extensions(h: &History) -> Vec<Violation> {
+    let mut last: BTreeMap<(u64, &str, u64), (u64, usize)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, r) in h.records.iter().enumerate() {
+        let Event::Belief {
+            process,
+            resource,
+            token,
+            until_local_us,
+            ..
+        } = &r.event
+        else {
+            continue;
+        };
+        let k = (*process, resource.as_str(), *token);
+        match until_local_us {
+            Some(u) => {
+                if let Some(&(before, j)) = last.get(&k) {
+                    if *u < before {
+                        out.push(Violation {
+                            rule: "S5 extensions".into(),
+                            records: vec![j, i],
+                            message: format!(
+                                "process {process}'s hold of {resource} (token {token}) ran to local {before} us, and a renewal at {} cut it to local {u} us",
+                                r.t_us
+                            ),
+                        });
+                    }
+                }
+                last.insert(k, (*u, i));
+            }
+            None => {
+                last.remove(&k);
+            }
+        }
+    }
+    out
+}
+
+/// S4: no early expiry: when the agency expires `key` (a lock, lease or leadership key; each
+/// paired with the `resource` its holders believe in), no holder of that resource still
+/// believes it holds it. The expiry is timed by its first application (at or after commit).
+pub fn no_early_expiry(h: &History, keys: &[(&str, &str)]) -> Vec<Violation> {
+    let beliefs = belief_intervals(h);
+    let mut seen: BTreeMap<(&str, u64), ()> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, r) in h.records.iter().enumerate() {
+        let Event::Expire { key, revision, .. } = &r.event else {
+            continue;
+        };
+        if seen.insert((key.as_str(), *revision), ()).is_some() {
+            continue;
+        }
+        for &(_, resource) in keys.iter().filter(|(k, _)| *k == key) {
+            for b in beliefs
+                .iter()
+                .filter(|b| b.resource == resource && b.from_us < r.t_us && r.t_us < b.until_us)
+            {
+                out.push(Violation {
+                    rule: "S4 no early expiry".into(),
+                    records: vec![b.record, i],
+                    message: format!(
+                        "{key} expired at revision {revision} ({}) while process {} still believed it held {resource} (token {}) until {} us: {} us too early",
+                        at(r),
+                        b.process,
+                        b.token,
+                        b.until_us,
+                        b.until_us - r.t_us
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// S10: a fenced resource never accepts a lower token after a higher one.
 pub fn fencing(h: &History) -> Vec<Violation> {
     let mut highest: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
@@ -511,9 +633,12 @@ const LINEARIZABILITY_STEPS: u64 = 20_000_000;
 /// as warnings, not violations).
 pub fn linearizability(h: &History) -> Vec<Violation> {
     use crate::lin::models::Register;
-    linearizable(h, &Register, |r| !r.key.as_deref().unwrap_or("").starts_with("/storage/"), |_| {
-        "S13 linearizability"
-    })
+    linearizable(
+        h,
+        &Register,
+        |r| !r.key.as_deref().unwrap_or("").starts_with("/storage/"),
+        |_| "S13 linearizability",
+    )
 }
 
 /// S14 and S16 on Storage records (keys under `/storage/`): `create`, `storage_get`,
@@ -523,13 +648,18 @@ pub fn linearizability(h: &History) -> Vec<Violation> {
 /// one it waited on (S16). Expiries of records are operations of the system.
 pub fn storage_versions(h: &History) -> Vec<Violation> {
     use crate::lin::models::Storage;
-    linearizable(h, &Storage, |r| r.key.as_deref().unwrap_or("").starts_with("/storage/"), |op| {
-        if op.starts_with("wait_for_version_change") {
-            "S16 watches"
-        } else {
-            "S14 compare-and-set by version"
-        }
-    })
+    linearizable(
+        h,
+        &Storage,
+        |r| r.key.as_deref().unwrap_or("").starts_with("/storage/"),
+        |op| {
+            if op.starts_with("wait_for_version_change") {
+                "S16 watches"
+            } else {
+                "S14 compare-and-set by version"
+            }
+        },
+    )
 }
 
 fn linearizable<M: crate::lin::input::FromRaw>(
@@ -555,7 +685,11 @@ fn linearizable<M: crate::lin::input::FromRaw>(
             return vec![Violation {
                 rule: name.into(),
                 records: vec![e.line.saturating_sub(1)],
-                message: format!("the history's operations do not read as {}: {}", model.name(), e.message),
+                message: format!(
+                    "the history's operations do not read as {}: {}",
+                    model.name(),
+                    e.message
+                ),
             }]
         }
     };
@@ -573,17 +707,23 @@ fn linearizable<M: crate::lin::input::FromRaw>(
             ),
         })
         .collect();
-    out.extend(checked.parts.iter().filter(|p| p.verdict == Verdict::Unknown).map(|p| Violation {
-        rule: S13_UNKNOWN.into(),
-        records: Vec::new(),
-        message: format!(
-            "{} {} operations on {} were not decided within {} search steps",
-            p.ops,
-            model.name(),
-            p.keys.join(", "),
-            LINEARIZABILITY_STEPS
-        ),
-    }));
+    out.extend(
+        checked
+            .parts
+            .iter()
+            .filter(|p| p.verdict == Verdict::Unknown)
+            .map(|p| Violation {
+                rule: S13_UNKNOWN.into(),
+                records: Vec::new(),
+                message: format!(
+                    "{} {} operations on {} were not decided within {} search steps",
+                    p.ops,
+                    model.name(),
+                    p.keys.join(", "),
+                    LINEARIZABILITY_STEPS
+                ),
+            }),
+    );
     out
 }
 
@@ -597,6 +737,8 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(durability(h));
     v.extend(exclusivity(h));
     v.extend(fencing(h));
+    v.extend(token_order(h));
+    v.extend(extensions(h));
     v.extend(failed_checks(h));
     v.extend(linearizability(h));
     v.extend(storage_versions(h));
@@ -805,5 +947,127 @@ mod tests {
             )],
         };
         assert_eq!(rules(&h), vec!["L1 liveness"]);
+    }
+
+    fn belief(t: u64, process: u64, token: u64, until: Option<u64>) -> Record {
+        rec(
+            t,
+            &format!("client-{process}"),
+            Event::Belief {
+                process,
+                resource: "lock:/l".into(),
+                token,
+                // The holders' clocks read true time here.
+                until_local_us: until,
+                until_us: until,
+            },
+        )
+    }
+
+    fn expire(t: u64, revision: u64) -> Record {
+        rec(
+            t,
+            "agent-1",
+            Event::Expire {
+                agent: 1,
+                key: "/l".into(),
+                revision,
+            },
+        )
+    }
+
+    fn fenced(t: u64, process: u64, token: u64, accepted: bool) -> Record {
+        rec(
+            t,
+            "resource",
+            Event::Fenced {
+                process,
+                resource: "lock:/l".into(),
+                token,
+                accepted,
+                highest: token,
+            },
+        )
+    }
+
+    fn names(v: Vec<Violation>) -> Vec<String> {
+        v.into_iter().map(|v| v.rule).collect()
+    }
+
+    /// Process 1 holds token 5 over [10, 100), renews to 150, lets go at 120; the key expires
+    /// at 200; process 2 gets token 9 at 260 (after a 50 us lock-delay) until 400.
+    fn holders() -> Vec<Record> {
+        vec![
+            belief(10, 1, 5, Some(100)),
+            fenced(20, 1, 5, true),
+            belief(50, 1, 5, Some(150)),
+            belief(120, 1, 5, None),
+            expire(200, 7),
+            belief(260, 2, 9, Some(400)),
+            fenced(270, 2, 9, true),
+            fenced(280, 1, 5, false),
+        ]
+    }
+
+    #[test]
+    fn a_clean_holder_history_passes_every_holder_rule() {
+        let h = History { records: holders() };
+        assert_eq!(rules(&h), Vec::<String>::new());
+        assert!(no_early_expiry(&h, &[("/l", "lock:/l")]).is_empty());
+        assert!(lock_delay(&h, "/l", "lock:/l", std::time::Duration::from_micros(50)).is_empty());
+        assert!(actions_within_belief(&h).is_empty());
+    }
+
+    #[test]
+    fn each_holder_rule_is_caught_alone() {
+        let with = |edit: &dyn Fn(&mut Vec<Record>)| {
+            let mut r = holders();
+            edit(&mut r);
+            History { records: r }
+        };
+        // S1: process 2 believes from 110, while process 1 still does (until 120).
+        let h = with(&|r| r[5] = belief(110, 2, 9, Some(400)));
+        assert_eq!(names(exclusivity(&h)), vec!["S1 exclusivity"]);
+        assert_eq!(exclusivity(&h)[0].records, vec![0, 5]);
+        // S4: the key expires at 110, inside process 1's belief.
+        let h = with(&|r| r[4] = expire(110, 7));
+        assert_eq!(
+            names(no_early_expiry(&h, &[("/l", "lock:/l")])),
+            vec!["S4 no early expiry"]
+        );
+        assert!(exclusivity(&h).is_empty());
+        // S5: the renewal cuts the deadline from 100 to 90.
+        let h = with(&|r| r[2] = belief(50, 1, 5, Some(90)));
+        assert_eq!(names(extensions(&h)), vec!["S5 extensions"]);
+        // S8: granted again 20 us after the expiry, within a 60 ms lock-delay (the check
+        // allows 50 ms for agents applying the expiry at different times).
+        let h = with(&|r| r[5] = belief(220, 2, 9, Some(400)));
+        let v = lock_delay(&h, "/l", "lock:/l", std::time::Duration::from_millis(60));
+        assert_eq!(names(v), vec!["S8 lock-delay"]);
+        // S9: the later grant carries a lower token; and one token, two holders.
+        let h = with(&|r| r[5] = belief(260, 2, 4, Some(400)));
+        assert_eq!(names(token_order(&h)), vec!["S9 fencing tokens"]);
+        let h = with(&|r| r[5] = belief(260, 2, 5, Some(400)));
+        assert_eq!(names(token_order(&h)), vec!["S9 fencing tokens"]);
+        // S10: the resource accepts the stale token 5 after 9.
+        let h = with(&|r| r[7] = fenced(280, 1, 5, true));
+        assert_eq!(names(fencing(&h)), vec!["S10 fencing"]);
+        // S11: process 1 writes at 130, after it let go.
+        let mut r = holders();
+        r.push(rec(
+            130,
+            "client-1",
+            Event::Invoke {
+                process: 1,
+                op: 1,
+                f: "fenced_write".into(),
+                key: "/l".into(),
+                value: json!({"token": 5}),
+                local_us: 130,
+            },
+        ));
+        r.sort_by_key(|r| r.t_us);
+        let v = actions_within_belief(&History { records: r });
+        assert_eq!(names(v), vec!["S11 action within belief"]);
     }
 }

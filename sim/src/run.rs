@@ -323,6 +323,13 @@ const LEASE_RESOURCE: &str = "lease:svc";
 const SERVICE: &str = "app";
 const LEADERSHIP_RESOURCE: &str = "leadership:app";
 
+/// The agency key behind each resource holders believe in (for S4).
+const EXPIRING_KEYS: [(&str, &str); 3] = [
+    (LOCK_KEY, LOCK_RESOURCE),
+    ("/lease/svc", LEASE_RESOURCE),
+    ("/lease/app", LEADERSHIP_RESOURCE),
+];
+
 /// What a holder process contends for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HolderKind {
@@ -874,7 +881,14 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
                             .map(|v| json!({ "version": v }))
                     })
                     .await;
-                (res, if res == Completion::Ok { v } else { json!({ "version": seen }) })
+                (
+                    res,
+                    if res == Completion::Ok {
+                        v
+                    } else {
+                        json!({ "version": seen })
+                    },
+                )
             }
             None => {
                 p.op("create", &shared, json!({ "value": mine }), async {
@@ -1196,6 +1210,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             config.lock_delay,
         ));
     }
+    violations.extend(check::no_early_expiry(&history, &EXPIRING_KEYS));
     let mut warnings = check::actions_within_belief(&history);
     // A linearizability check the budget could not decide is no verdict either way.
     let (unknown, broken): (Vec<_>, Vec<_>) = violations

@@ -50,7 +50,11 @@ pub struct Reader<'a> {
 const MAX_DEPTH: usize = 200;
 
 fn delimiter(c: u8) -> bool {
-    c.is_ascii_whitespace() || matches!(c, b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+    c.is_ascii_whitespace()
+        || matches!(
+            c,
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+        )
 }
 
 impl<'a> Reader<'a> {
@@ -197,7 +201,9 @@ impl<'a> Reader<'a> {
                 self.bump();
                 match self.peek() {
                     Some(b'{') => match self.form()? {
-                        Some(Edn::Map(pairs)) => Edn::Set(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+                        Some(Edn::Map(pairs)) => {
+                            Edn::Set(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
+                        }
                         _ => return self.err("a set is not closed"),
                     },
                     Some(b'_') => {
@@ -235,11 +241,14 @@ impl<'a> Reader<'a> {
                 None => {
                     return Err(EdnError {
                         line: start,
-                        message: format!("'{}' opened here is never closed", match close {
-                            b')' => '(',
-                            b']' => '[',
-                            _ => '{',
-                        }),
+                        message: format!(
+                            "'{}' opened here is never closed",
+                            match close {
+                                b')' => '(',
+                                b']' => '[',
+                                _ => '{',
+                            }
+                        ),
                     })
                 }
                 Some(c) if c == close => {
@@ -286,7 +295,9 @@ impl<'a> Reader<'a> {
                     Some(b'"') => out.push(b'"'),
                     Some(b'\\') => out.push(b'\\'),
                     Some(b'u') => {
-                        let hex: String = (0..4).filter_map(|_| self.bump().map(|b| b as char)).collect();
+                        let hex: String = (0..4)
+                            .filter_map(|_| self.bump().map(|b| b as char))
+                            .collect();
                         match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
                             Some(c) => out.extend_from_slice(c.to_string().as_bytes()),
                             None => return self.err(format!("bad escape \\u{hex}")),
@@ -314,7 +325,9 @@ impl<'a> Reader<'a> {
             _ => {
                 let first = t.as_bytes()[0];
                 let numeric = first.is_ascii_digit()
-                    || ((first == b'-' || first == b'+') && t.len() > 1 && t.as_bytes()[1].is_ascii_digit());
+                    || ((first == b'-' || first == b'+')
+                        && t.len() > 1
+                        && t.as_bytes()[1].is_ascii_digit());
                 if numeric {
                     let body = t.trim_end_matches(['N', 'M']);
                     if let Ok(i) = body.parse::<i64>() {
@@ -343,7 +356,9 @@ impl Edn {
             Edn::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
             Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => Value::String(s.clone()),
             Edn::Char(c) => Value::String(c.to_string()),
-            Edn::List(v) | Edn::Vector(v) | Edn::Set(v) => Value::Array(v.iter().map(Edn::to_json).collect()),
+            Edn::List(v) | Edn::Vector(v) | Edn::Set(v) => {
+                Value::Array(v.iter().map(Edn::to_json).collect())
+            }
             Edn::Map(pairs) => {
                 let mut m = Map::new();
                 for (k, v) in pairs {
@@ -385,10 +400,15 @@ mod tests {
 
     #[test]
     fn reads_a_jepsen_op() {
-        let v = all(r#"{:type :ok, :f :cas, :value [1 2], :process 3, :time 12, :error "x\"y"} ; c"#).unwrap();
+        let v =
+            all(r#"{:type :ok, :f :cas, :value [1 2], :process 3, :time 12, :error "x\"y"} ; c"#)
+                .unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].get("type"), Some(&Edn::Keyword("ok".into())));
-        assert_eq!(v[0].get("value"), Some(&Edn::Vector(vec![Edn::Int(1), Edn::Int(2)])));
+        assert_eq!(
+            v[0].get("value"),
+            Some(&Edn::Vector(vec![Edn::Int(1), Edn::Int(2)]))
+        );
         assert_eq!(
             v[0].to_json(),
             serde_json::json!({"type": "ok", "f": "cas", "value": [1, 2], "process": 3, "time": 12, "error": "x\"y"})
@@ -397,11 +417,16 @@ mod tests {
 
     #[test]
     fn reads_tags_sets_discards_and_numbers() {
-        let v = all("#jepsen.history.Op{:a #{1 2}} #_ 5 #inst \"2020\" -3 4.5 12N \\a nil true sym").unwrap();
+        let v =
+            all("#jepsen.history.Op{:a #{1 2}} #_ 5 #inst \"2020\" -3 4.5 12N \\a nil true sym")
+                .unwrap();
         assert_eq!(
             v,
             vec![
-                Edn::Map(vec![(Edn::Keyword("a".into()), Edn::Set(vec![Edn::Int(1), Edn::Int(2)]))]),
+                Edn::Map(vec![(
+                    Edn::Keyword("a".into()),
+                    Edn::Set(vec![Edn::Int(1), Edn::Int(2)])
+                )]),
                 Edn::Str("2020".into()),
                 Edn::Int(-3),
                 Edn::Float(4.5),
@@ -417,7 +442,10 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         assert_eq!(all("{:a 1}\n{:a").unwrap_err().line, 2);
-        assert_eq!(all("{:a 1}\n\n{:a 1 :b}").unwrap_err().message, "a map has a key without a value");
+        assert_eq!(
+            all("{:a 1}\n\n{:a 1 :b}").unwrap_err().message,
+            "a map has a key without a value"
+        );
         assert_eq!(all("\n\"abc").unwrap_err().line, 2);
         assert_eq!(all("1 ]").unwrap_err().message, "unexpected ']'");
         assert!(all("#").is_err());

@@ -70,19 +70,29 @@ pub fn registers(spec: Spec) -> Vec<Operation<RegisterOp, RegisterOut>> {
     let mut order: Vec<usize> = (0..planned.len()).collect();
     order.sort_by_key(|&i| (planned[i].at, i));
     let mut state: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut out: Vec<Option<Operation<RegisterOp, RegisterOut>>> = (0..planned.len()).map(|_| None).collect();
+    let mut out: Vec<Option<Operation<RegisterOp, RegisterOut>>> =
+        (0..planned.len()).map(|_| None).collect();
     for (n, &i) in order.iter().enumerate() {
         let p = &planned[i];
         let key = p.key.clone();
         let current = state.get(p.key.as_str()).copied();
         let fresh = n as u64 + 1;
         let (input, output) = match p.kind {
-            0..=3 => (RegisterOp::Read { key }, RegisterOut::Read(current.map(|v| val(&json!(v))))),
+            0..=3 => (
+                RegisterOp::Read { key },
+                RegisterOut::Read(current.map(|v| val(&json!(v)))),
+            ),
             4..=6 => {
                 if p.took_effect {
                     state.insert(&p.key, fresh);
                 }
-                (RegisterOp::Write { key, value: val(&json!(fresh)) }, RegisterOut::Done)
+                (
+                    RegisterOp::Write {
+                        key,
+                        value: val(&json!(fresh)),
+                    },
+                    RegisterOut::Done,
+                )
             }
             _ => {
                 // Mostly the current value, so most succeed; a failed one is left out.
@@ -100,7 +110,11 @@ pub fn registers(spec: Spec) -> Vec<Operation<RegisterOp, RegisterOut>> {
                     state.insert(&p.key, fresh);
                 }
                 (
-                    RegisterOp::Cas { key, old: val(&json!(old)), new: val(&json!(fresh)) },
+                    RegisterOp::Cas {
+                        key,
+                        old: val(&json!(old)),
+                        new: val(&json!(fresh)),
+                    },
                     RegisterOut::Done,
                 )
             }

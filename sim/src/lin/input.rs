@@ -139,10 +139,19 @@ pub fn from_history(h: &crate::history::History) -> Vec<HistoryEvent> {
 }
 
 /// The events of one record of tenure's own history.
-fn tenure_record(r: &Record, line: usize, expired: &mut BTreeMap<(String, u64), ()>, out: &mut Vec<HistoryEvent>) {
+fn tenure_record(
+    r: &Record,
+    line: usize,
+    expired: &mut BTreeMap<(String, u64), ()>,
+    out: &mut Vec<HistoryEvent>,
+) {
     match &r.event {
         Event::Invoke {
-            process, f, key, value, ..
+            process,
+            f,
+            key,
+            value,
+            ..
         } => out.push(HistoryEvent {
             process: process.to_string(),
             kind: Kind::Invoke,
@@ -152,7 +161,10 @@ fn tenure_record(r: &Record, line: usize, expired: &mut BTreeMap<(String, u64), 
             line,
         }),
         Event::Complete {
-            process, result, value, ..
+            process,
+            result,
+            value,
+            ..
         } => out.push(HistoryEvent {
             process: process.to_string(),
             kind: match result {
@@ -197,9 +209,21 @@ fn jepsen_op(v: &Value, line: usize) -> Result<Option<HistoryEvent>, InputError>
         None => return bad(line, "the operation has no :process"),
     };
     let kind = match m.get("type") {
-        Some(Value::String(s)) => Kind::parse(s)
-            .map_or_else(|| bad(line, format!(":type must be invoke, ok, fail or info, found {s}")), Ok)?,
-        Some(other) => return bad(line, format!(":type must be invoke, ok, fail or info, found {other}")),
+        Some(Value::String(s)) => Kind::parse(s).map_or_else(
+            || {
+                bad(
+                    line,
+                    format!(":type must be invoke, ok, fail or info, found {s}"),
+                )
+            },
+            Ok,
+        )?,
+        Some(other) => {
+            return bad(
+                line,
+                format!(":type must be invoke, ok, fail or info, found {other}"),
+            )
+        }
         None => return bad(line, "the operation has no :type"),
     };
     let f = match m.get("f") {
@@ -236,7 +260,10 @@ fn read_edn(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
     loop {
         if vector && r.close_vector() {
             if let Some(c) = r.peek_start() {
-                return bad(r.line(), format!("text after the history's closing ']': '{}'", c as char));
+                return bad(
+                    r.line(),
+                    format!("text after the history's closing ']': '{}'", c as char),
+                );
             }
             break;
         }
@@ -247,7 +274,10 @@ fn read_edn(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
             break;
         };
         if !matches!(form, Edn::Map(_)) {
-            return bad(line, "expected a map of an operation ({:process .. :type ..})");
+            return bad(
+                line,
+                "expected a map of an operation ({:process .. :type ..})",
+            );
         }
         if let Some(e) = jepsen_op(&form.to_json(), line)? {
             out.push(e);
@@ -264,11 +294,17 @@ fn read_jepsen_log(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
             continue;
         }
         let Some((_, rest)) = l.split_once("jepsen.util - ") else {
-            return bad(line, "expected 'INFO  jepsen.util - PROCESS :TYPE :F VALUE'");
+            return bad(
+                line,
+                "expected 'INFO  jepsen.util - PROCESS :TYPE :F VALUE'",
+            );
         };
         let mut it = rest.split_whitespace();
         let (Some(p), Some(t), Some(f)) = (it.next(), it.next(), it.next()) else {
-            return bad(line, "expected PROCESS :TYPE :F VALUE after 'jepsen.util - '");
+            return bad(
+                line,
+                "expected PROCESS :TYPE :F VALUE after 'jepsen.util - '",
+            );
         };
         let value_text: Vec<&str> = it.collect();
         if p == ":nemesis" {
@@ -277,10 +313,15 @@ fn read_jepsen_log(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
         if p.parse::<u64>().is_err() {
             return bad(line, format!("the process must be a number, found {p}"));
         }
-        let kind = t
-            .strip_prefix(':')
-            .and_then(Kind::parse)
-            .map_or_else(|| bad(line, format!("the type must be :invoke, :ok, :fail or :info, found {t}")), Ok)?;
+        let kind = t.strip_prefix(':').and_then(Kind::parse).map_or_else(
+            || {
+                bad(
+                    line,
+                    format!("the type must be :invoke, :ok, :fail or :info, found {t}"),
+                )
+            },
+            Ok,
+        )?;
         let Some(f) = f.strip_prefix(':') else {
             return bad(line, format!("the function must be a keyword, found {f}"));
         };
@@ -363,7 +404,10 @@ pub fn pair(events: &[HistoryEvent]) -> Result<(Vec<RawOp>, usize), InputError> 
                 let Some(i) = pending.remove(e.process.as_str()) else {
                     return bad(
                         e.line,
-                        format!("process {} completes an operation it never called", e.process),
+                        format!(
+                            "process {} completes an operation it never called",
+                            e.process
+                        ),
                     );
                 };
                 let op = ops[i].as_mut().expect("pending ops are kept");
@@ -411,6 +455,17 @@ pub fn operations<M: FromRaw>(
     let mut ops = Vec::with_capacity(raw.len());
     let mut skipped = BTreeMap::new();
     for r in raw {
+        // An unknown outcome's value (an error text, or nothing) says nothing of its result.
+        let unknown;
+        let r = if r.outcome == Outcome::Ok {
+            r
+        } else {
+            unknown = RawOp {
+                output: Value::Null,
+                ..r.clone()
+            };
+            &unknown
+        };
         match model.from_raw(r) {
             Ok(Some((input, output))) => {
                 let known = r.outcome == Outcome::Ok;
@@ -449,7 +504,10 @@ impl FromRaw for Register {
     fn from_raw(&self, r: &RawOp) -> Result<Option<(RegisterOp, Option<RegisterOut>)>, String> {
         let key = key_of(r);
         Ok(Some(match r.f.as_str() {
-            "read" | "get" => (RegisterOp::Read { key }, Some(RegisterOut::Read(opt_val(&r.output)))),
+            "read" | "get" => (
+                RegisterOp::Read { key },
+                Some(RegisterOut::Read(opt_val(&r.output))),
+            ),
             "write" | "put" => (
                 RegisterOp::Write {
                     key,
@@ -517,7 +575,11 @@ impl FromRaw for Kv {
                             _ => Err(format!("a range result needs [key value] pairs, found {p}")),
                         })
                         .collect::<Result<Vec<_>, _>>()?,
-                    other => return Err(format!("a range result must be a map or pairs, found {other}")),
+                    other => {
+                        return Err(format!(
+                            "a range result must be a map or pairs, found {other}"
+                        ))
+                    }
                 };
                 let mut out = out;
                 out.sort();
@@ -597,10 +659,16 @@ fn list<T>(v: Option<&Value>, each: fn(&Value) -> Result<T, String>) -> Result<V
 impl FromRaw for Agency {
     fn from_raw(&self, r: &RawOp) -> Result<Option<(AgencyOp, Option<AgencyOut>)>, String> {
         Ok(Some(match r.f.as_str() {
-            "read" | "get" => (AgencyOp::Read { key: key_of(r) }, Some(AgencyOut::Read(opt_val(&r.output)))),
+            "read" | "get" => (
+                AgencyOp::Read { key: key_of(r) },
+                Some(AgencyOut::Read(opt_val(&r.output))),
+            ),
             "expire" => (AgencyOp::Expire { key: key_of(r) }, None),
             "txn" => {
-                let m = r.input.as_object().ok_or("needs {\"if\": [..], \"then\": [..], \"else\": [..]}")?;
+                let m = r
+                    .input
+                    .as_object()
+                    .ok_or("needs {\"if\": [..], \"then\": [..], \"else\": [..]}")?;
                 let op = AgencyOp::Txn {
                     conds: list(m.get("if"), cond_of)?,
                     then: list(m.get("then"), write_of)?,
@@ -643,6 +711,7 @@ impl FromRaw for Storage {
                         Some(StorageOut::Changed(None))
                     }
                     Value::Object(m) if m.get("timed_out") == Some(&Value::Bool(true)) => None,
+                    Value::Null if r.outcome != Outcome::Ok => None,
                     v => match version_of(v) {
                         Some(n) => Some(StorageOut::Changed(Some(n))),
                         None => {
@@ -655,19 +724,35 @@ impl FromRaw for Storage {
                 (StorageOp::WaitChange { key, version }, out)
             }
             "read" | "get" | "storage_get" => {
-                let out = match &r.output {
-                    Value::Null => None,
-                    Value::Object(m) => match (m.get("value"), m.get("version").and_then(Value::as_u64)) {
-                        (Some(v), Some(n)) => Some((val(v), n)),
-                        _ => return Err(format!("a read returns {{\"value\", \"version\"}} or nil, found {}", r.output)),
-                    },
-                    other => return Err(format!("a read returns {{\"value\", \"version\"}} or nil, found {other}")),
-                };
+                let out =
+                    match &r.output {
+                        Value::Null => None,
+                        Value::Object(m) => {
+                            match (m.get("value"), m.get("version").and_then(Value::as_u64)) {
+                                (Some(v), Some(n)) => Some((val(v), n)),
+                                _ => return Err(format!(
+                                    "a read returns {{\"value\", \"version\"}} or nil, found {}",
+                                    r.output
+                                )),
+                            }
+                        }
+                        other => {
+                            return Err(format!(
+                                "a read returns {{\"value\", \"version\"}} or nil, found {other}"
+                            ))
+                        }
+                    };
                 (StorageOp::Read { key }, Some(StorageOut::Read(out)))
             }
             "cas_by_version" => {
-                let (Some(version), Some(value)) = (r.input.get("version").and_then(Value::as_u64), r.input.get("value")) else {
-                    return Err(format!("needs {{\"version\", \"value\"}}, found {}", r.input));
+                let (Some(version), Some(value)) = (
+                    r.input.get("version").and_then(Value::as_u64),
+                    r.input.get("value"),
+                ) else {
+                    return Err(format!(
+                        "needs {{\"version\", \"value\"}}, found {}",
+                        r.input
+                    ));
                 };
                 (
                     StorageOp::CasByVersion {

@@ -73,7 +73,10 @@ pub trait Model {
 pub enum Footprint {
     Keys(Vec<String>),
     /// Every key in `[from, to)` (a range read).
-    Range { from: String, to: String },
+    Range {
+        from: String,
+        to: String,
+    },
     /// Everything: the operation joins every part.
     All,
 }
@@ -175,7 +178,11 @@ impl Checked {
 }
 
 /// Checks `ops` against `model`, part by part.
-pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], budget: Budget) -> Checked {
+pub fn check<M: Model>(
+    model: &M,
+    ops: &[Operation<M::Input, M::Output>],
+    budget: Budget,
+) -> Checked {
     let started = Instant::now();
     let mut steps_left = budget.max_steps.unwrap_or(u64::MAX);
     let deadline = budget.max_time.map(|d| started + d);
@@ -185,11 +192,12 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], budget
     for mut members in partition(model, ops) {
         members.retain(|&i| !redundant[i]);
         let keys = part_keys(model, ops, &members);
-        let (verdict, steps, failure) = if steps_left == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
-            (Verdict::Unknown, 0, None)
-        } else {
-            search(model, ops, &members, steps_left, deadline)
-        };
+        let (verdict, steps, failure) =
+            if steps_left == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+                (Verdict::Unknown, 0, None)
+            } else {
+                search(model, ops, &members, steps_left, deadline)
+            };
         steps_left = steps_left.saturating_sub(steps);
         total_steps += steps;
         parts.push(Part {
@@ -216,7 +224,11 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], budget
     }
 }
 
-fn part_keys<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], members: &[usize]) -> Vec<String> {
+fn part_keys<M: Model>(
+    model: &M,
+    ops: &[Operation<M::Input, M::Output>],
+    members: &[usize],
+) -> Vec<String> {
     let mut keys = std::collections::BTreeSet::new();
     for &i in members {
         match model.footprint(&ops[i].input) {
@@ -406,7 +418,9 @@ fn search<M: Model>(
             return (Verdict::Linearizable, steps, None);
         }
         steps += 1;
-        if steps >= max_steps || (steps % 4096 == 0 && deadline.is_some_and(|d| Instant::now() >= d)) {
+        if steps >= max_steps
+            || (steps % 4096 == 0 && deadline.is_some_and(|d| Instant::now() >= d))
+        {
             return (Verdict::Unknown, steps, None);
         }
         let j = op_at[e as usize] as usize;

@@ -12,9 +12,9 @@
 //! `expire` is an operation the system performs (a TTL or lease ran out): it removes the key.
 
 use super::{Footprint, Model, Operation};
-use std::collections::HashSet;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// A JSON value as canonical text.
@@ -61,7 +61,12 @@ impl Model for Register {
     fn init(&self) -> Option<Val> {
         None
     }
-    fn step(&self, s: &Option<Val>, i: &RegisterOp, o: Option<&RegisterOut>) -> Option<Option<Val>> {
+    fn step(
+        &self,
+        s: &Option<Val>,
+        i: &RegisterOp,
+        o: Option<&RegisterOut>,
+    ) -> Option<Option<Val>> {
         match (i, o) {
             (RegisterOp::Read { .. }, Some(RegisterOut::Read(v))) => (v == s).then(|| s.clone()),
             (RegisterOp::Read { .. }, _) => Some(s.clone()),
@@ -78,13 +83,23 @@ impl Model for Register {
         }
     }
     fn footprint(&self, i: &RegisterOp) -> Footprint {
-        let (RegisterOp::Read { key } | RegisterOp::Write { key, .. } | RegisterOp::Cas { key, .. }) = i;
+        let (RegisterOp::Read { key }
+        | RegisterOp::Write { key, .. }
+        | RegisterOp::Cas { key, .. }) = i;
         Footprint::Keys(vec![key.clone()])
     }
     fn describe(&self, i: &RegisterOp, o: Option<&RegisterOut>) -> String {
-        let on = |key: &str| if key.is_empty() { String::new() } else { format!(" {key}") };
+        let on = |key: &str| {
+            if key.is_empty() {
+                String::new()
+            } else {
+                format!(" {key}")
+            }
+        };
         match (i, o) {
-            (RegisterOp::Read { key }, Some(RegisterOut::Read(v))) => format!("read{} -> {}", on(key), show(v)),
+            (RegisterOp::Read { key }, Some(RegisterOut::Read(v))) => {
+                format!("read{} -> {}", on(key), show(v))
+            }
             (RegisterOp::Read { key }, _) => format!("read{} -> ?", on(key)),
             (RegisterOp::Write { key, value }, _) => format!("write{} {value}", on(key)),
             (RegisterOp::Cas { key, old, new }, _) => format!("cas{} {old} -> {new}", on(key)),
@@ -113,7 +128,8 @@ impl Model for Register {
             .map(|o| {
                 o.output.is_none()
                     && match &o.input {
-                        RegisterOp::Write { key, value: v } | RegisterOp::Cas { key, new: v, .. } => {
+                        RegisterOp::Write { key, value: v }
+                        | RegisterOp::Cas { key, new: v, .. } => {
                             !observed.contains(&(key.as_str(), &**v))
                         }
                         RegisterOp::Read { .. } => true,
@@ -132,14 +148,33 @@ pub struct Kv;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum KvOp {
-    Get { key: String },
-    Put { key: String, value: Val },
-    Append { key: String, value: String },
-    Delete { key: String },
-    Cas { key: String, old: Val, new: Val },
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: Val,
+    },
+    Append {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    Cas {
+        key: String,
+        old: Val,
+        new: Val,
+    },
     /// Every key in `[from, to)`, in order.
-    GetRange { from: String, to: String },
-    Expire { key: String },
+    GetRange {
+        from: String,
+        to: String,
+    },
+    Expire {
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -229,7 +264,10 @@ impl Model for Kv {
             Some(KvOut::Value(v)) => show(v),
             Some(KvOut::Range(r)) => format!(
                 "{{{}}}",
-                r.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+                r.iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Some(KvOut::Done) => "ok".into(),
             None => "?".into(),
@@ -247,7 +285,10 @@ impl Model for Kv {
     fn describe_state(&self, s: &Self::State) -> String {
         format!(
             "{{{}}}",
-            s.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
@@ -290,7 +331,8 @@ impl Model for Mutex {
         }
     }
     fn footprint(&self, i: &MutexOp) -> Footprint {
-        let (MutexOp::Acquire { key, .. } | MutexOp::Release { key, .. } | MutexOp::Expire { key }) = i;
+        let (MutexOp::Acquire { key, .. } | MutexOp::Release { key, .. } | MutexOp::Expire { key }) =
+            i;
         Footprint::Keys(vec![key.clone()])
     }
     fn describe(&self, i: &MutexOp, _: Option<&()>) -> String {
@@ -357,8 +399,12 @@ pub enum AgencyOp {
         then: Vec<Write>,
         otherwise: Vec<Write>,
     },
-    Read { key: String },
-    Expire { key: String },
+    Read {
+        key: String,
+    },
+    Expire {
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -369,13 +415,17 @@ pub enum AgencyOut {
 }
 
 fn cmp_vals(a: &Val, op: CmpOp, b: &Val) -> bool {
-    let (Ok(a), Ok(b)) = (serde_json::from_str::<Value>(a), serde_json::from_str::<Value>(b)) else {
+    let (Ok(a), Ok(b)) = (
+        serde_json::from_str::<Value>(a),
+        serde_json::from_str::<Value>(b),
+    ) else {
         return false;
     };
     let ord = match (&a, &b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x.as_f64().zip(y.as_f64()).and_then(|(x, y)| x.partial_cmp(&y))
-        }
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .zip(y.as_f64())
+            .and_then(|(x, y)| x.partial_cmp(&y)),
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
         _ if op == CmpOp::Eq || op == CmpOp::Ne => return (a == b) == (op == CmpOp::Eq),
         _ => None,
@@ -428,7 +478,9 @@ fn apply(s: &mut Versioned, w: &Write) {
             put(s, k, val(&Value::Array(arr)));
         }
         Write::Pop(k) => {
-            if let Some(Ok(Value::Array(mut a))) = s.get(k).map(|(x, _)| serde_json::from_str::<Value>(x)) {
+            if let Some(Ok(Value::Array(mut a))) =
+                s.get(k).map(|(x, _)| serde_json::from_str::<Value>(x))
+            {
                 a.pop();
                 put(s, k, val(&Value::Array(a)));
             }
@@ -438,13 +490,21 @@ fn apply(s: &mut Versioned, w: &Write) {
 
 fn write_key(w: &Write) -> &str {
     match w {
-        Write::Set(k, _) | Write::Delete(k) | Write::Increment(k, _) | Write::Push(k, _) | Write::Pop(k) => k,
+        Write::Set(k, _)
+        | Write::Delete(k)
+        | Write::Increment(k, _)
+        | Write::Push(k, _)
+        | Write::Pop(k) => k,
     }
 }
 
 fn cond_key(c: &Cond) -> &str {
     match c {
-        Cond::Empty(k) | Cond::Exists(k) | Cond::Equal(k, _) | Cond::Compare(k, _, _) | Cond::Version(k, _) => k,
+        Cond::Empty(k)
+        | Cond::Exists(k)
+        | Cond::Equal(k, _)
+        | Cond::Compare(k, _, _)
+        | Cond::Version(k, _) => k,
     }
 }
 
@@ -462,7 +522,9 @@ impl Model for Agency {
     fn step(&self, s: &Versioned, i: &AgencyOp, o: Option<&AgencyOut>) -> Option<Versioned> {
         match i {
             AgencyOp::Read { key } => match o {
-                Some(AgencyOut::Read(v)) => (s.get(key).map(|(x, _)| x) == v.as_ref()).then(|| s.clone()),
+                Some(AgencyOut::Read(v)) => {
+                    (s.get(key).map(|(x, _)| x) == v.as_ref()).then(|| s.clone())
+                }
                 Some(_) => None,
                 None => Some(s.clone()),
             },
@@ -471,7 +533,11 @@ impl Model for Agency {
                 s.remove(key);
                 Some(s)
             }
-            AgencyOp::Txn { conds, then, otherwise } => {
+            AgencyOp::Txn {
+                conds,
+                then,
+                otherwise,
+            } => {
                 let ok = conds.iter().all(|c| holds(s, c));
                 if let Some(AgencyOut::Txn(Some(said))) = o {
                     if *said != ok {
@@ -491,7 +557,11 @@ impl Model for Agency {
     fn footprint(&self, i: &AgencyOp) -> Footprint {
         match i {
             AgencyOp::Read { key } | AgencyOp::Expire { key } => Footprint::Keys(vec![key.clone()]),
-            AgencyOp::Txn { conds, then, otherwise } => {
+            AgencyOp::Txn {
+                conds,
+                then,
+                otherwise,
+            } => {
                 let mut keys: Vec<String> = conds
                     .iter()
                     .map(cond_key)
@@ -511,7 +581,11 @@ impl Model for Agency {
                 _ => format!("read {key} -> ?"),
             },
             AgencyOp::Expire { key } => format!("expire {key}"),
-            AgencyOp::Txn { conds, then, otherwise } => {
+            AgencyOp::Txn {
+                conds,
+                then,
+                otherwise,
+            } => {
                 let outcome = match o {
                     Some(AgencyOut::Txn(Some(true))) => " -> then",
                     Some(AgencyOut::Txn(Some(false))) => " -> otherwise",
@@ -524,7 +598,10 @@ impl Model for Agency {
     fn describe_state(&self, s: &Versioned) -> String {
         format!(
             "{{{}}}",
-            s.iter().map(|(k, (v, n))| format!("{k}: {v} (v{n})")).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|(k, (v, n))| format!("{k}: {v} (v{n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
@@ -539,13 +616,29 @@ pub struct Storage;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum StorageOp {
-    Create { key: String, value: Val },
-    Read { key: String },
-    CasByVersion { key: String, version: u64, value: Val },
-    Delete { key: String },
-    Expire { key: String },
+    Create {
+        key: String,
+        value: Val,
+    },
+    Read {
+        key: String,
+    },
+    CasByVersion {
+        key: String,
+        version: u64,
+        value: Val,
+    },
+    Delete {
+        key: String,
+    },
+    Expire {
+        key: String,
+    },
     /// `wait_for_version_change(key, version)`: returns once the record's version is another.
-    WaitChange { key: String, version: u64 },
+    WaitChange {
+        key: String,
+        version: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -625,7 +718,11 @@ impl Model for Storage {
                 _ => format!("read {key} -> ?"),
             },
             StorageOp::Create { key, value } => format!("create {key} {value}"),
-            StorageOp::CasByVersion { key, version, value } => {
+            StorageOp::CasByVersion {
+                key,
+                version,
+                value,
+            } => {
                 format!("cas_by_version {key} v{version} -> {value}")
             }
             StorageOp::Delete { key } => format!("delete {key}"),
