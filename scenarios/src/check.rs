@@ -107,13 +107,8 @@ pub fn check_text(
             .is_some_and(|v| v.get("t_us").is_some());
     if tenure_history && model.is_none() {
         let h = History::from_jsonl(text)?;
-        let mut violations = check::all(&h);
-        let mut warnings = check::actions_within_belief(&h);
-        let (unknown, broken): (Vec<_>, Vec<_>) = violations
-            .into_iter()
-            .partition(|v| v.rule == check::S13_UNKNOWN);
-        violations = broken;
-        warnings.extend(unknown);
+        let (violations, mut warnings) = check::split_warnings(check::all(&h));
+        warnings.extend(check::actions_within_belief(&h));
         let events = input::from_history(&h).len();
         return Ok(CheckReport {
             format: "tenure".into(),

@@ -842,6 +842,12 @@ impl NetClient {
     /// redirects to it. With `allow_no_leader`, a cluster where nobody is leader (and nobody
     /// claims to know one) is healthy too.
     pub async fn are_agents_healthy(&self, allow_no_leader: bool) -> Result<(), HealthError> {
+        self.health(allow_no_leader).await.map(|_| ())
+    }
+
+    /// As [`NetClient::are_agents_healthy`], and the leader every agent agrees on (`None`
+    /// only when nobody leads and that is allowed).
+    pub async fn health(&self, allow_no_leader: bool) -> Result<Option<NodeId>, HealthError> {
         let mut leaders = Vec::new();
         let mut redirects = Vec::new();
         for agent in 1..=self.inner.agents.len() as NodeId {
@@ -858,9 +864,9 @@ impl NetClient {
                     to,
                     leader: *leader,
                 }),
-                None => Ok(()),
+                None => Ok(Some(*leader)),
             },
-            [] if allow_no_leader && redirects.iter().all(|(_, to)| to.is_none()) => Ok(()),
+            [] if allow_no_leader && redirects.iter().all(|(_, to)| to.is_none()) => Ok(None),
             [] => Err(HealthError::NoLeader),
             many => Err(HealthError::SeveralLeaders(many.len(), many.to_vec())),
         }

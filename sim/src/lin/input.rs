@@ -724,24 +724,25 @@ impl FromRaw for Storage {
                 (StorageOp::WaitChange { key, version }, out)
             }
             "read" | "get" | "storage_get" => {
-                let out =
-                    match &r.output {
-                        Value::Null => None,
-                        Value::Object(m) => {
-                            match (m.get("value"), m.get("version").and_then(Value::as_u64)) {
-                                (Some(v), Some(n)) => Some((val(v), n)),
-                                _ => return Err(format!(
+                let out = match &r.output {
+                    Value::Null => None,
+                    Value::Object(m) => {
+                        match (m.get("value"), m.get("version").and_then(Value::as_u64)) {
+                            (Some(v), Some(n)) => Some((val(v), n)),
+                            _ => {
+                                return Err(format!(
                                     "a read returns {{\"value\", \"version\"}} or nil, found {}",
                                     r.output
-                                )),
+                                ))
                             }
                         }
-                        other => {
-                            return Err(format!(
-                                "a read returns {{\"value\", \"version\"}} or nil, found {other}"
-                            ))
-                        }
-                    };
+                    }
+                    other => {
+                        return Err(format!(
+                            "a read returns {{\"value\", \"version\"}} or nil, found {other}"
+                        ))
+                    }
+                };
                 (StorageOp::Read { key }, Some(StorageOut::Read(out)))
             }
             "cas_by_version" => {
