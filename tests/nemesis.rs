@@ -58,9 +58,9 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
                         unhealthy.push(format!("seed {seed}: {}", w.message));
                     }
                 }
-                healthy += report.history.records.iter().any(|r| {
-                    matches!(&r.event, Event::Check { name, ok: true, .. } if name == "health")
-                }) as usize;
+                healthy += report.history.records.iter().any(
+                    |r| matches!(&r.event, Event::Check { name, ok: true, .. } if name == "health"),
+                ) as usize;
                 ok += report.counters.ops_ok;
                 info += report.counters.ops_indeterminate;
                 terms += report.counters.leader_terms;
@@ -101,7 +101,10 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
     );
     // S17 ran on (nearly) every run; its findings are warnings for now (a busy leader's
     // heartbeat timer can wait for a quiet inbox; see ARCHITECTURE.md).
-    assert!(healthy + unhealthy.len() >= SEEDS as usize - 5, "{healthy} health checks");
+    assert!(
+        healthy + unhealthy.len() >= SEEDS as usize - 5,
+        "{healthy} health checks"
+    );
     eprintln!(
         "{SEEDS} seeds: {ok} ops ok, {info} indeterminate, {terms} leader terms, \
          {installed} snapshots installed, faults {kinds:?}; health held in {healthy}, \

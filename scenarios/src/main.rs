@@ -119,10 +119,7 @@ fn main() -> ExitCode {
                 }
             }
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("reports serialize")
-                );
+                print_json(&report);
             } else {
                 println!("scenario   {}", report.scenario);
                 println!("seed       {}", report.seed);
@@ -183,10 +180,7 @@ fn check(
         }
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("reports serialize")
-        );
+        print_json(&report);
     } else {
         print!(
             "{}",
@@ -194,4 +188,11 @@ fn check(
         );
     }
     ExitCode::from(report.exit_code())
+}
+
+fn print_json<T: serde::Serialize>(report: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).expect("reports serialize")
+    );
 }
