@@ -229,6 +229,37 @@ fn lock_excludes_renews_and_unlocks() {
     });
 }
 
+/// A holder's unlock whose answer was lost may still arrive after the holder locked again:
+/// it must not remove the new grant, which holds the same id (an S1 overlap found by the
+/// holder sweep, seed 111). The unlock is guarded by the grant's creation revision.
+#[test]
+fn a_late_unlock_does_not_remove_a_newer_grant_of_the_same_holder() {
+    run(|env| async move {
+        let a = api(&env);
+        let ttl = Duration::from_secs(2);
+        let la = Lock::new(a.clone(), env.shared_clock(), key("/lock"), "A", ttl).unwrap();
+        let first = la.lock().await.unwrap();
+        la.unlock().await.unwrap();
+        let second = la.lock().await.unwrap();
+        assert!(second > first);
+        // The first grant's unlock, replayed late, exactly as `Lock::unlock` sends it.
+        let stale = WriteCondition::new()
+            .if_equal_to(&key("/lock"), json!("A"))
+            .if_created_at(&key("/lock"), first);
+        assert!(matches!(
+            a.remove_key(&key("/lock"), Some(stale)).await,
+            Err(AgencyError::ConditionFailed { .. })
+        ));
+        assert_eq!(a.read_key(&key("/lock")).await.unwrap(), json!("A"));
+        // Renewals keep the grant, and its own unlock still works.
+        env.clock.sleep(env.after(Duration::from_secs(5))).await;
+        assert!(la.is_locked());
+        assert_eq!(la.fencing_token(), Some(second));
+        la.unlock().await.unwrap();
+        assert!(a.read_key(&key("/lock")).await.is_err());
+    });
+}
+
 #[test]
 fn lock_holder_stops_believing_when_the_key_is_taken_over() {
     run(|env| async move {

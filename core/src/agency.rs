@@ -58,6 +58,11 @@ impl WriteCondition {
         self.checks.push(Precondition::IfEqualTo(key.clone(), old));
         self
     }
+    /// The key's current incarnation was created at revision `rev`.
+    pub fn if_created_at(mut self, key: &Key, rev: u64) -> WriteCondition {
+        self.checks.push(Precondition::CreatedAt(key.clone(), rev));
+        self
+    }
     /// The value at `key` is an array.
     pub fn if_is_array(mut self, key: &Key) -> WriteCondition {
         self.checks.push(Precondition::IfIsArray(key.clone()));
@@ -436,18 +441,26 @@ impl Lock {
     /// Releases the lock; `NotLocked` if this holder does not hold it.
     pub async fn unlock(&self) -> Result<(), AgencyError> {
         let i = &self.inner;
-        {
+        let token = {
             let mut st = i.state.lock().unwrap();
             if !st.held {
                 return Err(AgencyError::NotLocked);
             }
             st.held = false;
             st.generation += 1;
-            if let Some(token) = st.token.take() {
+            let token = st.token.take();
+            if let Some(token) = token {
                 i.tell(token, None);
             }
+            token
+        };
+        // Only this grant's incarnation of the key: an unlock that arrives late (its answer
+        // was lost, so the holder locked again) must not remove a newer grant with the same id.
+        let mut c = WriteCondition::new().if_equal_to(&i.key, json!(i.id));
+        if let Some(token) = token {
+            c = c.if_created_at(&i.key, token);
         }
-        match i.api.remove_key_if_equal_to(&i.key, json!(i.id)).await {
+        match i.api.remove_key(&i.key, Some(c)).await {
             Ok(_) => Ok(()),
             Err(AgencyError::ConditionFailed { .. }) => Err(AgencyError::NotLocked),
             Err(e) => Err(e),
@@ -501,9 +514,14 @@ async fn renew(i: Arc<LockInner>, generation: u64) {
             }
         }
         let start = i.clock.now();
+        let token = i.state.lock().unwrap().token;
+        let mut c = WriteCondition::new().if_equal_to(&i.key, json!(i.id));
+        if let Some(token) = token {
+            c = c.if_created_at(&i.key, token);
+        }
         let r = i
             .api
-            .write_key_if_equal_to(&i.key, json!(i.id), json!(i.id), Some(i.ttl))
+            .write_key(&i.key, json!(i.id), Some(i.ttl), Some(c))
             .await;
         let mut st = i.state.lock().unwrap();
         if st.generation != generation {

@@ -108,6 +108,10 @@ pub enum Precondition {
     VersionEquals(Key, u64),
     /// The key is stored and bound to this lease.
     LeaseEquals(Key, LeaseId),
+    /// The key is stored and this incarnation of it was created at this revision (a lock
+    /// grant's token): guards a holder's later writes against a newer incarnation carrying the
+    /// same value.
+    CreatedAt(Key, u64),
     /// The lease exists (has been granted and has neither expired nor been revoked).
     LeaseAlive(LeaseId),
 }

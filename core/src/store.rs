@@ -444,7 +444,8 @@ impl Store {
             | Precondition::IfIsArray(k)
             | Precondition::Compare(k, _, _)
             | Precondition::VersionEquals(k, _)
-            | Precondition::LeaseEquals(k, _) => k,
+            | Precondition::LeaseEquals(k, _)
+            | Precondition::CreatedAt(k, _) => k,
         };
         let found = self.view(key);
         if let Precondition::IfEmpty(k) = p {
@@ -468,6 +469,9 @@ impl Store {
             }
             Precondition::LeaseEquals(k, id) => {
                 self.nodes.get(k).and_then(|n| n.meta.lease) == Some(*id)
+            }
+            Precondition::CreatedAt(k, rev) => {
+                self.nodes.get(k).map(|n| n.meta.create_revision) == Some(*rev)
             }
             Precondition::LeaseAlive(_) => unreachable!(),
         };

@@ -91,6 +91,15 @@ fn revisions_and_versions() {
     set(&mut s, "/k", json!(3));
     let m = s.node(&k("/k")).unwrap().meta;
     assert_eq!((m.create_revision, m.version), (5, 1));
+    // `CreatedAt` tells incarnations apart even when they hold the same value: an old one's
+    // revision no longer matches, the current one's does, and an overwrite keeps it.
+    let old = Precondition::CreatedAt(k("/k"), 1);
+    assert!(!txn(&mut s, Txn::new().when(old)).is_committed());
+    set(&mut s, "/k", json!(3));
+    let now = Precondition::CreatedAt(k("/k"), 5);
+    assert!(txn(&mut s, Txn::new().when(now)).is_committed());
+    let missing = Precondition::CreatedAt(k("/nope"), 0);
+    assert!(!txn(&mut s, Txn::new().when(missing)).is_committed());
 }
 
 #[test]

@@ -262,6 +262,10 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         } else {
             let next = futures::StreamExt::next(&mut inbox);
             let received = match timer {
+                // A due timer goes first: under a steady stream of messages the inbox is never
+                // empty, and a leader whose timer waited for a quiet moment stopped sending
+                // heartbeats (found by the S17 health check).
+                Some(at) if env.clock.now() >= at => None,
                 Some(at) => {
                     let wait = env
                         .clock

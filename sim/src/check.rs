@@ -731,9 +731,8 @@ fn linearizable<M: crate::lin::input::FromRaw>(
 }
 
 /// Splits findings into violations and warnings: an undecided linearizability check
-/// ([`S13_UNKNOWN`]) and, for now, S17 health (see ARCHITECTURE.md: a due timer waits for a
-/// quiet inbox, so a busy leader can miss heartbeats and a follower briefly loses it) are
-/// warnings.
+/// ([`S13_UNKNOWN`]) and, for now, S17 health (an agent sometimes misses a health probe after
+/// the heal; see "Known issues" in ARCHITECTURE.md) are warnings.
 pub fn split_warnings(found: Vec<Violation>) -> (Vec<Violation>, Vec<Violation>) {
     found
         .into_iter()
