@@ -245,7 +245,10 @@ fn leadership() {
         m1.block_until_leadership_released("mysql").await.unwrap();
         // Released no earlier than the lease allows, counted from the claim's start.
         let held = env.clock.now() - claimed;
-        assert!(held >= env.before(10 * SEC), "released {held:?} after the claim");
+        assert!(
+            held >= env.before(10 * SEC),
+            "released {held:?} after the claim"
+        );
         let t1 = m1
             .claim_leadership("mysql", "mysql/1", 10 * SEC)
             .await
