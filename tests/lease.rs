@@ -241,7 +241,6 @@ fn leadership() {
             m0.claim_leadership("bad name", "u", SEC).await,
             Err(LeadershipError::BadInput(_))
         ));
-        let start = env.clock.now();
         m1.block_until_leadership_released("mysql").await.unwrap();
         // Released no earlier than the lease allows, counted from the claim's start.
         let held = env.clock.now() - claimed;

@@ -6,7 +6,6 @@
 //! write is refused by the resource (S10 holds while S11 breaks); and a dead holder's lock is
 //! acquirable again within a bound (L2).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tenure::sim::check::{self, belief_intervals};
 use tenure::sim::history::{Completion, Event};
@@ -421,14 +420,7 @@ fn storage_versions_and_waits_are_checked_and_forgeries_caught() {
     assert!(report.ok(), "{:?}", report.violations);
     let h = &report.history;
     assert!(check::storage_versions(h).is_empty());
-    let invoked: BTreeMap<u64, (String, serde_json::Value)> = h
-        .records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::Invoke { op, f, value, .. } => Some((*op, (f.clone(), value.clone()))),
-            _ => None,
-        })
-        .collect();
+    let invoked = check::invocations(h);
     let ok_of = |name: &str| -> Vec<(usize, serde_json::Value)> {
         h.records
             .iter()
@@ -439,8 +431,8 @@ fn storage_versions_and_waits_are_checked_and_forgeries_caught() {
                     result: Completion::Ok,
                     value,
                     ..
-                } if invoked[op].0 == name => {
-                    Some((i, invoked[op].1.clone())).filter(|_| value.get("version").is_some())
+                } if invoked[op].1 == name => {
+                    Some((i, invoked[op].3.clone())).filter(|_| value.get("version").is_some())
                 }
                 _ => None,
             })

@@ -206,14 +206,7 @@ fn linearizability_is_checked_on_every_run_and_catches_a_stale_read() {
     assert!(report.ok(), "{:?}", report.violations);
     assert!(check::linearizability(&report.history).is_empty());
     let mut h = report.history.clone();
-    let invoked: BTreeMap<u64, (String, String)> = h
-        .records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::Invoke { op, f, key, .. } => Some((*op, (f.clone(), key.clone()))),
-            _ => None,
-        })
-        .collect();
+    let invoked = check::invocations(&report.history);
     let (at, key) = h
         .records
         .iter()
@@ -226,7 +219,7 @@ fn linearizability_is_checked_on_every_run_and_catches_a_stale_read() {
                 value,
                 ..
             } if !value.is_null() => match invoked.get(op) {
-                Some((f, key)) if f == "read" => Some((i, key.clone())),
+                Some(&(_, "read", key, _)) => Some((i, key.to_string())),
                 _ => None,
             },
             _ => None,

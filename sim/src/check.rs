@@ -170,8 +170,8 @@ pub fn raft_safety(h: &History) -> Vec<Violation> {
     out
 }
 
-/// The key and written value of every write-like operation, by op id.
-fn invocations(h: &History) -> BTreeMap<u64, (usize, &str, &str, &Value)> {
+/// Every invoked operation by op id: its record, `f`, key and argument.
+pub fn invocations(h: &History) -> BTreeMap<u64, (usize, &str, &str, &Value)> {
     let mut m = BTreeMap::new();
     for (i, r) in h.records.iter().enumerate() {
         if let Event::Invoke {
