@@ -38,6 +38,37 @@ pub async fn recv(ep: &Endpoint) -> std::io::Result<(Vec<u8>, SocketAddr)> {
     }
 }
 
+/// How many receives an endpoint keeps pending at once (see [`spawn_receivers`]).
+pub const RECEIVERS: usize = 16;
+
+/// Moves every datagram arriving at `ep` into `tx`, through [`RECEIVERS`] receiver tasks
+/// started with `spawn`.
+///
+/// Dedicated receivers, because dropping a pending `recv_from` (as a timeout would) can lose
+/// the datagram it was about to return, while a channel keeps it. Several, because madsim
+/// holds every received datagram for at least 1 ms of virtual time (a random delay that its
+/// timer rounds up), so one receiver takes at most 1,000 datagrams per virtual second, and
+/// because madsim's mailbox hands out its backlog last-in first: an agent resumed after a long
+/// pause had thousands of stale datagrams queued, its replies kept the leader's mailbox above
+/// that rate, and a client's request sat in the middle of the leader's backlog for as long as
+/// the storm lasted (found by the S17 health check: nemesis seeds 184, 205, 224).
+pub fn spawn_receivers(
+    ep: &Endpoint,
+    tx: futures::channel::mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>,
+    mut spawn: impl FnMut(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+) {
+    for _ in 0..RECEIVERS {
+        let (ep, tx) = (ep.clone(), tx.clone());
+        spawn(Box::pin(async move {
+            while let Ok((bytes, from)) = recv(&ep).await {
+                if tx.unbounded_send((bytes, from)).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+}
+
 /// Sends `bytes` to `to` (madsim drops it on a clogged or lossy link).
 pub async fn send_bytes(ep: &Endpoint, to: SocketAddr, bytes: Vec<u8>) {
     let _ = ep.send_to_raw(to, TAG, Box::new(bytes)).await;
@@ -227,16 +258,9 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
     let ep = Endpoint::bind(env.addr)
         .await
         .expect("an actor binds its address");
-    // A dedicated receiver: dropping a pending `recv_from` (as a timeout would) can lose the
-    // datagram it was about to return, while a channel keeps it.
     let (tx, mut inbox) = futures::channel::mpsc::unbounded::<(Vec<u8>, SocketAddr)>();
-    let rx_ep = ep.clone();
-    madsim::task::spawn(async move {
-        while let Ok((bytes, from)) = recv(&rx_ep).await {
-            if tx.unbounded_send((bytes, from)).is_err() {
-                return;
-            }
-        }
+    spawn_receivers(&ep, tx, |task| {
+        madsim::task::spawn(task);
     });
     let sender = Sender {
         ep: ep.clone(),

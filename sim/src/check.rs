@@ -731,12 +731,9 @@ fn linearizable<M: crate::lin::input::FromRaw>(
 }
 
 /// Splits findings into violations and warnings: an undecided linearizability check
-/// ([`S13_UNKNOWN`]) and, for now, S17 health (an agent sometimes misses a health probe after
-/// the heal; see "Known issues" in ARCHITECTURE.md) are warnings.
+/// ([`S13_UNKNOWN`]) is a warning, everything else a violation.
 pub fn split_warnings(found: Vec<Violation>) -> (Vec<Violation>, Vec<Violation>) {
-    found
-        .into_iter()
-        .partition(|v| v.rule != S13_UNKNOWN && v.rule != S17_HEALTH)
+    found.into_iter().partition(|v| v.rule != S13_UNKNOWN)
 }
 
 /// The rule of the health check.
@@ -975,8 +972,8 @@ mod tests {
         };
         assert_eq!(rules(&h), vec!["S17 health"]);
         let (violations, warnings) = split_warnings(all(&h));
-        assert!(violations.is_empty());
-        assert_eq!(warnings.len(), 1);
+        assert_eq!(violations.len(), 1);
+        assert!(warnings.is_empty());
     }
 
     fn belief(t: u64, process: u64, token: u64, until: Option<u64>) -> Record {

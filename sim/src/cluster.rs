@@ -637,9 +637,10 @@ impl NetClient {
         });
         // The dispatcher routes answers to the calls waiting for them.
         let weak = Arc::downgrade(&inner);
-        let ep = inner.ep.clone();
+        let (tx, mut arrived) = futures::channel::mpsc::unbounded();
+        actor::spawn_receivers(&inner.ep, tx, |task| clock.spawn(task));
         clock.spawn(Box::pin(async move {
-            while let Ok((bytes, from)) = actor::recv(&ep).await {
+            while let Some((bytes, from)) = futures::StreamExt::next(&mut arrived).await {
                 let Some(inner) = weak.upgrade() else { return };
                 let decoded = match &inner.rec {
                     Some((rec, me)) => receive(rec, me, &bytes, from),
