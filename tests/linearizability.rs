@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use std::path::Path;
 use tenure::sim::lin::input::{self, operations, pair, Format, FromRaw};
-use tenure::sim::lin::models::{Agency, Kv, Mutex, Register, Storage};
+use tenure::sim::lin::models::{Agency, Kv, Lease, Mutex, Register, Storage};
 use tenure::sim::lin::{check, Budget, Checked, Verdict};
 
 fn check_text<M: FromRaw>(model: &M, text: &str, format: Format) -> Checked {
@@ -263,6 +263,51 @@ fn mutex_holders_exclude_each_other() {
         (1, "ok", "release", "m", N),
     ];
     assert_eq!(verdict(&Mutex, &stolen).verdict, Verdict::NotLinearizable);
+}
+
+#[test]
+fn lease_answers_are_honest() {
+    let ok = [
+        (0, "invoke", "claim", "svc", N),
+        (0, "ok", "claim", "svc", json!(5)),
+        (1, "invoke", "claim", "svc", N),
+        (1, "ok", "claim", "svc", json!("denied")),
+        (0, "invoke", "check", "svc", N),
+        (0, "ok", "check", "svc", json!(true)),
+        (9, "invoke", "expire", "svc", N),
+        (9, "ok", "expire", "svc", N),
+        (1, "invoke", "wait_until_expired", "svc", N),
+        (1, "ok", "wait_until_expired", "svc", N),
+        (1, "invoke", "claim", "svc", N),
+        (1, "ok", "claim", "svc", json!(8)),
+        (0, "invoke", "check", "svc", N),
+        (0, "ok", "check", "svc", json!(false)),
+    ];
+    assert_eq!(verdict(&Lease, &ok).verdict, Verdict::Linearizable);
+    // Without the expiry: 1's wait returned, and it was granted, while 0 held the lease.
+    let mut bad = ok.to_vec();
+    bad.drain(6..8);
+    let c = verdict(&Lease, &bad);
+    assert_eq!(c.verdict, Verdict::NotLinearizable);
+    assert_eq!(
+        c.failures().next().unwrap().1.operation,
+        "wait until svc is vacant -> vacant"
+    );
+    // A denial before anyone held it.
+    let mut bad = ok.to_vec();
+    bad.drain(0..2);
+    assert_eq!(verdict(&Lease, &bad).verdict, Verdict::NotLinearizable);
+    // The holder's check fails while it holds the lease.
+    let mut bad = ok.to_vec();
+    bad[5].4 = json!(false);
+    assert_eq!(verdict(&Lease, &bad).verdict, Verdict::NotLinearizable);
+    // An extension that answers with another grant's token.
+    let mut bad = ok.to_vec();
+    bad.extend([
+        (1, "invoke", "claim", "svc", N),
+        (1, "ok", "claim", "svc", json!(5)),
+    ]);
+    assert_eq!(verdict(&Lease, &bad).verdict, Verdict::NotLinearizable);
 }
 
 #[test]

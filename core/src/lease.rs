@@ -256,10 +256,15 @@ impl Client for LeaseClient {
                 ttl_ms: ceil_ms(request.duration),
             });
         match self.txn(t).await? {
+            // The token is read after the extension: if the lease changed hands in between
+            // (it expired and someone else claimed it), that token is not the holder's, and
+            // answering with it would hand the holder another's grant (found by S3).
             TxnOutcome::Committed { .. } => match self.holder(lease).await? {
-                Some((_, token)) => Ok(token),
-                // Expired right after the extension: the extension still held then.
-                None => Err(LeaseError::Invalid(format!("lease {lease:?} expired"))),
+                Some((h, token)) if h == request.holder => Ok(token),
+                _ => Err(LeaseError::Invalid(format!(
+                    "lease {lease:?} expired right after {:?} extended it",
+                    request.holder
+                ))),
             },
             TxnOutcome::PreconditionFailed { found, .. } => Err(LeaseError::Invalid(format!(
                 "lease {lease:?} is not held by {:?} (holder: {})",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tenure_sim::check::{self, Violation};
 use tenure_sim::history::History;
 use tenure_sim::lin::input::{self, Format, FromRaw};
-use tenure_sim::lin::models::{Agency, Kv, Mutex, Register, Storage};
+use tenure_sim::lin::models::{Agency, Kv, Lease, Mutex, Register, Storage};
 use tenure_sim::lin::{self, Budget, Checked, Verdict};
 
 /// The models `tenure check --model` knows.
@@ -29,6 +29,8 @@ pub enum ModelName {
     Agency,
     /// create, read, cas_by_version, delete, expire
     Storage,
+    /// claim (token or "denied"), check (true/false), wait_until_expired, expire; per key
+    Lease,
 }
 
 /// The history formats `tenure check --format` knows.
@@ -129,6 +131,7 @@ pub fn check_text(
         ModelName::Mutex => linearize(&Mutex, &raw, budget)?,
         ModelName::Agency => linearize(&Agency, &raw, budget)?,
         ModelName::Storage => linearize(&Storage, &raw, budget)?,
+        ModelName::Lease => linearize(&Lease, &raw, budget)?,
     };
     let violations = checked
         .failures()

@@ -665,6 +665,22 @@ pub fn storage_versions(h: &History) -> Vec<Violation> {
     )
 }
 
+/// S3 honest answers, on the lease and leadership keys (under `/lease/`): every recorded
+/// `claim` (granted a token, or `"denied"`), token `check` (`true`/`false`) and wait for
+/// vacancy is linearizable against a lease per key whose expiries are the system's
+/// operations. So a denied claim saw another holder during the call, a check that passed saw
+/// the holder, a grant found the lease free (or the claimant holding it under that token), and
+/// a wait returned while nobody held it.
+pub fn honest_answers(h: &History) -> Vec<Violation> {
+    use crate::lin::models::Lease;
+    linearizable(
+        h,
+        &Lease,
+        |r| r.key.as_deref().unwrap_or("").starts_with("/lease/"),
+        |_| "S3 honest answers",
+    )
+}
+
 fn linearizable<M: crate::lin::input::FromRaw>(
     h: &History,
     model: &M,
@@ -754,6 +770,7 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(failed_checks(h));
     v.extend(linearizability(h));
     v.extend(storage_versions(h));
+    v.extend(honest_answers(h));
     v
 }
 
@@ -908,6 +925,112 @@ mod tests {
             result,
             value,
             local_us: 0,
+        }
+    }
+
+    /// Records of one operation of `process`: its call at `t` and its completion at `t + 1`.
+    fn op_at(t: u64, process: u64, op: u64, f: &str, out: serde_json::Value) -> [Record; 2] {
+        let node = format!("leaser-{process}");
+        [
+            rec(
+                t,
+                &node,
+                Event::Invoke {
+                    process,
+                    op,
+                    f: f.into(),
+                    key: "/lease/svc".into(),
+                    value: json!(null),
+                    local_us: 0,
+                },
+            ),
+            rec(
+                t + 1,
+                &node,
+                Event::Complete {
+                    process,
+                    op,
+                    result: Completion::Ok,
+                    value: out,
+                    local_us: 0,
+                },
+            ),
+        ]
+    }
+
+    fn expire_at(t: u64, revision: u64) -> Record {
+        rec(
+            t,
+            "agent-1",
+            Event::Expire {
+                agent: 1,
+                key: "/lease/svc".into(),
+                revision,
+            },
+        )
+    }
+
+    #[test]
+    fn honest_answers_pass_and_each_lie_is_caught() {
+        // 1 is granted token 5 and checks it; 2 is denied; the lease expires; 2 waits for
+        // vacancy and is granted token 9; 1's check says it no longer holds it.
+        let honest: Vec<Record> = [
+            op_at(10, 1, 1, "claim", json!(5)),
+            op_at(20, 1, 2, "check", json!(true)),
+            op_at(30, 2, 3, "claim", json!("denied")),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([expire_at(40, 8)])
+        .chain(
+            [
+                op_at(50, 2, 4, "block_until_released", json!(null)),
+                op_at(60, 2, 5, "claim", json!(9)),
+                op_at(70, 1, 6, "check", json!(false)),
+                op_at(80, 1, 7, "claim", json!("denied")),
+            ]
+            .into_iter()
+            .flatten(),
+        )
+        .collect();
+        let h = History {
+            records: honest.clone(),
+        };
+        assert!(honest_answers(&h).is_empty(), "{:?}", honest_answers(&h));
+        assert!(all(&h).is_empty(), "{:?}", all(&h));
+        // 1 holds token 5 over [11, 40); one operation of another kind at 25 (while held) or
+        // 50 (after the expiry). Each lie alone breaks S3 and nothing else.
+        let with = |t: u64, process: u64, f: &str, out: serde_json::Value| {
+            let mut records: Vec<Record> = op_at(10, 1, 1, "claim", json!(5)).into();
+            records.push(expire_at(40, 8));
+            records.extend(op_at(t, process, 2, f, out));
+            records.sort_by_key(|r| r.t_us);
+            History { records }
+        };
+        for (t, process, f, out) in [
+            (25, 2, "check", json!(true)),
+            (25, 2, "claim", json!(7)),
+            (25, 2, "block_until_released", json!(null)),
+            (25, 1, "check", json!(false)),
+            (50, 2, "claim", json!("denied")),
+            (50, 1, "check", json!(true)),
+        ] {
+            let h = with(t, process, f, out.clone());
+            assert_eq!(
+                rules(&h),
+                vec!["S3 honest answers"],
+                "{f} -> {out} by {process} at {t}"
+            );
+        }
+        // The same operations where they are true.
+        for (t, process, f, out) in [
+            (25, 2, "claim", json!("denied")),
+            (25, 1, "check", json!(true)),
+            (50, 2, "claim", json!(7)),
+            (50, 2, "block_until_released", json!(null)),
+            (50, 1, "check", json!(false)),
+        ] {
+            assert!(rules(&with(t, process, f, out)).is_empty());
         }
     }
 

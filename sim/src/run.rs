@@ -27,7 +27,7 @@ use std::time::Duration;
 use tenure_core::agency::{Agency, AgencyApi, AgencyError, Lock};
 use tenure_core::kv::{Kvi, Kvs};
 use tenure_core::leadership::{LeadershipError, Manager as LeadershipManager, ManagerConfig};
-use tenure_core::lease::{Claimer, LeaseClient, LeaseError, LeaseManager};
+use tenure_core::lease::{Checker, Claimer, LeaseClient, LeaseError, LeaseManager, Token};
 use tenure_core::storage::{Record, Storage, StorageApi, StorageError};
 use tenure_core::{ClientError, Clock, Key};
 use tenure_core::{Command, Op, Outcome, StoreClient, Txn, TxnOutcome};
@@ -624,6 +624,52 @@ impl Claimant {
                 }),
         }
     }
+
+    /// A claim recorded as the operation `claim` on `key`: the token, or `"denied"` (an
+    /// answer, checked by S3), or unknown.
+    async fn recorded_claim(&self, p: &Process, key: &Key, who: &str, d: Duration) -> Value {
+        let (res, v) = p
+            .op("claim", key, Value::Null, async {
+                match self.claim(who, d).await {
+                    Ok(t) => Ok(json!(t)),
+                    Err(LeaseError::ClaimDenied) => Ok(json!("denied")),
+                    Err(e) => Err(AgencyError::Invalid(e.to_string())),
+                }
+            })
+            .await;
+        match res {
+            Completion::Ok => v,
+            _ => Value::Null,
+        }
+    }
+
+    /// A token check recorded as the operation `check` on `key`: `true` if `who` holds the
+    /// lease now, `false` if not (checked by S3), or unknown. A leader's check yields the token
+    /// whose preconditions guard its transaction.
+    async fn recorded_check(&self, p: &Process, key: &Key, who: &str) -> Option<Token> {
+        let mut token = None;
+        p.op("check", key, Value::Null, async {
+            let held = match self {
+                Claimant::Leader(m) => match m.check_leadership(SERVICE, who).await {
+                    Ok(t) => {
+                        token = Some(t);
+                        Ok(())
+                    }
+                    Err(LeadershipError::NotLeader { .. }) => Err(LeaseError::NotHeld),
+                    Err(e) => Err(LeaseError::Invalid(e.to_string())),
+                },
+                Claimant::Lease(m) => m.token(LEASE_NAME, who).check().await,
+                Claimant::Remote(m) => m.check(LEASE_NAME, who).await,
+            };
+            match held {
+                Ok(()) => Ok(json!(true)),
+                Err(LeaseError::NotHeld) => Ok(json!(false)),
+                Err(e) => Err(AgencyError::Invalid(e.to_string())),
+            }
+        })
+        .await;
+        token
+    }
 }
 
 /// A leaser: claims the Juju lease `svc` (or the leadership of `app`) on its own clock,
@@ -678,18 +724,10 @@ async fn leaser(
     let mut writes = 0u64;
     while p.rec.true_now() < cfg.duration {
         let start = clock.now();
-        let (res, v) = p
-            .op("claim", &lease_key, Value::Null, async {
-                match manager.claim(&me, d).await {
-                    Ok(t) => Ok(json!(t)),
-                    Err(LeaseError::ClaimDenied) => Err(AgencyError::AlreadyLocked),
-                    Err(e) => Err(AgencyError::Invalid(e.to_string())),
-                }
-            })
-            .await;
-        let token = match (res, v.as_u64()) {
-            (Completion::Ok, Some(t)) => t,
-            (Completion::Fail, _) if matches!(manager, Claimant::Leader(_)) => {
+        let v = manager.recorded_claim(&p, &lease_key, &me, d).await;
+        let token = match v.as_u64() {
+            Some(t) => t,
+            None if v == "denied" && matches!(manager, Claimant::Leader(_)) => {
                 // Denied: a unit waits for the leadership to be released (bounded, so the
                 // run ends), then claims again.
                 if let Claimant::Leader(m) = &manager {
@@ -731,18 +769,23 @@ async fn leaser(
             }
             if now >= next_claim && now < hold_until {
                 let start = clock.now();
-                match manager.claim(&me, d).await {
-                    Ok(t) if t == token => {
+                let v = manager.recorded_claim(&p, &lease_key, &me, d).await;
+                match v.as_u64() {
+                    Some(t) if t == token => {
                         deadline = deadline.max(start + d.mul_f64(1.0 - rho));
                         record_belief(&p, &clock, resource_name, token, Some(deadline));
                     }
                     // Denied or granted anew: our grant is gone.
-                    Ok(_) | Err(LeaseError::ClaimDenied) => {
+                    Some(_) => {
+                        record_belief(&p, &clock, resource_name, token, None);
+                        break;
+                    }
+                    None if v == "denied" => {
                         record_belief(&p, &clock, resource_name, token, None);
                         break;
                     }
                     // Unknown: keep believing until the deadline.
-                    Err(_) => {}
+                    None => {}
                 }
                 next_claim = start + d / 2;
                 continue;
@@ -758,14 +801,12 @@ async fn leaser(
                 continue;
             }
             clock.sleep(cfg.work).await;
-            if let Claimant::Leader(m) = &manager {
+            // A token check before acting, as Juju's workers do (S3 checks its answer).
+            let checked = manager.recorded_check(&p, &lease_key, &me).await;
+            if let Some(t) = checked {
                 // The leadership token guards a transaction in the agency itself.
                 let state = key("/app/state");
                 p.op("guarded_write", &state, json!(token), async {
-                    let t = m
-                        .check_leadership(SERVICE, &me)
-                        .await
-                        .map_err(|e| AgencyError::Invalid(e.to_string()))?;
                     let txn = Txn::new()
                         .when_all(t.preconditions())
                         .then(Op::set(state.clone(), json!(token)));

@@ -603,6 +603,43 @@ impl FromRaw for Mutex {
     }
 }
 
+impl FromRaw for Lease {
+    fn from_raw(&self, r: &RawOp) -> Result<Option<(LeaseOp, Option<LeaseOut>)>, String> {
+        let key = key_of(r);
+        let holder = r.process.clone();
+        Ok(Some(match r.f.as_str() {
+            "claim" | "claim_lease" | "claim_leadership" => {
+                let out = match &r.output {
+                    Value::Null => None,
+                    Value::String(s) if s == "denied" => Some(LeaseOut::Denied),
+                    v => match v.as_u64() {
+                        Some(t) => Some(LeaseOut::Granted(t)),
+                        None => {
+                            return Err(format!(
+                                "a claim returns its token or \"denied\", found {v}"
+                            ))
+                        }
+                    },
+                };
+                (LeaseOp::Claim { key, holder }, out)
+            }
+            "check" | "check_leadership" => {
+                let out = match &r.output {
+                    Value::Null => None,
+                    Value::Bool(b) => Some(LeaseOut::Held(*b)),
+                    v => return Err(format!("a check returns true or false, found {v}")),
+                };
+                (LeaseOp::Check { key, holder }, out)
+            }
+            "block_until_released" | "wait_until_expired" | "wait_vacant" => {
+                (LeaseOp::WaitVacant { key }, Some(LeaseOut::Vacant))
+            }
+            "expire" => (LeaseOp::Expire { key }, Some(LeaseOut::Done)),
+            _ => return Ok(None),
+        }))
+    }
+}
+
 fn cond_of(v: &Value) -> Result<Cond, String> {
     let a = v.as_array().map(Vec::as_slice).unwrap_or(&[]);
     let key = |k: &Value| text_of(k);

@@ -352,6 +352,120 @@ impl Model for Mutex {
 
 // ---------------------------------------------------------------------------------------------
 
+/// A lease per key (a Juju lease or a service's leadership): claims by a holder (the calling
+/// process) that are granted a fencing token or denied, token checks, waits for vacancy, and
+/// the system's expire. What it checks is S3, honest answers: a denied claim saw another
+/// holder, a passed check saw the holder, a granted claim found the lease free or held by the
+/// claimant under the same token, a wait returned on a vacant lease.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lease;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LeaseOp {
+    /// Acquire, or extend when the claimant holds it.
+    Claim {
+        key: String,
+        holder: String,
+    },
+    /// Does `holder` hold it?
+    Check {
+        key: String,
+        holder: String,
+    },
+    /// Returns once nobody holds it.
+    WaitVacant {
+        key: String,
+    },
+    Expire {
+        key: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LeaseOut {
+    Granted(u64),
+    Denied,
+    Held(bool),
+    Vacant,
+    Done,
+}
+
+/// The holder and its grant's token (`None` while only an unknown claim can have granted it).
+pub type LeaseState = Option<(String, Option<u64>)>;
+
+impl Model for Lease {
+    type State = LeaseState;
+    type Input = LeaseOp;
+    type Output = LeaseOut;
+
+    fn name(&self) -> &'static str {
+        "lease"
+    }
+    fn init(&self) -> LeaseState {
+        None
+    }
+    fn step(&self, s: &LeaseState, i: &LeaseOp, o: Option<&LeaseOut>) -> Option<LeaseState> {
+        let held_by = |h: &str| matches!(s, Some((x, _)) if x == h);
+        match (i, o) {
+            (LeaseOp::Claim { holder, .. }, None) => Some(match s {
+                None => Some((holder.clone(), None)),
+                _ => s.clone(),
+            }),
+            (LeaseOp::Claim { holder, .. }, Some(LeaseOut::Granted(t))) => match s {
+                None => Some(Some((holder.clone(), Some(*t)))),
+                Some((h, tok)) if h == holder && tok.is_none_or(|x| x == *t) => {
+                    Some(Some((h.clone(), Some(*t))))
+                }
+                _ => None,
+            },
+            (LeaseOp::Claim { holder, .. }, Some(LeaseOut::Denied)) => {
+                (s.is_some() && !held_by(holder)).then(|| s.clone())
+            }
+            (LeaseOp::Check { .. }, None) => Some(s.clone()),
+            (LeaseOp::Check { holder, .. }, Some(LeaseOut::Held(b))) => {
+                (held_by(holder) == *b).then(|| s.clone())
+            }
+            (LeaseOp::WaitVacant { .. }, None) => Some(s.clone()),
+            (LeaseOp::WaitVacant { .. }, Some(LeaseOut::Vacant)) => s.is_none().then_some(None),
+            (LeaseOp::Expire { .. }, _) => Some(None),
+            _ => None,
+        }
+    }
+    fn footprint(&self, i: &LeaseOp) -> Footprint {
+        let (LeaseOp::Claim { key, .. }
+        | LeaseOp::Check { key, .. }
+        | LeaseOp::WaitVacant { key }
+        | LeaseOp::Expire { key }) = i;
+        Footprint::Keys(vec![key.clone()])
+    }
+    fn describe(&self, i: &LeaseOp, o: Option<&LeaseOut>) -> String {
+        let out = match o {
+            None => "?".to_string(),
+            Some(LeaseOut::Granted(t)) => format!("granted token {t}"),
+            Some(LeaseOut::Denied) => "denied".into(),
+            Some(LeaseOut::Held(true)) => "held".into(),
+            Some(LeaseOut::Held(false)) => "not held".into(),
+            Some(LeaseOut::Vacant) => "vacant".into(),
+            Some(LeaseOut::Done) => "done".into(),
+        };
+        match i {
+            LeaseOp::Claim { key, holder } => format!("claim {key} by {holder} -> {out}"),
+            LeaseOp::Check { key, holder } => format!("check {key} held by {holder} -> {out}"),
+            LeaseOp::WaitVacant { key } => format!("wait until {key} is vacant -> {out}"),
+            LeaseOp::Expire { key } => format!("expire {key}"),
+        }
+    }
+    fn describe_state(&self, s: &LeaseState) -> String {
+        match s {
+            Some((h, Some(t))) => format!("held by {h} (token {t})"),
+            Some((h, None)) => format!("held by {h} (token unknown)"),
+            None => "vacant".into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// The agency's transactions over a flat key space: every precondition holds, then the writes
 /// apply, else the `otherwise` writes do; all at once. Keys carry versions (1 on creation, +1 on
 /// every write, gone with the key) for `version` preconditions.
