@@ -263,6 +263,21 @@ fn mutex_holders_exclude_each_other() {
         (1, "ok", "release", "m", N),
     ];
     assert_eq!(verdict(&Mutex, &stolen).verdict, Verdict::NotLinearizable);
+    // A release-if-held by a non-holder does nothing; one that did remove the lock shows when
+    // someone else acquires it.
+    let harmless = [
+        (0, "invoke", "acquire", "m", N),
+        (0, "ok", "acquire", "m", N),
+        (1, "invoke", "release_if_held", "m", N),
+        (1, "ok", "release_if_held", "m", N),
+    ];
+    assert_eq!(verdict(&Mutex, &harmless).verdict, Verdict::Linearizable);
+    let mut stolen = harmless.to_vec();
+    stolen.extend([
+        (2, "invoke", "acquire", "m", N),
+        (2, "ok", "acquire", "m", N),
+    ]);
+    assert_eq!(verdict(&Mutex, &stolen).verdict, Verdict::NotLinearizable);
 }
 
 #[test]

@@ -681,6 +681,24 @@ pub fn honest_answers(h: &History) -> Vec<Violation> {
     )
 }
 
+/// S6 only the owner (or expiry) deletes a lock key, on the lock keys (under `/locks/`, and
+/// hmetcd's distributed lock `/kv/hbtd_dist_lock`): every recorded `lock`, `unlock`,
+/// `dist_timed_lock` and `dist_unlock` is linearizable against a mutex whose expiries are the
+/// system's operations. An unlock that succeeded while another process held the lock (the
+/// key of someone else's grant deleted), or a grant while the lock was held, cannot be placed.
+pub fn owner_deletes(h: &History) -> Vec<Violation> {
+    use crate::lin::models::Mutex;
+    linearizable(
+        h,
+        &Mutex,
+        |r| {
+            let k = r.key.as_deref().unwrap_or("");
+            k.starts_with("/locks/") || k == "/kv/hbtd_dist_lock"
+        },
+        |_| "S6 only the owner deletes",
+    )
+}
+
 fn linearizable<M: crate::lin::input::FromRaw>(
     h: &History,
     model: &M,
@@ -771,6 +789,7 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(linearizability(h));
     v.extend(storage_versions(h));
     v.extend(honest_answers(h));
+    v.extend(owner_deletes(h));
     v
 }
 
@@ -930,6 +949,17 @@ mod tests {
 
     /// Records of one operation of `process`: its call at `t` and its completion at `t + 1`.
     fn op_at(t: u64, process: u64, op: u64, f: &str, out: serde_json::Value) -> [Record; 2] {
+        op_on("/lease/svc", t, process, op, f, out)
+    }
+
+    fn op_on(
+        key: &str,
+        t: u64,
+        process: u64,
+        op: u64,
+        f: &str,
+        out: serde_json::Value,
+    ) -> [Record; 2] {
         let node = format!("leaser-{process}");
         [
             rec(
@@ -939,7 +969,7 @@ mod tests {
                     process,
                     op,
                     f: f.into(),
-                    key: "/lease/svc".into(),
+                    key: key.into(),
                     value: json!(null),
                     local_us: 0,
                 },
@@ -959,15 +989,58 @@ mod tests {
     }
 
     fn expire_at(t: u64, revision: u64) -> Record {
+        expire_of("/lease/svc", t, revision)
+    }
+
+    fn expire_of(key: &str, t: u64, revision: u64) -> Record {
         rec(
             t,
             "agent-1",
             Event::Expire {
                 agent: 1,
-                key: "/lease/svc".into(),
+                key: key.into(),
                 revision,
             },
         )
+    }
+
+    #[test]
+    fn only_the_owner_or_expiry_deletes_a_lock_key() {
+        let lock = "/locks/0";
+        let history = |extra: Vec<[Record; 2]>| {
+            // 1 holds the lock from 10 until its key expires at 40.
+            let mut records: Vec<Record> = op_on(lock, 10, 1, 1, "lock", json!(5)).into();
+            records.push(expire_of(lock, 40, 8));
+            records.extend(extra.into_iter().flatten());
+            records.sort_by_key(|r| r.t_us);
+            History { records }
+        };
+        // 1 unlocks its own grant, 2 locks after it; or 2 locks after the expiry; a
+        // distributed unlock by a non-holder does nothing.
+        for ok in [
+            vec![
+                op_on(lock, 20, 1, 2, "unlock", json!(null)),
+                op_on(lock, 30, 2, 3, "lock", json!(7)),
+            ],
+            vec![op_on(lock, 50, 2, 3, "lock", json!(9))],
+            vec![op_on(lock, 20, 2, 3, "dist_unlock", json!(null))],
+        ] {
+            let h = history(ok);
+            assert!(rules(&h).is_empty(), "{:?}", all(&h));
+        }
+        // 2's unlock succeeds while 1 holds the lock; 2 is granted it while 1 holds it; a
+        // distributed unlock by a non-holder deleted 1's key, and 3 got the lock.
+        for bad in [
+            vec![op_on(lock, 20, 2, 3, "unlock", json!(null))],
+            vec![op_on(lock, 20, 2, 3, "lock", json!(7))],
+            vec![
+                op_on(lock, 20, 2, 3, "dist_unlock", json!(null)),
+                op_on(lock, 25, 3, 4, "lock", json!(7)),
+            ],
+        ] {
+            let h = history(bad);
+            assert_eq!(rules(&h), vec!["S6 only the owner deletes"]);
+        }
     }
 
     #[test]

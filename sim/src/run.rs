@@ -874,7 +874,7 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
     // While the session and lease are kept alive: take the hmetcd distributed lock now and
     // then (a timed lock: try, wait at most 1 s), bump a shared Storage record by version,
     // and wait for someone else's change to it.
-    let dist = key("/kv/dist_lock");
+    let dist = key(&format!("/kv/{}", tenure_core::kv::DIST_LOCK_KEY));
     let shared = key("/storage/shared");
     let mut round = 0u64;
     while p.rec.true_now() < cfg.duration {

@@ -595,8 +595,11 @@ impl FromRaw for Mutex {
         let key = key_of(r);
         let holder = r.process.clone();
         Ok(Some(match r.f.as_str() {
-            "acquire" | "lock" => (MutexOp::Acquire { key, holder }, Some(())),
+            "acquire" | "lock" | "dist_lock" | "dist_timed_lock" => {
+                (MutexOp::Acquire { key, holder }, Some(()))
+            }
             "release" | "unlock" => (MutexOp::Release { key, holder }, Some(())),
+            "release_if_held" | "dist_unlock" => (MutexOp::ReleaseIfHeld { key, holder }, Some(())),
             "expire" => (MutexOp::Expire { key }, Some(())),
             _ => return Ok(None),
         }))

@@ -302,9 +302,22 @@ pub struct Mutex;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum MutexOp {
-    Acquire { key: String, holder: String },
-    Release { key: String, holder: String },
-    Expire { key: String },
+    Acquire {
+        key: String,
+        holder: String,
+    },
+    Release {
+        key: String,
+        holder: String,
+    },
+    /// Releases if `holder` holds it, else does nothing (hmetcd's `dist_unlock`).
+    ReleaseIfHeld {
+        key: String,
+        holder: String,
+    },
+    Expire {
+        key: String,
+    },
 }
 
 impl Model for Mutex {
@@ -322,6 +335,14 @@ impl Model for Mutex {
         let (ok, next) = match i {
             MutexOp::Acquire { holder, .. } => (s.is_none(), Some(holder.clone())),
             MutexOp::Release { holder, .. } => (s.as_ref() == Some(holder), None),
+            MutexOp::ReleaseIfHeld { holder, .. } => (
+                true,
+                if s.as_ref() == Some(holder) {
+                    None
+                } else {
+                    s.clone()
+                },
+            ),
             MutexOp::Expire { .. } => (true, None),
         };
         match (ok, o) {
@@ -331,14 +352,19 @@ impl Model for Mutex {
         }
     }
     fn footprint(&self, i: &MutexOp) -> Footprint {
-        let (MutexOp::Acquire { key, .. } | MutexOp::Release { key, .. } | MutexOp::Expire { key }) =
-            i;
+        let (MutexOp::Acquire { key, .. }
+        | MutexOp::Release { key, .. }
+        | MutexOp::ReleaseIfHeld { key, .. }
+        | MutexOp::Expire { key }) = i;
         Footprint::Keys(vec![key.clone()])
     }
     fn describe(&self, i: &MutexOp, _: Option<&()>) -> String {
         match i {
             MutexOp::Acquire { key, holder } => format!("acquire {key} by {holder}"),
             MutexOp::Release { key, holder } => format!("release {key} by {holder}"),
+            MutexOp::ReleaseIfHeld { key, holder } => {
+                format!("release {key} if held by {holder}")
+            }
             MutexOp::Expire { key } => format!("expire {key}"),
         }
     }
