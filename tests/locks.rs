@@ -43,6 +43,8 @@ struct Summary {
     isolations: usize,
     guarded: usize,
     member_ops: usize,
+    /// Writes binding a key to a lease, as the agents saw them (S7 checks each).
+    bound: usize,
 }
 
 fn summarize(seed: u64, r: &Report) -> Summary {
@@ -81,6 +83,12 @@ fn summarize(seed: u64, r: &Report) -> Summary {
                     }
                 )
         })
+        .count();
+    s.bound = r
+        .history
+        .records
+        .iter()
+        .filter(|rec| matches!(rec.event, Event::Bound { .. }))
         .count();
     s.guarded = r
         .history
@@ -135,6 +143,7 @@ fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
         total.isolations += s.isolations;
         total.guarded += s.guarded;
         total.member_ops += s.member_ops;
+        total.bound += s.bound;
     }
     let Summary {
         failures,
@@ -143,6 +152,7 @@ fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
         isolations,
         guarded,
         member_ops,
+        bound,
     } = total;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(grants > 1_000, "{grants} grants");
@@ -152,13 +162,15 @@ fn holders_never_overlap_and_tokens_fence_within_the_drift_bound() {
         guarded > 200,
         "{guarded} claims and leadership-guarded transactions"
     );
+    assert!(bound > 1_000, "{bound} lease-bound writes seen by agents");
     assert!(
         member_ops > 2_000,
         "{member_ops} dist-lock, CAS and wait operations"
     );
     eprintln!(
         "200 seeds: {grants} grants, {accepted} fenced writes, {isolations} isolations, \
-         {guarded} leader claims and guarded transactions, {member_ops} member operations"
+         {guarded} leader claims and guarded transactions, {member_ops} member operations, \
+         {bound} lease-bound writes"
     );
 }
 

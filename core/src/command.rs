@@ -281,6 +281,9 @@ pub struct Event {
     /// The key's version after the change (0 once deleted).
     pub version: u64,
     pub cause: Cause,
+    /// The lease the key is bound to after the change (as etcd's events carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseId>,
 }
 
 impl Event {

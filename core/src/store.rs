@@ -717,6 +717,7 @@ impl Store {
             new: Some(value),
             version: meta.version,
             cause: Cause::Write,
+            lease: meta.lease,
         });
     }
 
@@ -748,6 +749,7 @@ impl Store {
             new: None,
             version: 0,
             cause,
+            lease: None,
         });
     }
 

@@ -6,7 +6,7 @@
 use crate::history::{Completion, Event, History, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tenure_core::raft::{Index, NodeId, Term};
 use tenure_core::Key;
 
@@ -699,6 +699,36 @@ pub fn owner_deletes(h: &History) -> Vec<Violation> {
     )
 }
 
+/// S7: a grant never goes to a holder whose lease is already dead: every write that binds a
+/// key to a lease (a lock, a temp key, a leased record) found the lease still granted when it
+/// applied (the agents record it; reported once per key and revision).
+pub fn grants_to_live_leases(h: &History) -> Vec<Violation> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, r) in h.records.iter().enumerate() {
+        if let Event::Bound {
+            key,
+            revision,
+            lease,
+            alive: false,
+            ..
+        } = &r.event
+        {
+            if seen.insert((key.as_str(), *revision)) {
+                out.push(Violation {
+                    rule: "S7 grant to a dead lease".into(),
+                    records: vec![i],
+                    message: format!(
+                        "{key} was bound to lease {lease} at revision {revision} ({}), after the lease had ended",
+                        at(r)
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
 fn linearizable<M: crate::lin::input::FromRaw>(
     h: &History,
     model: &M,
@@ -790,6 +820,7 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(storage_versions(h));
     v.extend(honest_answers(h));
     v.extend(owner_deletes(h));
+    v.extend(grants_to_live_leases(h));
     v
 }
 
@@ -1002,6 +1033,31 @@ mod tests {
                 revision,
             },
         )
+    }
+
+    #[test]
+    fn a_grant_to_a_dead_lease_is_caught_once() {
+        let bound = |agent, alive| {
+            rec(
+                5,
+                &format!("agent-{agent}"),
+                Event::Bound {
+                    agent,
+                    key: "/kv/hbtd_dist_lock".into(),
+                    revision: 12,
+                    lease: 7,
+                    alive,
+                },
+            )
+        };
+        let h = History {
+            records: vec![bound(1, true), bound(2, true)],
+        };
+        assert!(rules(&h).is_empty());
+        let h = History {
+            records: vec![bound(1, false), bound(2, false), bound(3, false)],
+        };
+        assert_eq!(rules(&h), vec!["S7 grant to a dead lease"]);
     }
 
     #[test]

@@ -462,7 +462,25 @@ impl Agent {
                 },
             );
         }
-        for ev in &out.events {
+        for (i, ev) in out.events.iter().enumerate() {
+            if let (Cause::Write, Some(lease)) = (ev.cause, ev.lease) {
+                // Alive when written: still granted now, or ended by a later change of this
+                // batch (which then removed the key).
+                let alive = self.core.store().lease(lease).is_some()
+                    || out.events[i..].iter().any(|e| {
+                        matches!(e.cause, Cause::LeaseExpired(l) | Cause::LeaseRevoked(l) if l == lease)
+                    });
+                self.rec.record(
+                    &self.me,
+                    HistEvent::Bound {
+                        agent: id,
+                        key: ev.key.to_string(),
+                        revision: ev.revision,
+                        lease,
+                        alive,
+                    },
+                );
+            }
             if matches!(ev.cause, Cause::TtlExpired | Cause::LeaseExpired(_)) {
                 self.rec.record(
                     &self.me,

@@ -105,6 +105,15 @@ pub enum Event {
         key: String,
         revision: u64,
     },
+    /// An agent applied a write that binds `key` to `lease` at agency revision `revision`;
+    /// `alive`: the lease was still granted then (S7: a grant never goes to a dead lease).
+    Bound {
+        agent: NodeId,
+        key: String,
+        revision: u64,
+        lease: i64,
+        alive: bool,
+    },
     /// What a holder believes about `resource` (`lock:/locks/0`), from this record's time:
     /// it holds grant `token` until true time `until_us` (its local deadline `until_local_us`,
     /// mapped through its clock), or (`until_us: None`) it stopped believing, now.
