@@ -43,6 +43,7 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     let (mut ok, mut info, mut terms, mut installed) = (0, 0, 0, 0);
     let mut healthy = 0;
+    let (mut watched, mut starts, mut caught_up) = (0, 0, 0);
     let mut failures = Vec::new();
     for (seed, r) in &results {
         match r {
@@ -56,6 +57,16 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
                 healthy += report.history.records.iter().any(
                     |r| matches!(&r.event, Event::Check { name, ok: true, .. } if name == "health"),
                 ) as usize;
+                for r in &report.history.records {
+                    match &r.event {
+                        Event::Watched { .. } => watched += 1,
+                        Event::WatchStart { .. } => starts += 1,
+                        Event::Check { name, ok: true, .. } if name == "watchers" => {
+                            caught_up += 1
+                        }
+                        _ => {}
+                    }
+                }
                 ok += report.counters.ops_ok;
                 info += report.counters.ops_indeterminate;
                 terms += report.counters.leader_terms;
@@ -96,9 +107,14 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
     );
     // S17 ran and held on every run (a failed probe is a violation above).
     assert_eq!(healthy, SEEDS as usize, "{healthy} health checks held");
+    // The watcher of every run received changes (S16 checked each) and caught up after the
+    // heal (L5), unless the swarm killed it.
+    assert!(watched > 30 * SEEDS as usize, "{watched} changes watched");
+    assert!(caught_up >= SEEDS as usize * 9 / 10, "{caught_up} watchers caught up");
     eprintln!(
         "{SEEDS} seeds: {ok} ops ok, {info} indeterminate, {terms} leader terms, \
-         {installed} snapshots installed, faults {kinds:?}; health held in {healthy}"
+         {installed} snapshots installed, faults {kinds:?}; health held in {healthy}; \
+         {watched} changes watched from {starts} watch starts, {caught_up} watchers caught up"
     );
 }
 

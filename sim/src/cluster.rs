@@ -481,6 +481,17 @@ impl Agent {
                     },
                 );
             }
+            if self.rec.records_changes_of(&ev.key) {
+                self.rec.record(
+                    &self.me,
+                    HistEvent::Change {
+                        agent: id,
+                        key: ev.key.to_string(),
+                        revision: ev.revision,
+                        version: ev.version,
+                    },
+                );
+            }
             if matches!(ev.cause, Cause::TtlExpired | Cause::LeaseExpired(_)) {
                 self.rec.record(
                     &self.me,

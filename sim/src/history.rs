@@ -114,6 +114,23 @@ pub enum Event {
         lease: i64,
         alive: bool,
     },
+    /// An agent applied a change of `key` (under the run's watched prefix) at `revision`,
+    /// leaving it at `version` (0: deleted): what every watcher must see (S16).
+    Change {
+        agent: NodeId,
+        key: String,
+        revision: u64,
+        version: u64,
+    },
+    /// A watcher (re)started watching `key` and everything under it after revision `from`.
+    WatchStart { process: u64, key: String, from: u64 },
+    /// A watcher received the change of `key` at `revision` (leaving it at `version`).
+    Watched {
+        process: u64,
+        key: String,
+        revision: u64,
+        version: u64,
+    },
     /// What a holder believes about `resource` (`lock:/locks/0`), from this record's time:
     /// it holds grant `token` until true time `until_us` (its local deadline `until_local_us`,
     /// mapped through its clock), or (`until_us: None`) it stopped believing, now.
@@ -220,6 +237,8 @@ pub struct Recorder {
     counts: Arc<MessageCounts>,
     origin: madsim::time::Instant,
     messages: bool,
+    /// Agents record every change under this prefix (for the watch checks).
+    changes_under: Option<tenure_core::key::Key>,
 }
 
 #[derive(Default)]
@@ -243,7 +262,21 @@ impl Recorder {
             counts: Arc::default(),
             origin: madsim::time::Instant::now(),
             messages,
+            changes_under: None,
         }
+    }
+
+    /// Has the agents record every change of `prefix` and the keys under it.
+    pub fn with_changes_under(mut self, prefix: tenure_core::key::Key) -> Recorder {
+        self.changes_under = Some(prefix);
+        self
+    }
+
+    /// Whether the agents record changes of `key`.
+    pub fn records_changes_of(&self, key: &tenure_core::key::Key) -> bool {
+        self.changes_under
+            .as_ref()
+            .is_some_and(|p| key.starts_with(p))
     }
 
     /// True time zero of the run.

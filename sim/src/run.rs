@@ -79,6 +79,11 @@ pub struct RunConfig {
     /// instead of running their own manager; numbered after the members (so process faults
     /// can kill them).
     pub managers: usize,
+    /// Watchers of the registers (`/r` and every key under it) from a start revision, each
+    /// on its own node (0: none); numbered after the managers. Each change they receive is
+    /// checked against the agents' record of changes (S16), and after the heal every live
+    /// watcher must receive the runner's final change within the liveness bound (L5).
+    pub watchers: usize,
     /// The lock TTL, the lease duration, the leadership duration and the session TTL.
     pub lock_ttl: Duration,
     /// The lockers' lock-delay: after a holder dies, the lock is not granted again for this
@@ -97,7 +102,13 @@ pub struct RunConfig {
 impl RunConfig {
     /// Every client process: KV clients, then lockers, leasers and leaders.
     pub fn processes(&self) -> usize {
-        self.clients + self.lockers + self.leasers + self.leaders + self.members + self.managers
+        self.clients
+            + self.lockers
+            + self.leasers
+            + self.leaders
+            + self.members
+            + self.managers
+            + self.watchers
     }
 }
 
@@ -119,6 +130,7 @@ impl Default for RunConfig {
             leaders: 0,
             members: 0,
             managers: 0,
+            watchers: 1,
             lock_ttl: Duration::from_secs(2),
             lock_delay: Duration::ZERO,
             client_drift: 0.0,
@@ -517,7 +529,7 @@ async fn drifting_client(
 /// Starts the lease-manager actors, each on its own node with its own drifting clock and
 /// agency client; returns their addresses.
 fn start_managers(cluster: &Cluster, rec: &Recorder, config: &RunConfig) -> Vec<SocketAddr> {
-    let first = config.processes() - config.managers;
+    let first = config.processes() - config.watchers - config.managers;
     (0..config.managers)
         .map(|k| {
             let addr = SocketAddr::from(([10, 0, 8, k as u8 + 1], 6000));
@@ -968,6 +980,67 @@ fn key(path: &str) -> Key {
     Key::parse(path).expect("workload keys are valid")
 }
 
+/// The register prefix the watchers watch.
+const WATCHED: &str = "/r";
+
+/// Per watcher process, the last revision it received.
+type Watched = Arc<Mutex<BTreeMap<u64, u64>>>;
+
+/// A watcher: reads the revision, then takes every change of `/r` and the keys under it
+/// after it, recording each (S16); when the agency no longer keeps the events it would need
+/// (`Compacted`), it starts again from a fresh read, recorded as a new start. Runs until the
+/// run ends.
+async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
+    let prefix = key(WATCHED);
+    let mut after = None;
+    loop {
+        let from = match after {
+            Some(a) => a,
+            None => match store.read(&prefix).await {
+                Ok(r) => {
+                    p.rec.record(
+                        &p.node,
+                        Event::WatchStart {
+                            process: p.id,
+                            key: WATCHED.into(),
+                            from: r.revision,
+                        },
+                    );
+                    r.revision
+                }
+                Err(_) => {
+                    madsim::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        match store.wait_events(&prefix, from).await {
+            Ok(events) => {
+                let mut last = from;
+                for e in events {
+                    p.rec.record(
+                        &p.node,
+                        Event::Watched {
+                            process: p.id,
+                            key: e.key.to_string(),
+                            revision: e.revision,
+                            version: e.version,
+                        },
+                    );
+                    last = last.max(e.revision);
+                }
+                seen.lock().unwrap().insert(p.id, last);
+                after = Some(last);
+            }
+            Err(ClientError::Compacted { .. }) => after = None,
+            Err(_) => {
+                after = Some(from);
+                madsim::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// One client's mixed workload until `until` (true time): unique durability writes under
 /// `/w/<process>/`, and reads, writes and compare-and-sets of the registers `/r/<k>`.
 async fn workload(p: Process, registers: usize, pause: Duration, until: Duration) {
@@ -1076,7 +1149,10 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -> Report {
-    let rec = Recorder::into_shared(shared, config.record_messages);
+    let mut rec = Recorder::into_shared(shared, config.record_messages);
+    if config.watchers > 0 {
+        rec = rec.with_changes_under(key(WATCHED));
+    }
     let agents = config.cluster.agents as u64;
     let (swarm, schedule) = match &config.faults {
         Faults::None => (None, Schedule::default()),
@@ -1160,7 +1236,8 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             }));
         }
     }
-    let first_member = config.processes() - config.managers - config.members;
+    let first_member =
+        config.processes() - config.watchers - config.managers - config.members;
     for j in 0..config.members {
         let i = first_member + j;
         let name = format!("member-{}", j + 1);
@@ -1177,10 +1254,42 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             member(p, c, &cfg).await;
         }));
     }
+    // Watchers run on past the workload, until the runner has checked that they caught up.
+    let watched: Watched = Arc::default();
+    for j in 0..config.watchers {
+        let i = config.processes() - config.watchers + j;
+        let name = format!("watcher-{}", j + 1);
+        let node = cluster.client_node(&name, i);
+        cluster.register_process(i as u64 + 1, &node);
+        let (addrs, rec, ops, cfg, w) = (
+            cluster.addrs.clone(),
+            rec.clone(),
+            ops.clone(),
+            config.clone(),
+            watched.clone(),
+        );
+        node.spawn(async move {
+            let (p, c) = plain_process(addrs, &cfg, rec, ops, i as u64 + 1, name).await;
+            watcher(p, c, w).await;
+        });
+    }
     nemesis::run_schedule(&cluster, &schedule).await;
     for t in tasks {
         let _ = t.await;
     }
+    // Watchers killed for good are not expected to catch up.
+    let dead: Vec<u64> = schedule
+        .steps
+        .iter()
+        .filter_map(|s| match s.fault {
+            nemesis::Fault::KillProcess { process } => Some(process),
+            _ => None,
+        })
+        .collect();
+    let watcher_ids: Vec<u64> = (config.processes() - config.watchers..config.processes())
+        .map(|i| i as u64 + 1)
+        .filter(|p| !dead.contains(p))
+        .collect();
     // Every fault is lifted: liveness, then the final read for durability.
     let node = cluster.client_node("runner", config.processes());
     let (addrs, r2, ops2, cfg) = (
@@ -1189,6 +1298,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         ops.clone(),
         config.clone(),
     );
+    let w = watched.clone();
     let checked = node.spawn(async move {
         let c = Arc::new(
             NetClient::connect_recorded(addrs, cfg.client, Some((r2.clone(), "runner".into())))
@@ -1271,6 +1381,56 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 ops: ops2,
                 agency: AgencyApi::new(c.clone()),
             };
+            if !watcher_ids.is_empty() {
+                // L5: a last change reaches every live watcher within the bound.
+                let fin = key(&format!("{WATCHED}/final"));
+                let mut revision = None;
+                p.op("write", &fin, json!(0), async {
+                    let txn = Txn::new().then(Op::set(fin.clone(), json!(0)));
+                    match c.submit(Command::Txn(txn)).await? {
+                        Outcome::Txn(TxnOutcome::Committed { revision: r, .. }) => {
+                            revision = Some(r);
+                            Ok(json!(0))
+                        }
+                        other => Err(AgencyError::Invalid(format!("{other:?}"))),
+                    }
+                })
+                .await;
+                let started = clock.now();
+                let behind = loop {
+                    let seen = w.lock().unwrap().clone();
+                    let behind: Vec<u64> = watcher_ids
+                        .iter()
+                        .copied()
+                        .filter(|id| {
+                            revision.is_none_or(|r| seen.get(id).is_none_or(|s| *s < r))
+                        })
+                        .collect();
+                    if behind.is_empty() || clock.now() - started >= cfg.liveness_bound {
+                        break behind;
+                    }
+                    madsim::time::sleep(Duration::from_millis(50)).await;
+                };
+                r2.record(
+                    "runner",
+                    Event::Check {
+                        name: "watchers".into(),
+                        ok: behind.is_empty(),
+                        detail: match revision {
+                            None => format!("the final write to {fin} did not commit"),
+                            Some(r) if behind.is_empty() => format!(
+                                "{} live watchers received revision {r} within {} ms",
+                                watcher_ids.len(),
+                                (clock.now() - started).as_millis()
+                            ),
+                            Some(r) => format!(
+                                "watchers {behind:?} did not receive revision {r} within {:?}",
+                                cfg.liveness_bound
+                            ),
+                        },
+                    },
+                );
+            }
             let w = key("/w");
             p.op("read_all", &w, Value::Null, p.agency.read_key(&w))
                 .await;
