@@ -61,9 +61,7 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
                     match &r.event {
                         Event::Watched { .. } => watched += 1,
                         Event::WatchStart { .. } => starts += 1,
-                        Event::Check { name, ok: true, .. } if name == "watchers" => {
-                            caught_up += 1
-                        }
+                        Event::Check { name, ok: true, .. } if name == "watchers" => caught_up += 1,
                         _ => {}
                     }
                 }
@@ -110,7 +108,10 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
     // The watcher of every run received changes (S16 checked each) and caught up after the
     // heal (L5), unless the swarm killed it.
     assert!(watched > 30 * SEEDS as usize, "{watched} changes watched");
-    assert!(caught_up >= SEEDS as usize * 9 / 10, "{caught_up} watchers caught up");
+    assert!(
+        caught_up >= SEEDS as usize * 9 / 10,
+        "{caught_up} watchers caught up"
+    );
     eprintln!(
         "{SEEDS} seeds: {ok} ops ok, {info} indeterminate, {terms} leader terms, \
          {installed} snapshots installed, faults {kinds:?}; health held in {healthy}; \

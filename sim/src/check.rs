@@ -261,6 +261,8 @@ pub fn failed_checks(h: &History) -> Vec<Violation> {
                 rule: match name.as_str() {
                     "health" => S17_HEALTH.to_string(),
                     "watchers" => "L5 watchers".to_string(),
+                    "acquirable" => "L2 acquirable".to_string(),
+                    "temp keys" => "L3 temp keys".to_string(),
                     _ => format!("L1 {name}"),
                 },
                 records: vec![i],
@@ -285,7 +287,9 @@ pub fn watch_order(h: &History) -> Vec<Violation> {
             ..
         } = &r.event
         {
-            truth.entry(*revision).or_insert((key.as_str(), *version, i));
+            truth
+                .entry(*revision)
+                .or_insert((key.as_str(), *version, i));
         }
     }
     // Per watcher: where its current watch started, and the last revision it received.
@@ -1246,7 +1250,11 @@ mod tests {
         ]);
         assert!(rules(&good).is_empty(), "{:?}", all(&good));
         // A restart (as after `Compacted`) may skip what lies before its new start.
-        let restarted = h(vec![got(6, "/r/1", 6, 1), start(7, 8), got(8, "/r/0", 9, 0)]);
+        let restarted = h(vec![
+            got(6, "/r/1", 6, 1),
+            start(7, 8),
+            got(8, "/r/0", 9, 0),
+        ]);
         assert!(rules(&restarted).is_empty(), "{:?}", all(&restarted));
         for (what, seen) in [
             ("a gap", vec![got(6, "/r/1", 6, 1), got(8, "/r/0", 9, 0)]),
@@ -1263,7 +1271,10 @@ mod tests {
                 vec![got(6, "/r/0", 7, 2), got(7, "/r/1", 6, 1)],
             ),
             ("a wrong version", vec![got(6, "/r/1", 6, 3)]),
-            ("a change nobody applied", vec![got(6, "/r/1", 6, 1), got(7, "/r/2", 8, 1)]),
+            (
+                "a change nobody applied",
+                vec![got(6, "/r/1", 6, 1), got(7, "/r/2", 8, 1)],
+            ),
         ] {
             let v = watch_order(&h(seen.clone()));
             let mut found = rules(&h(seen));
@@ -1290,7 +1301,11 @@ mod tests {
         let mut records = vec![
             rec(1, "client-1", invoke(1, "read", "/r/0", json!(null))),
             rec(2, "client-1", complete(1, Completion::Ok, json!(null))),
-            rec(3, "client-1", invoke(2, "block_until_released", "/lease/app", json!(null))),
+            rec(
+                3,
+                "client-1",
+                invoke(2, "block_until_released", "/lease/app", json!(null)),
+            ),
         ];
         let h = History {
             records: records.clone(),

@@ -123,7 +123,11 @@ pub enum Event {
         version: u64,
     },
     /// A watcher (re)started watching `key` and everything under it after revision `from`.
-    WatchStart { process: u64, key: String, from: u64 },
+    WatchStart {
+        process: u64,
+        key: String,
+        from: u64,
+    },
     /// A watcher received the change of `key` at `revision` (leaving it at `version`).
     Watched {
         process: u64,

@@ -980,6 +980,172 @@ fn key(path: &str) -> Key {
     Key::parse(path).expect("workload keys are valid")
 }
 
+/// How long after the heal a dead (or departed) holder's grant must be free again: the TTL
+/// on the agency's clock read through the drift bound, the lock-delay, and the election
+/// bound (L2, L3).
+fn release_bound(cfg: &RunConfig) -> Duration {
+    cfg.lock_ttl.div_f64(1.0 - cfg.cluster.agent.rho) + cfg.lock_delay + cfg.liveness_bound
+}
+
+/// L2, run by the runner after the heal, once every holder has stopped or died: the lock, the
+/// lease and the leadership the run contended for are each acquirable within
+/// [`release_bound`] (the runner takes and gives back each, as process 0). Timed from when
+/// the runner starts, since a holder may keep a grant past the end of the faults.
+async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
+    let rho = cfg.cluster.agent.rho;
+    let bound = release_bound(cfg);
+    let started = p.clock.now();
+    let mut found = Vec::new();
+    if cfg.lockers > 0 {
+        let lock = Lock::new(
+            Arc::new(p.agency.clone()),
+            p.clock.clone(),
+            key(LOCK_KEY),
+            "runner",
+            cfg.lock_ttl,
+        )
+        .and_then(|l| l.with_drift_bound(rho))
+        .and_then(|l| l.with_lock_delay(cfg.lock_delay))
+        .expect("the lock's settings are valid");
+        let k = key(LOCK_KEY);
+        let got = loop {
+            let (res, _) = p
+                .op("lock", &k, Value::Null, async {
+                    lock.lock().await.map(|t| json!(t))
+                })
+                .await;
+            if res == Completion::Ok {
+                p.op("unlock", &k, Value::Null, async {
+                    lock.unlock().await.map(|_| Value::Null)
+                })
+                .await;
+                break true;
+            }
+            if p.clock.now() - started >= bound {
+                break false;
+            }
+            p.clock.sleep(Duration::from_millis(100)).await;
+        };
+        found.push((LOCK_KEY.to_string(), got));
+    }
+    let manager = LeaseManager::new(Arc::new(
+        LeaseClient::new(store.clone())
+            .with_drift_bound(rho)
+            .expect("rho lies in [0, 1)"),
+    ));
+    for (wanted, name) in [(cfg.leasers, LEASE_NAME), (cfg.leaders, SERVICE)] {
+        if wanted == 0 {
+            continue;
+        }
+        let k = key(&format!("/lease/{name}"));
+        let got = loop {
+            let (res, v) = p
+                .op("claim", &k, Value::Null, async {
+                    match manager.claim(name, "runner", cfg.lock_ttl).await {
+                        Ok(t) => Ok(json!(t)),
+                        Err(LeaseError::ClaimDenied) => Ok(json!("denied")),
+                        Err(e) => Err(AgencyError::Invalid(e.to_string())),
+                    }
+                })
+                .await;
+            if res == Completion::Ok && v.is_u64() {
+                break true;
+            }
+            if p.clock.now() - started >= bound {
+                break false;
+            }
+            p.clock.sleep(Duration::from_millis(100)).await;
+        };
+        found.push((k.to_string(), got));
+    }
+    if found.is_empty() {
+        return;
+    }
+    let stuck: Vec<&str> = found
+        .iter()
+        .filter(|(_, got)| !got)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    p.rec.record(
+        "runner",
+        Event::Check {
+            name: "acquirable".into(),
+            ok: stuck.is_empty(),
+            detail: if stuck.is_empty() {
+                format!(
+                    "{} acquired {} ms after the holders stopped (bound {} ms)",
+                    found
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    (p.clock.now() - started).as_millis(),
+                    bound.as_millis()
+                )
+            } else {
+                format!(
+                    "{} not acquirable within {bound:?} after the holders stopped",
+                    stuck.join(", ")
+                )
+            },
+        },
+    );
+}
+
+/// L3, run by the runner after the heal: every member has stopped keeping its session and
+/// its lease alive (or died), so its temp key and its leased Storage record disappear within
+/// [`release_bound`].
+async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
+    if cfg.members == 0 {
+        return;
+    }
+    let first = cfg.processes() - cfg.watchers - cfg.managers - cfg.members;
+    let keys: Vec<Key> = (first..first + cfg.members)
+        .flat_map(|i| {
+            let name = format!("member-{}", i + 1);
+            [
+                key(&format!("/kv/{name}")),
+                key(&format!("/storage/{name}")),
+            ]
+        })
+        .collect();
+    let bound = release_bound(cfg);
+    let started = p.clock.now();
+    let left = loop {
+        let mut left = Vec::new();
+        for k in &keys {
+            match store.read(k).await {
+                Ok(r) if r.value.is_none() => {}
+                _ => left.push(k.to_string()),
+            }
+        }
+        if left.is_empty() || p.clock.now() - started >= bound {
+            break left;
+        }
+        p.clock.sleep(Duration::from_millis(200)).await;
+    };
+    p.rec.record(
+        "runner",
+        Event::Check {
+            name: "temp keys".into(),
+            ok: left.is_empty(),
+            detail: if left.is_empty() {
+                format!(
+                    "{} temp keys and leased records gone {} ms after the members stopped (bound {} ms)",
+                    keys.len(),
+                    (p.clock.now() - started).as_millis(),
+                    bound.as_millis()
+                )
+            } else {
+                format!(
+                    "{} still there {bound:?} after the members stopped",
+                    left.join(", ")
+                )
+            },
+        },
+    );
+}
+
 /// The register prefix the watchers watch.
 const WATCHED: &str = "/r";
 
@@ -1236,8 +1402,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             }));
         }
     }
-    let first_member =
-        config.processes() - config.watchers - config.managers - config.members;
+    let first_member = config.processes() - config.watchers - config.managers - config.members;
     for j in 0..config.members {
         let i = first_member + j;
         let name = format!("member-{}", j + 1);
@@ -1381,6 +1546,8 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 ops: ops2,
                 agency: AgencyApi::new(c.clone()),
             };
+            acquirable(&p, &c, &cfg).await;
+            temp_keys_gone(&p, &c, &cfg).await;
             if !watcher_ids.is_empty() {
                 // L5: a last change reaches every live watcher within the bound.
                 let fin = key(&format!("{WATCHED}/final"));
@@ -1402,9 +1569,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                     let behind: Vec<u64> = watcher_ids
                         .iter()
                         .copied()
-                        .filter(|id| {
-                            revision.is_none_or(|r| seen.get(id).is_none_or(|s| *s < r))
-                        })
+                        .filter(|id| revision.is_none_or(|r| seen.get(id).is_none_or(|s| *s < r)))
                         .collect();
                     if behind.is_empty() || clock.now() - started >= cfg.liveness_bound {
                         break behind;
