@@ -281,6 +281,43 @@ fn mutex_holders_exclude_each_other() {
 }
 
 #[test]
+fn a_cut_off_locker_retrying_does_not_blow_up_the_search() {
+    // Process 9 retries its acquire 40 times without an answer while 0 and 1 take turns; each
+    // unknown acquire could have taken effect at any later point.
+    let mut ops = Vec::new();
+    for i in 0..40u64 {
+        ops.push((9, "invoke", "acquire", "m", N));
+        let p = i % 2;
+        ops.push((p, "invoke", "acquire", "m", N));
+        ops.push((p, "ok", "acquire", "m", N));
+        ops.push((p, "invoke", "release", "m", N));
+        ops.push((p, "ok", "release", "m", N));
+    }
+    let run = |ops: &[(u64, &str, &str, &str, Value)]| {
+        let events = input::read(&jsonl(ops), Format::Jsonl).unwrap();
+        let (raw, _) = pair(&events).unwrap();
+        let (ops, _) = operations(&Mutex, &raw).unwrap();
+        let budget = Budget {
+            max_steps: Some(10_000),
+            max_time: None,
+        };
+        check(&Mutex, &ops, budget)
+    };
+    let c = run(&ops);
+    assert_eq!(c.verdict, Verdict::Linearizable, "{} steps", c.steps);
+    // Then 0 and 1 both acquire it: refuting that takes every placement of the unknown
+    // acquires, unless they are seen to be irrelevant.
+    ops.extend([
+        (0, "invoke", "acquire", "m", N),
+        (0, "ok", "acquire", "m", N),
+        (1, "invoke", "acquire", "m", N),
+        (1, "ok", "acquire", "m", N),
+    ]);
+    let c = run(&ops);
+    assert_eq!(c.verdict, Verdict::NotLinearizable, "{} steps", c.steps);
+}
+
+#[test]
 fn lease_answers_are_honest() {
     let ok = [
         (0, "invoke", "claim", "svc", N),

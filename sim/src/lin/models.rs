@@ -14,7 +14,7 @@
 use super::{Footprint, Model, Operation};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A JSON value as canonical text.
@@ -358,6 +358,29 @@ impl Model for Mutex {
         | MutexOp::Expire { key }) = i;
         Footprint::Keys(vec![key.clone()])
     }
+    /// An acquire with an unknown outcome only matters if its holder later releases the lock
+    /// and is told it succeeded: had it taken effect it would only have kept others out. So
+    /// without such a release it may be taken as never having happened (a locker cut off from
+    /// the agency retries its acquire again and again, and each unknown one would otherwise
+    /// double the search).
+    fn redundant(&self, ops: &[Operation<MutexOp, ()>]) -> Vec<bool> {
+        // Per (key, holder): the latest call of a release known to have succeeded.
+        let mut released: HashMap<(&str, &str), u64> = HashMap::new();
+        for o in ops {
+            if let (MutexOp::Release { key, holder }, Some(())) = (&o.input, &o.output) {
+                let last = released.entry((key, holder)).or_insert(o.call);
+                *last = (*last).max(o.call);
+            }
+        }
+        ops.iter()
+            .map(|o| match (&o.input, &o.output) {
+                (MutexOp::Acquire { key, holder }, None) => released
+                    .get(&(key.as_str(), holder.as_str()))
+                    .is_none_or(|last| *last < o.call),
+                _ => false,
+            })
+            .collect()
+    }
     fn describe(&self, i: &MutexOp, _: Option<&()>) -> String {
         match i {
             MutexOp::Acquire { key, holder } => format!("acquire {key} by {holder}"),
@@ -463,6 +486,15 @@ impl Model for Lease {
         | LeaseOp::WaitVacant { key }
         | LeaseOp::Expire { key }) = i;
         Footprint::Keys(vec![key.clone()])
+    }
+    /// A check or a wait with an unknown outcome changes nothing and was told nothing.
+    fn redundant(&self, ops: &[Operation<LeaseOp, LeaseOut>]) -> Vec<bool> {
+        ops.iter()
+            .map(|o| {
+                o.output.is_none()
+                    && matches!(o.input, LeaseOp::Check { .. } | LeaseOp::WaitVacant { .. })
+            })
+            .collect()
     }
     fn describe(&self, i: &LeaseOp, o: Option<&LeaseOut>) -> String {
         let out = match o {
