@@ -133,28 +133,12 @@ pub fn check_text(
         ModelName::Storage => linearize(&Storage, &raw, budget)?,
         ModelName::Lease => linearize(&Lease, &raw, budget)?,
     };
-    let violations = checked
-        .failures()
-        .map(|(part, f)| Violation {
-            rule: "S13 linearizability".into(),
-            records: vec![f.source],
-            message: format!("on {}: {}", display_keys(&part.keys), f.message),
-        })
-        .collect();
-    let warnings = checked
-        .parts
-        .iter()
-        .filter(|p| p.verdict == Verdict::Unknown)
-        .map(|p| Violation {
-            rule: check::S13_UNKNOWN.into(),
-            records: Vec::new(),
-            message: format!(
-                "{} operations on {} were not decided within the budget",
-                p.ops,
-                display_keys(&p.keys)
-            ),
-        })
-        .collect();
+    let (violations, warnings) = check::lin_findings(
+        &checked,
+        |_| "S13 linearizability",
+        display_keys,
+        |line| (line, String::new()),
+    );
     Ok(CheckReport {
         format: format_name.into(),
         events: events.len(),

@@ -888,7 +888,7 @@ fn linearizable<M: crate::lin::input::FromRaw>(
     keep: impl Fn(&crate::lin::input::RawOp) -> bool,
     rule: impl Fn(&str) -> &'static str,
 ) -> Vec<Violation> {
-    use crate::lin::{input, Budget, Verdict};
+    use crate::lin::{input, Budget};
     let name = rule("");
     let checked = input::pair(&input::from_history(h)).and_then(|(mut raw, _failed)| {
         raw.retain(|r| keep(r));
@@ -913,38 +913,60 @@ fn linearizable<M: crate::lin::input::FromRaw>(
             }]
         }
     };
-    let mut out: Vec<Violation> = checked
+    let (mut out, undecided) = lin_findings(
+        &checked,
+        rule,
+        |keys| keys.join(", "),
+        |line| (line - 1, format!("; {}", at(&h.records[line - 1]))),
+    );
+    out.extend(undecided);
+    out
+}
+
+/// What a linearizability check found, as violations (per part that cannot be linearized: its
+/// first operation that cannot be placed, under the rule `rule` gives for that operation's
+/// description) and warnings (per part the budget left undecided, [`S13_UNKNOWN`]).
+/// `keys` shows a part's keys; `locate` turns the history line of an operation into the
+/// index reported in `records` and a note on where it happened.
+pub fn lin_findings(
+    checked: &crate::lin::Checked,
+    rule: impl Fn(&str) -> &'static str,
+    keys: impl Fn(&[String]) -> String,
+    locate: impl Fn(usize) -> (usize, String),
+) -> (Vec<Violation>, Vec<Violation>) {
+    let violations = checked
         .failures()
-        .map(|(part, f)| Violation {
-            rule: rule(&f.operation).into(),
-            records: vec![f.source - 1],
+        .map(|(part, f)| {
+            let (record, note) = locate(f.source);
+            Violation {
+                rule: rule(&f.operation).into(),
+                records: vec![record],
+                message: format!(
+                    "on {}: {} ({} operations of that part{note})",
+                    keys(&part.keys),
+                    f.message,
+                    part.ops
+                ),
+            }
+        })
+        .collect();
+    let undecided = checked
+        .parts
+        .iter()
+        .filter(|p| p.verdict == crate::lin::Verdict::Unknown)
+        .map(|p| Violation {
+            rule: S13_UNKNOWN.into(),
+            records: Vec::new(),
             message: format!(
-                "on {}: {} ({} operations of that key; {})",
-                part.keys.join(", "),
-                f.message,
-                part.ops,
-                at(&h.records[f.source - 1])
+                "{} {} operations on {} were not decided within the search budget ({} steps)",
+                p.ops,
+                checked.model,
+                keys(&p.keys),
+                p.steps
             ),
         })
         .collect();
-    out.extend(
-        checked
-            .parts
-            .iter()
-            .filter(|p| p.verdict == Verdict::Unknown)
-            .map(|p| Violation {
-                rule: S13_UNKNOWN.into(),
-                records: Vec::new(),
-                message: format!(
-                    "{} {} operations on {} were not decided within {} search steps",
-                    p.ops,
-                    model.name(),
-                    p.keys.join(", "),
-                    LINEARIZABILITY_STEPS
-                ),
-            }),
-    );
-    out
+    (violations, undecided)
 }
 
 /// Splits findings into violations and warnings: an undecided linearizability check

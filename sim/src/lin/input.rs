@@ -178,18 +178,18 @@ fn tenure_record(
             line,
         }),
         // Every agent records the expiry it applies; the first is the one that counts.
-        Event::Expire { key, revision, .. } => {
-            if expired.insert((key.clone(), *revision), ()).is_none() {
-                for kind in [Kind::Invoke, Kind::Ok] {
-                    out.push(HistoryEvent {
-                        process: format!("system:{key}@{revision}"),
-                        kind,
-                        f: "expire".into(),
-                        key: Some(key.clone()),
-                        value: Value::Null,
-                        line,
-                    });
-                }
+        Event::Expire { key, revision, .. }
+            if expired.insert((key.clone(), *revision), ()).is_none() =>
+        {
+            for kind in [Kind::Invoke, Kind::Ok] {
+                out.push(HistoryEvent {
+                    process: format!("system:{key}@{revision}"),
+                    kind,
+                    f: "expire".into(),
+                    key: Some(key.clone()),
+                    value: Value::Null,
+                    line,
+                });
             }
         }
         _ => {}
@@ -442,7 +442,7 @@ pub fn pair(events: &[HistoryEvent]) -> Result<(Vec<RawOp>, usize), InputError> 
 pub trait FromRaw: Model {
     /// The operation, `Ok(None)` if its `f` is not one of the model's (skipped), or an error
     /// naming what is wrong with its values.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::wrong_self_convention)]
     fn from_raw(&self, raw: &RawOp) -> Result<Option<(Self::Input, Option<Self::Output>)>, String>;
 }
 

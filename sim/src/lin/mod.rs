@@ -419,7 +419,7 @@ fn search<M: Model>(
         }
         steps += 1;
         if steps >= max_steps
-            || (steps % 4096 == 0 && deadline.is_some_and(|d| Instant::now() >= d))
+            || (steps.is_multiple_of(4096) && deadline.is_some_and(|d| Instant::now() >= d))
         {
             return (Verdict::Unknown, steps, None);
         }
