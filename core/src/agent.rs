@@ -92,8 +92,8 @@ pub struct AgentOutput {
     pub responses: Vec<(u64, Response)>,
     /// Every change applied, in order (all agents report them; checkers compare).
     pub events: Vec<Event>,
-    /// Change callbacks to push: only the leader reports them. (Every agent also keeps them
-    /// in a bounded outbox per address, served by `Request::Callbacks`.)
+    /// Change callbacks to push: only the leader reports them. (The store also keeps them in
+    /// a bounded outbox per address, served by `Request::Callbacks`.)
     pub notifications: Vec<(String, Event)>,
     /// The committed entries applied by this output, in index order (for the history).
     pub applied: Vec<Entry>,
@@ -119,13 +119,7 @@ pub struct AgentCore {
     ready_reads: VecDeque<(Index, u64, Request)>,
     next_read_ctx: u64,
     responses: Vec<(u64, Response)>,
-    /// Per callback address: the latest notifications, and the revision up to which older
-    /// ones were dropped.
-    outbox: BTreeMap<String, (VecDeque<Event>, Revision)>,
 }
-
-/// Notifications kept per callback address.
-const OUTBOX_LIMIT: usize = 10_000;
 
 impl AgentCore {
     pub fn new(id: NodeId, peers: &[NodeId], config: AgentConfig, seed: u64) -> AgentCore {
@@ -170,7 +164,6 @@ impl AgentCore {
             ready_reads: VecDeque::new(),
             next_read_ctx: 1,
             responses: Vec::new(),
-            outbox: BTreeMap::new(),
         })
     }
 
@@ -283,15 +276,9 @@ impl AgentCore {
                     .map(|evs| evs.into_iter().filter(|e| e.key.is_related(key)).collect())
                     .map_err(|c| c.compacted),
             ),
-            Request::Callbacks(url, after) => match self.outbox.get(url) {
-                Some((_, dropped)) if *dropped > *after => Response::Events(Err(*dropped)),
-                Some((queue, _)) => Response::Events(Ok(queue
-                    .iter()
-                    .filter(|e| e.revision > *after)
-                    .cloned()
-                    .collect())),
-                None => Response::Events(Ok(Vec::new())),
-            },
+            Request::Callbacks(url, after) => {
+                Response::Events(self.store.notifications_after(url, *after))
+            }
             Request::Submit(_) | Request::Health => unreachable!("not a read"),
         }
     }
@@ -328,14 +315,9 @@ impl AgentCore {
                 Payload::Noop => None,
                 Payload::Command(cmd) => {
                     let applied = self.store.apply(cmd);
-                    for ev in &applied.events {
-                        for url in self.store.observers_of(&ev.key) {
-                            let (queue, dropped) = self.outbox.entry(url.clone()).or_default();
-                            queue.push_back(ev.clone());
-                            if queue.len() > OUTBOX_LIMIT {
-                                *dropped = queue.pop_front().map_or(*dropped, |e| e.revision);
-                            }
-                            if leader {
+                    if leader {
+                        for ev in &applied.events {
+                            for url in self.store.observers_of(&ev.key) {
                                 out.notifications.push((url, ev.clone()));
                             }
                         }

@@ -194,6 +194,10 @@ pub enum Outcome {
     },
     Observed {
         added: bool,
+        /// The store's revision when the registration applied: the address is notified of
+        /// every change after it.
+        #[serde(default)]
+        revision: Revision,
     },
     Unobserved {
         removed: bool,

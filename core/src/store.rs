@@ -107,7 +107,15 @@ pub struct Store {
     /// Keys whose holder died: `IfEmpty` on them fails until this agency time.
     #[serde(default)]
     delayed: BTreeMap<Key, u64>,
+    /// Per change-callback address: the latest notifications (each change of a key the
+    /// address observed when the change applied), and the revision up to which older ones
+    /// were dropped. Part of the state, so every agent, restarted or not, serves the same.
+    #[serde(default)]
+    outbox: BTreeMap<String, (VecDeque<Event>, Revision)>,
 }
+
+/// Notifications kept per change-callback address.
+pub const OUTBOX_LIMIT: usize = 10_000;
 
 impl Default for Store {
     fn default() -> Self {
@@ -175,6 +183,21 @@ impl Store {
             event_retention: DEFAULT_EVENT_RETENTION,
             armed_delays: BTreeMap::new(),
             delayed: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+        }
+    }
+
+    /// The notifications for the callback address `url` after revision `after`, oldest
+    /// first; `Err` with the revision up to which they were dropped if some are gone.
+    pub fn notifications_after(&self, url: &str, after: Revision) -> Result<Vec<Event>, Revision> {
+        match self.outbox.get(url) {
+            Some((_, dropped)) if *dropped > after => Err(*dropped),
+            Some((queue, _)) => Ok(queue
+                .iter()
+                .filter(|e| e.revision > after)
+                .cloned()
+                .collect()),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -391,6 +414,7 @@ impl Store {
                 }
             }
             Command::Observe { key, url } => Outcome::Observed {
+                revision: self.revision,
                 added: self
                     .observers
                     .entry(key.clone())
@@ -414,6 +438,13 @@ impl Store {
         for e in &events {
             debug_assert_eq!(e.revision, self.revision);
             self.events.push_back(e.clone());
+            for url in self.observers_of(&e.key) {
+                let (queue, dropped) = self.outbox.entry(url).or_default();
+                queue.push_back(e.clone());
+                if queue.len() > OUTBOX_LIMIT {
+                    *dropped = queue.pop_front().map_or(*dropped, |e| e.revision);
+                }
+            }
         }
         while self.events.len() > self.event_retention {
             let dropped = self.events.pop_front().unwrap();

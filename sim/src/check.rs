@@ -292,8 +292,8 @@ pub fn watch_order(h: &History) -> Vec<Violation> {
                 .or_insert((key.as_str(), *version, i));
         }
     }
-    // Per watcher: where its current watch started, and the last revision it received.
-    let mut watches: BTreeMap<u64, (&str, u64, u64)> = BTreeMap::new();
+    // Per watcher and stream: where it started, and the last revision it received.
+    let mut watches: BTreeMap<(u64, &str), (&str, u64, u64)> = BTreeMap::new();
     let mut out = Vec::new();
     let report = |out: &mut Vec<Violation>, records: Vec<usize>, message: String| {
         out.push(Violation {
@@ -304,20 +304,27 @@ pub fn watch_order(h: &History) -> Vec<Violation> {
     };
     for (i, r) in h.records.iter().enumerate() {
         match &r.event {
-            Event::WatchStart { process, key, from } => {
-                watches.insert(*process, (key.as_str(), *from, *from));
+            Event::WatchStart {
+                process,
+                stream,
+                key,
+                from,
+            } => {
+                watches.insert((*process, stream), (key.as_str(), *from, *from));
             }
             Event::Watched {
                 process,
+                stream,
                 key,
                 revision,
                 version,
             } => {
-                let Some((watched, from, last)) = watches.get_mut(process) else {
+                let Some((watched, from, last)) = watches.get_mut(&(*process, stream.as_str()))
+                else {
                     report(
                         &mut out,
                         vec![i],
-                        format!("watcher {process} received {key}@{revision} before it started watching ({})", at(r)),
+                        format!("watcher {process}'s {stream} received {key}@{revision} before it started ({})", at(r)),
                     );
                     continue;
                 };
@@ -326,7 +333,7 @@ pub fn watch_order(h: &History) -> Vec<Violation> {
                         &mut out,
                         vec![i],
                         format!(
-                            "watcher {process} received {key}@{revision} after revision {last}: {} ({})",
+                            "watcher {process}'s {stream} received {key}@{revision} after revision {last}: {} ({})",
                             if revision == last { "a duplicate" } else { "out of order" },
                             at(r)
                         ),
@@ -348,7 +355,7 @@ pub fn watch_order(h: &History) -> Vec<Violation> {
                         &mut out,
                         vec![truth[first].2, i],
                         format!(
-                            "watcher {process} (watching {watched} after revision {from}) missed {} change(s), first {k}@{first} (record {j}), and received {key}@{revision} next ({})",
+                            "watcher {process}'s {stream} (of {watched} after revision {from}) missed {} change(s), first {k}@{first} (record {j}), and received {key}@{revision} next ({})",
                             missed.len(),
                             at(r)
                         ),
@@ -359,7 +366,7 @@ pub fn watch_order(h: &History) -> Vec<Violation> {
                         &mut out,
                         vec![*j, i],
                         format!(
-                            "watcher {process} received {key}@{revision} at version {version}, but the agents applied {k} at version {v} there ({})",
+                            "watcher {process}'s {stream} received {key}@{revision} at version {version}, but the agents applied {k} at version {v} there ({})",
                             at(r)
                         ),
                     ),
@@ -367,7 +374,7 @@ pub fn watch_order(h: &History) -> Vec<Violation> {
                         &mut out,
                         vec![i],
                         format!(
-                            "watcher {process} received {key}@{revision}, a change no agent applied ({})",
+                            "watcher {process}'s {stream} received {key}@{revision}, a change no agent applied ({})",
                             at(r)
                         ),
                     ),
@@ -1232,6 +1239,7 @@ mod tests {
                 "watcher-1",
                 Event::Watched {
                     process: 9,
+                    stream: "watch".into(),
                     key: key.into(),
                     revision,
                     version,
@@ -1244,6 +1252,7 @@ mod tests {
                 "watcher-1",
                 Event::WatchStart {
                     process: 9,
+                    stream: "watch".into(),
                     key: "/r".into(),
                     from,
                 },

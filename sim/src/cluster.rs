@@ -816,24 +816,27 @@ impl NetClient {
 impl NetClient {
     /// Receives the change notifications the agency sends to the callback address `url` (an
     /// observer registration made with `register_change_callback`), in order. Delivery is by
-    /// pull: a task asks the leader for new notifications every `watch_poll`, so a leader
-    /// change loses none (every agent keeps the latest 10,000 per address since it started).
-    /// The task ends when the receiver is dropped.
+    /// pull: a task asks the leader for new notifications every `watch_poll`, so neither a
+    /// leader change nor a restart loses any (the replicated store keeps the latest 10,000
+    /// per address, in its snapshots too). If the ones it needs next were dropped, the stream
+    /// ends, so a gap is never silent. The task ends when the receiver is dropped.
     pub fn callback_inbox(&self, url: &str) -> futures::channel::mpsc::UnboundedReceiver<Event> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let (me, url) = (self.clone(), url.to_string());
         self.inner.clock.spawn(Box::pin(async move {
             let mut after = 0;
             loop {
-                if let Ok(Response::Events(Ok(events))) =
-                    me.call(Request::Callbacks(url.clone(), after)).await
-                {
-                    for e in events {
-                        after = e.revision;
-                        if tx.unbounded_send(e).is_err() {
-                            return;
+                match me.call(Request::Callbacks(url.clone(), after)).await {
+                    Ok(Response::Events(Ok(events))) => {
+                        for e in events {
+                            after = e.revision;
+                            if tx.unbounded_send(e).is_err() {
+                                return;
+                            }
                         }
                     }
+                    Ok(Response::Events(Err(_dropped))) => return,
+                    _ => {}
                 }
                 if tx.is_closed() {
                     return;

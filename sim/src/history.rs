@@ -122,15 +122,22 @@ pub enum Event {
         revision: u64,
         version: u64,
     },
-    /// A watcher (re)started watching `key` and everything under it after revision `from`.
+    /// A watcher (re)started following `key` and everything under it after revision `from`,
+    /// on its `stream`: `watch` (it asks for the events after a revision) or `callback` (an
+    /// observer registration whose notifications it pulls).
     WatchStart {
         process: u64,
+        #[serde(default = "watch_stream")]
+        stream: String,
         key: String,
         from: u64,
     },
-    /// A watcher received the change of `key` at `revision` (leaving it at `version`).
+    /// A watcher received, on `stream`, the change of `key` at `revision` (leaving it at
+    /// `version`).
     Watched {
         process: u64,
+        #[serde(default = "watch_stream")]
+        stream: String,
         key: String,
         revision: u64,
         version: u64,
@@ -249,6 +256,10 @@ pub struct Recorder {
 struct MessageCounts {
     sent: AtomicU64,
     delivered: AtomicU64,
+}
+
+fn watch_stream() -> String {
+    "watch".into()
 }
 
 impl Recorder {

@@ -1149,14 +1149,45 @@ async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
 /// The register prefix the watchers watch.
 const WATCHED: &str = "/r";
 
-/// Per watcher process, the last revision it received.
-type Watched = Arc<Mutex<BTreeMap<u64, u64>>>;
+/// Per watcher process and stream (`watch`, `callback`), the last revision it received.
+type Watched = Arc<Mutex<BTreeMap<(u64, &'static str), u64>>>;
 
-/// A watcher: reads the revision, then takes every change of `/r` and the keys under it
-/// after it, recording each (S16); when the agency no longer keeps the events it would need
-/// (`Compacted`), it starts again from a fresh read, recorded as a new start. Runs until the
-/// run ends.
+/// Records a change a watcher received on `stream`.
+fn record_watched(p: &Process, stream: &'static str, e: &tenure_core::command::Event) {
+    p.rec.record(
+        &p.node,
+        Event::Watched {
+            process: p.id,
+            stream: stream.into(),
+            key: e.key.to_string(),
+            revision: e.revision,
+            version: e.version,
+        },
+    );
+}
+
+/// Records that a watcher (re)started `stream` after revision `from`.
+fn record_watch_start(p: &Process, stream: &'static str, from: u64) {
+    p.rec.record(
+        &p.node,
+        Event::WatchStart {
+            process: p.id,
+            stream: stream.into(),
+            key: WATCHED.into(),
+            from,
+        },
+    );
+}
+
+/// A watcher follows `/r` and every key under it on two streams, recording every change it
+/// receives (S16): a watch (it reads the revision, then asks for the events after it; when
+/// the agency no longer keeps the events it needs, `Compacted`, it starts again from a fresh
+/// read, recorded as a new start), and a change callback (an observer registration, from the
+/// revision it applied at, whose notifications it pulls). Runs until the run ends.
 async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
+    let p = Arc::new(p);
+    let (cp, cstore, cseen) = (p.clone(), store.clone(), seen.clone());
+    madsim::task::spawn(async move { callbacks(&cp, &cstore, &cseen).await });
     let prefix = key(WATCHED);
     let mut after = None;
     loop {
@@ -1164,14 +1195,7 @@ async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
             Some(a) => a,
             None => match store.read(&prefix).await {
                 Ok(r) => {
-                    p.rec.record(
-                        &p.node,
-                        Event::WatchStart {
-                            process: p.id,
-                            key: WATCHED.into(),
-                            from: r.revision,
-                        },
-                    );
+                    record_watch_start(&p, "watch", r.revision);
                     r.revision
                 }
                 Err(_) => {
@@ -1183,19 +1207,11 @@ async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
         match store.wait_events(&prefix, from).await {
             Ok(events) => {
                 let mut last = from;
-                for e in events {
-                    p.rec.record(
-                        &p.node,
-                        Event::Watched {
-                            process: p.id,
-                            key: e.key.to_string(),
-                            revision: e.revision,
-                            version: e.version,
-                        },
-                    );
+                for e in &events {
+                    record_watched(&p, "watch", e);
                     last = last.max(e.revision);
                 }
-                seen.lock().unwrap().insert(p.id, last);
+                seen.lock().unwrap().insert((p.id, "watch"), last);
                 after = Some(last);
             }
             Err(ClientError::Compacted { .. }) => after = None,
@@ -1204,6 +1220,29 @@ async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
                 madsim::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// The callback stream of a watcher: registers `http://watcher-<process>/cb` as an observer
+/// of `/r` (until that commits), then records each notification pulled for it.
+async fn callbacks(p: &Process, store: &Arc<NetClient>, seen: &Watched) {
+    let url = format!("http://watcher-{}/cb", p.id);
+    let observe = Command::Observe {
+        key: key(WATCHED),
+        url: url.clone(),
+    };
+    let from = loop {
+        match store.submit(observe.clone()).await {
+            Ok(Outcome::Observed { revision, .. }) => break revision,
+            _ => madsim::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    record_watch_start(p, "callback", from);
+    seen.lock().unwrap().insert((p.id, "callback"), from);
+    let mut inbox = store.callback_inbox(&url);
+    while let Some(e) = futures::StreamExt::next(&mut inbox).await {
+        record_watched(p, "callback", &e);
+        seen.lock().unwrap().insert((p.id, "callback"), e.revision);
     }
 }
 
@@ -1566,10 +1605,10 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                 let started = clock.now();
                 let behind = loop {
                     let seen = w.lock().unwrap().clone();
-                    let behind: Vec<u64> = watcher_ids
+                    let behind: Vec<(u64, &str)> = watcher_ids
                         .iter()
-                        .copied()
-                        .filter(|id| revision.is_none_or(|r| seen.get(id).is_none_or(|s| *s < r)))
+                        .flat_map(|id| [(*id, "watch"), (*id, "callback")])
+                        .filter(|w| revision.is_none_or(|r| seen.get(w).is_none_or(|s| *s < r)))
                         .collect();
                     if behind.is_empty() || clock.now() - started >= cfg.liveness_bound {
                         break behind;
@@ -1584,12 +1623,12 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
                         detail: match revision {
                             None => format!("the final write to {fin} did not commit"),
                             Some(r) if behind.is_empty() => format!(
-                                "{} live watchers received revision {r} within {} ms",
+                                "the watches and callbacks of {} live watchers received revision {r} within {} ms",
                                 watcher_ids.len(),
                                 (clock.now() - started).as_millis()
                             ),
                             Some(r) => format!(
-                                "watchers {behind:?} did not receive revision {r} within {:?}",
+                                "(watcher, stream) {behind:?} did not receive revision {r} within {:?}",
                                 cfg.liveness_bound
                             ),
                         },
