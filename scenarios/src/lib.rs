@@ -2,10 +2,12 @@
 //!
 //! A scenario builds a world from a seed, runs it for a virtual duration, records a history
 //! (JSON lines) and checks it. The same seed and build give a byte-identical history, hence
-//! the same digest. So far the library holds scenarios over the in-process `mem:` agency;
-//! scenarios over the replicated cluster come with it.
+//! the same digest. Cluster scenarios are data (`library`, TOML files in `library/`); the
+//! in-process `lock-contention` scenario over `mem:` is code (below).
 
 pub mod check;
+pub mod library;
+pub mod sweep;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -94,6 +96,22 @@ pub enum ScenarioError {
     BadParam(String),
     #[error("seed {seed}: {failure}")]
     Failed { seed: u64, failure: RunFailure },
+}
+
+/// The cluster scenario a command line names: a built-in name, or a TOML file's path.
+pub fn resolve(name_or_path: &str) -> Result<library::Scenario, String> {
+    if let Some(s) = library::built_in(name_or_path) {
+        return Ok(s);
+    }
+    let path = std::path::Path::new(name_or_path);
+    if path.exists() || name_or_path.ends_with(".toml") {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read scenario file {name_or_path}: {e}"))?;
+        return library::parse(&text, name_or_path);
+    }
+    Err(format!(
+        "unknown scenario {name_or_path:?}; `tenure list` shows the known ones (or give a .toml file)"
+    ))
 }
 
 /// Runs scenario `name` with `seed`.

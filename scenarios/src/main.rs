@@ -1,10 +1,11 @@
-//! `tenure`: list and run seeded scenarios.
+//! `tenure`: list, run, replay and sweep seeded scenarios; merge sweep shards; check
+//! histories.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
 use tenure_scenarios::check::{FormatName, ModelName};
-use tenure_scenarios::{run, Params, ScenarioError, SCENARIOS};
+use tenure_scenarios::{library, resolve, run, sweep, Params, ScenarioError, SCENARIOS};
 
 /// Deterministic simulation of distributed coordination: run a scenario from a seed; the same
 /// seed gives the same history, byte for byte.
@@ -17,30 +18,88 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Lists the built-in scenarios.
-    List,
-    /// Runs one scenario with one seed, checks its history and prints a report.
+    /// Lists the scenarios: the cluster scenarios (built in, or any TOML file of the same
+    /// shape) and the in-process `lock-contention`.
+    List {
+        /// Prints them as JSON, with their descriptions and the invariants they watch.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs one scenario with one seed, checks its history against every invariant and prints
+    /// a summary. Exit 0: every invariant held; 1: a violation; 2: bad input.
     Run {
-        /// The scenario's name (see `tenure list`).
+        /// A scenario's name (see `tenure list`) or a scenario file (TOML).
         scenario: String,
         /// The seed that fixes every choice of the run.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Number of clients.
-        #[arg(long, default_value_t = Params::default().clients)]
-        clients: usize,
-        /// Virtual duration of the workload, in seconds.
-        #[arg(long, default_value_t = 60)]
-        duration_s: u64,
-        /// Lock TTL, in milliseconds.
-        #[arg(long, default_value_t = 2000)]
-        ttl_ms: u64,
+        /// Virtual duration of the workload, in seconds (default: the scenario's).
+        #[arg(long)]
+        duration_s: Option<u64>,
+        /// Number of clients (`lock-contention` only).
+        #[arg(long)]
+        clients: Option<usize>,
+        /// Lock TTL in milliseconds (`lock-contention` only).
+        #[arg(long)]
+        ttl_ms: Option<u64>,
         /// Writes the history (JSON lines) to this file.
         #[arg(long)]
         history: Option<std::path::PathBuf>,
         /// Prints the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Runs a seed again, exactly: prints the history's digest and, with `--expect`,
+    /// compares it (exit 1 when it differs); `--trace` prints every event as it happens, in
+    /// virtual time, with node names.
+    Replay {
+        /// A scenario's name or file.
+        scenario: String,
+        #[arg(long)]
+        seed: u64,
+        /// The digest the run printed before.
+        #[arg(long)]
+        expect: Option<String>,
+        /// Trace to standard error up to this level: error, warn, info (system events),
+        /// debug (client operations, applied entries) or trace (every message).
+        #[arg(long)]
+        trace: Option<String>,
+        /// Writes the history (JSON lines) to this file.
+        #[arg(long)]
+        history: Option<std::path::PathBuf>,
+    },
+    /// Runs many seeds of a scenario in parallel, prints every failing seed with a command
+    /// that replays it, and writes the results as JSON (shards merge with `tenure merge`).
+    /// Exit 0: every seed held; 1: some seed failed; 2: bad input.
+    Sweep {
+        /// A scenario's name or file.
+        scenario: String,
+        /// The seeds: `A..B` (B not included) or one seed.
+        #[arg(long, default_value = "0..100")]
+        seeds: String,
+        /// Seeds run at once (each on its own thread).
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Runs only shard K of N of the seeds (every N-th seed from the K-th).
+        #[arg(long)]
+        shard: Option<String>,
+        /// Stops starting seeds after the first failure.
+        #[arg(long)]
+        stop_on_failure: bool,
+        /// Writes the results as JSON to this file.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Prints the results as JSON on standard output instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merges the JSON results of sweep shards into one (printed, or written with `--out`).
+    Merge {
+        /// Result files written by `tenure sweep --out`.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Checks a history file: a tenure history against every invariant, or any history
     /// (tenure, Jepsen EDN, Jepsen operations as JSON lines, jepsen.util log lines) for
@@ -67,6 +126,12 @@ enum Command {
     },
 }
 
+/// Exit status 2 with a message.
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tenure: {message}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -78,65 +143,401 @@ fn main() -> ExitCode {
             time_limit,
             json,
         } => check(&history, model, format, steps, time_limit, json),
-        Command::List => {
-            for (name, about) in SCENARIOS {
-                println!("{name:<18} {about}");
-            }
-            ExitCode::SUCCESS
+        Command::List { json } => list(json),
+        Command::Run {
+            scenario,
+            seed,
+            duration_s,
+            clients,
+            ttl_ms,
+            history,
+            json,
+        } if scenario == "lock-contention" => {
+            let defaults = Params::default();
+            let params = Params {
+                clients: clients.unwrap_or(defaults.clients),
+                duration: duration_s.map_or(defaults.duration, Duration::from_secs),
+                lock_ttl: ttl_ms.map_or(defaults.lock_ttl, Duration::from_millis),
+            };
+            run_mem(&scenario, seed, params, history, json)
         }
         Command::Run {
             scenario,
             seed,
-            clients,
             duration_s,
+            clients,
             ttl_ms,
             history,
             json,
         } => {
-            let params = Params {
-                clients,
-                duration: Duration::from_secs(duration_s),
-                lock_ttl: Duration::from_millis(ttl_ms),
-            };
-            let report = match run(&scenario, seed, params) {
-                Ok(r) => r,
-                Err(e @ (ScenarioError::Unknown(_) | ScenarioError::BadParam(_))) => {
-                    eprintln!("tenure: {e}");
-                    return ExitCode::from(2);
-                }
-                Err(e) => {
-                    eprintln!("tenure: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            if let Some(path) = history {
-                if let Err(e) = std::fs::write(&path, report.history_jsonl()) {
-                    eprintln!(
-                        "tenure: cannot write the history to {}: {e}",
-                        path.display()
-                    );
-                    return ExitCode::from(2);
-                }
+            if clients.is_some() || ttl_ms.is_some() {
+                return usage(
+                    "--clients and --ttl-ms apply to lock-contention only; a cluster scenario sets them in its file",
+                );
             }
-            if json {
-                print_json(&report);
-            } else {
-                println!("scenario   {}", report.scenario);
-                println!("seed       {}", report.seed);
-                println!("operations {}", report.operations);
-                println!("grants     {}", report.grants);
-                println!("violations {}", report.violations.len());
-                for v in &report.violations {
-                    println!("  {v}");
-                }
-                println!("digest     {}", report.digest);
+            let mut s = match resolve(&scenario) {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            if let Some(d) = duration_s {
+                s.settings.duration_ms = Some(d.saturating_mul(1000));
             }
-            if report.violations.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            run_cluster(&scenario, &s, seed, None, None, history, json)
+        }
+        Command::Replay {
+            scenario,
+            seed,
+            expect,
+            trace,
+            history,
+        } => {
+            let s = match resolve(&scenario) {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            let level = match trace.as_deref().map(tenure_sim::trace::parse_level) {
+                Some(Err(e)) => return usage(e),
+                Some(Ok(l)) => Some(l),
+                None => None,
+            };
+            run_cluster(&scenario, &s, seed, expect, level, history, false)
+        }
+        Command::Sweep {
+            scenario,
+            seeds,
+            jobs,
+            shard,
+            stop_on_failure,
+            out,
+            json,
+        } => sweep(&scenario, &seeds, jobs, shard, stop_on_failure, out, json),
+        Command::Merge { files, out } => merge(files, out),
+    }
+}
+
+fn list(json: bool) -> ExitCode {
+    let scenarios = library::all();
+    if json {
+        let mut all: Vec<serde_json::Value> = scenarios
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name, "about": s.about, "description": s.description,
+                    "watches": s.watches, "kind": "cluster",
+                })
+            })
+            .collect();
+        for (name, about) in SCENARIOS {
+            all.push(serde_json::json!({"name": name, "about": about, "kind": "mem"}));
+        }
+        print_json(&all);
+    } else {
+        for s in &scenarios {
+            println!("{:<30} {}", s.name, s.about);
+        }
+        for (name, about) in SCENARIOS {
+            println!("{name:<30} {about}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_mem(
+    scenario: &str,
+    seed: u64,
+    params: Params,
+    history: Option<std::path::PathBuf>,
+    json: bool,
+) -> ExitCode {
+    let report = match run(scenario, seed, params) {
+        Ok(r) => r,
+        Err(e @ (ScenarioError::Unknown(_) | ScenarioError::BadParam(_))) => return usage(e),
+        Err(e) => {
+            eprintln!("tenure: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = history {
+        if let Err(e) = std::fs::write(&path, report.history_jsonl()) {
+            return usage(format!(
+                "cannot write the history to {}: {e}",
+                path.display()
+            ));
+        }
+    }
+    if json {
+        print_json(&report);
+    } else {
+        println!("scenario   {}", report.scenario);
+        println!("seed       {}", report.seed);
+        println!("operations {}", report.operations);
+        println!("grants     {}", report.grants);
+        println!("violations {}", report.violations.len());
+        for v in &report.violations {
+            println!("  {v}");
+        }
+        println!("digest     {}", report.digest);
+    }
+    if report.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs (or replays) one seed of a cluster scenario.
+fn run_cluster(
+    given: &str,
+    s: &library::Scenario,
+    seed: u64,
+    expect: Option<String>,
+    trace: Option<tracing::Level>,
+    history: Option<std::path::PathBuf>,
+    json: bool,
+) -> ExitCode {
+    let config = match s.run_config() {
+        Ok(c) => c,
+        Err(e) => return usage(format!("{given}: {e}")),
+    };
+    let result = match trace {
+        Some(level) => tracing::subscriber::with_default(
+            tenure_sim::trace::subscriber(level, std::io::stderr),
+            || tenure_sim::run(&config, seed),
+        ),
+        None => tenure_sim::run(&config, seed),
+    };
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tenure: {e}");
+            eprintln!("replay: tenure replay {given} --seed {seed} --trace debug");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = history {
+        if let Err(e) = std::fs::write(&path, report.history.to_jsonl()) {
+            return usage(format!(
+                "cannot write the history to {}: {e}",
+                path.display()
+            ));
+        }
+    }
+    if json {
+        print_json(&serde_json::json!({
+            "scenario": s.name, "seed": seed, "ok": report.ok(), "digest": report.digest,
+            "counters": report.counters, "violations": report.violations,
+            "warnings": report.warnings, "schedule": report.schedule, "swarm": report.swarm,
+        }));
+    } else {
+        let c = &report.counters;
+        println!("scenario   {} (seed {seed})", s.name);
+        println!(
+            "virtual    {:.3} s, {} history records, {} messages",
+            c.virtual_ms as f64 / 1000.0,
+            c.records,
+            c.messages_sent
+        );
+        println!(
+            "operations {} ({} ok, {} failed, {} unknown)",
+            c.ops_invoked, c.ops_ok, c.ops_failed, c.ops_indeterminate
+        );
+        println!(
+            "cluster    {} leader terms, {} snapshots ({} installed), {} expiries",
+            c.leader_terms, c.snapshots, c.snapshots_installed, c.expiries
+        );
+        println!(
+            "faults     {} ({})",
+            report.schedule.steps.len(),
+            match &report.swarm {
+                Some(kinds) => format!("swarm {kinds:?}"),
+                None => "scheduled".into(),
+            }
+        );
+        println!("violations {}", report.violations.len());
+        for v in &report.violations {
+            println!("  {v}");
+        }
+        if !report.warnings.is_empty() {
+            println!("warnings   {}", report.warnings.len());
+            for v in report.warnings.iter().take(5) {
+                println!("  {v}");
             }
         }
+        println!("digest     {}", report.digest);
+        if !report.ok() {
+            println!(
+                "replay     tenure replay {given} --seed {seed} --expect {} --trace debug",
+                report.digest
+            );
+        }
+    }
+    if let Some(expected) = expect {
+        if expected != report.digest {
+            eprintln!(
+                "tenure: the replay differs: digest {} where {expected} was expected (another build, or nondeterminism)",
+                report.digest
+            );
+            return ExitCode::FAILURE;
+        }
+        eprintln!("tenure: replayed exactly (digest {expected})");
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn sweep(
+    given: &str,
+    seeds: &str,
+    jobs: usize,
+    shard: Option<String>,
+    stop_on_failure: bool,
+    out: Option<std::path::PathBuf>,
+    json: bool,
+) -> ExitCode {
+    use std::io::IsTerminal;
+    let s = match resolve(given) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let range = match sweep::parse_seeds(seeds) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let shard_kn = match shard.as_deref().map(sweep::parse_shard) {
+        Some(Err(e)) => return usage(e),
+        Some(Ok(kn)) => Some(kn),
+        None => None,
+    };
+    if jobs == 0 || jobs > 256 {
+        return usage("--jobs must be 1 to 256");
+    }
+    let list = sweep::shard_seeds(range.clone(), shard_kn);
+    let tty = std::io::stderr().is_terminal();
+    let ran = sweep::run_seeds(&s, &list, jobs, stop_on_failure, |done, total, failed| {
+        if tty {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total} seeds, {failed} failed",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    let (results, stopped) = match ran {
+        Ok(r) => r,
+        Err(e) => return usage(format!("{given}: {e}")),
+    };
+    let all = sweep::SweepResults {
+        scenario: s.name.clone(),
+        seeds: format!("{}..{}", range.start, range.end),
+        shard,
+        stopped_early: stopped,
+        results,
+    };
+    if let Some(path) = &out {
+        let text = serde_json::to_string_pretty(&all).expect("results serialize");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            return usage(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if json {
+        print_json(&all);
+    } else {
+        print_summary(given, &all);
+    }
+    if all.failures().next().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_summary(given: &str, all: &sweep::SweepResults) {
+    let failed: Vec<_> = all.failures().collect();
+    let ops: usize = all.results.iter().map(|r| r.ops).sum();
+    println!(
+        "{} seeds {}{}: {} ran, {} failed, {} operations{}",
+        all.scenario,
+        all.seeds,
+        all.shard
+            .as_deref()
+            .map(|s| format!(" (shard {s})"))
+            .unwrap_or_default(),
+        all.results.len(),
+        failed.len(),
+        ops,
+        if all.stopped_early {
+            ", stopped at the first failure"
+        } else {
+            ""
+        }
+    );
+    for r in failed {
+        let what = match (&r.error, r.violations.first()) {
+            (Some(e), _) => e.clone(),
+            (None, Some(v)) => format!(
+                "{} ({} violations): {}",
+                v.rule,
+                r.violations.len(),
+                v.message
+            ),
+            (None, None) => "failed".into(),
+        };
+        println!("seed {}: {what}", r.seed);
+        println!(
+            "  tenure replay {given} --seed {}{} --trace debug",
+            r.seed,
+            r.digest
+                .as_deref()
+                .map(|d| format!(" --expect {d}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn merge(files: Vec<std::path::PathBuf>, out: Option<std::path::PathBuf>) -> ExitCode {
+    let mut parts = Vec::new();
+    for f in &files {
+        let name = f.display().to_string();
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => return usage(format!("cannot read {name}: {e}")),
+        };
+        match serde_json::from_str::<sweep::SweepResults>(&text) {
+            Ok(p) => parts.push((name, p)),
+            Err(e) => {
+                return usage(format!(
+                    "{name}: not the results of `tenure sweep --out` (line {}: {e})",
+                    e.line()
+                ))
+            }
+        }
+    }
+    let all = match sweep::merge(parts) {
+        Ok(m) => m,
+        Err(e) => return usage(e),
+    };
+    match out {
+        Some(path) => {
+            let text = serde_json::to_string_pretty(&all).expect("results serialize");
+            if let Err(e) = std::fs::write(&path, text + "\n") {
+                return usage(format!("cannot write {}: {e}", path.display()));
+            }
+            print_summary(&all.scenario, &all);
+        }
+        None => print_json(&all),
+    }
+    if all.failures().next().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

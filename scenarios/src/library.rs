@@ -1,0 +1,300 @@
+//! Cluster scenarios as data: a TOML file names a world (agents, clients, holders, members,
+//! watchers), its workload settings, its clock settings and its faults (a swarm drawn from the
+//! seed, a fixed schedule, or none), and says what it reproduces and which invariants it
+//! watches. The built-in ones are the files in `scenarios/library/`, compiled in; a user's
+//! file is read the same way (`tenure run path/to/file.toml`).
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tenure_sim::nemesis::{Schedule, Step};
+use tenure_sim::{Faults, RunConfig};
+
+/// A scenario read from TOML.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Kebab-case name (`minority-partition`).
+    pub name: String,
+    /// One line for `tenure list`.
+    pub about: String,
+    /// A paragraph: what it reproduces, and what should hold.
+    #[serde(default)]
+    pub description: String,
+    /// The invariants it watches, by rule (`S1`, `L2`, ...); every checker runs anyway.
+    #[serde(default)]
+    pub watches: Vec<String>,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub faults: FaultSpec,
+}
+
+/// The knobs of a run; each left out keeps `RunConfig::default()`'s value.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub agents: Option<usize>,
+    pub clients: Option<usize>,
+    pub lockers: Option<usize>,
+    pub leasers: Option<usize>,
+    pub leaders: Option<usize>,
+    pub members: Option<usize>,
+    pub managers: Option<usize>,
+    pub watchers: Option<usize>,
+    pub registers: Option<usize>,
+    pub duration_ms: Option<u64>,
+    pub op_pause_ms: Option<u64>,
+    pub lock_ttl_ms: Option<u64>,
+    pub lock_delay_ms: Option<u64>,
+    pub work_ms: Option<u64>,
+    /// The drift bound the agency and the holders assume.
+    pub rho: Option<f64>,
+    /// Each holder's clock drifts at a rate drawn from `[-client_drift, client_drift]`.
+    pub client_drift: Option<f64>,
+    /// Whether a swarm may jump agents' clocks.
+    pub clock_jumps: Option<bool>,
+    pub liveness_bound_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    /// Raft ticks (10 ms each) between a leader's heartbeats, and the base election timeout.
+    pub heartbeat_ticks: Option<u32>,
+    pub election_ticks: Option<u32>,
+    pub record_messages: Option<bool>,
+}
+
+/// Where the faults come from.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// `swarm` (the seed picks kinds and times), `schedule` (the `steps` below), or `none`.
+    #[serde(default = "swarm")]
+    pub mode: String,
+    /// With `mode = "schedule"`: `{ at_ms = 3000, fault = { kind = "kill", agent = 1 } }`,
+    /// the fault kinds of `tenure_sim::nemesis::Fault` in snake case.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+fn swarm() -> String {
+    "swarm".into()
+}
+
+/// The built-in scenarios, as their TOML text.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("quiet", include_str!("../library/quiet.toml")),
+    ("swarm", include_str!("../library/swarm.toml")),
+    (
+        "minority-partition",
+        include_str!("../library/minority-partition.toml"),
+    ),
+    (
+        "flapping-network",
+        include_str!("../library/flapping-network.toml"),
+    ),
+    (
+        "rolling-restarts",
+        include_str!("../library/rolling-restarts.toml"),
+    ),
+    (
+        "temp-key-holder-dies",
+        include_str!("../library/temp-key-holder-dies.toml"),
+    ),
+    (
+        "lease-expiry-under-partition",
+        include_str!("../library/lease-expiry-under-partition.toml"),
+    ),
+    (
+        "paused-holder",
+        include_str!("../library/paused-holder.toml"),
+    ),
+    (
+        "drift-within-rho",
+        include_str!("../library/drift-within-rho.toml"),
+    ),
+    (
+        "drift-beyond-rho",
+        include_str!("../library/drift-beyond-rho.toml"),
+    ),
+];
+
+/// A built-in scenario by name.
+pub fn built_in(name: &str) -> Option<Scenario> {
+    BUILT_IN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, text)| parse(text, &format!("built-in scenario {n}")).expect("built-ins parse"))
+}
+
+/// Every built-in scenario.
+pub fn all() -> Vec<Scenario> {
+    BUILT_IN
+        .iter()
+        .map(|(n, text)| parse(text, &format!("built-in scenario {n}")).expect("built-ins parse"))
+        .collect()
+}
+
+/// Reads a scenario from TOML text; `origin` names it in errors (a file's path). The error
+/// names the line and column of what is wrong, and checks the settings and the schedule.
+pub fn parse(text: &str, origin: &str) -> Result<Scenario, String> {
+    let s: Scenario = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+    s.run_config().map_err(|e| format!("{origin}: {e}"))?;
+    Ok(s)
+}
+
+impl Scenario {
+    /// The run this scenario describes, checked.
+    pub fn run_config(&self) -> Result<RunConfig, String> {
+        let mut c = RunConfig::default();
+        let s = &self.settings;
+        let ms = Duration::from_millis;
+        macro_rules! set {
+            ($field:expr, $value:expr) => {
+                if let Some(v) = $value {
+                    $field = v;
+                }
+            };
+        }
+        set!(c.cluster.agents, s.agents);
+        set!(c.clients, s.clients);
+        set!(c.lockers, s.lockers);
+        set!(c.leasers, s.leasers);
+        set!(c.leaders, s.leaders);
+        set!(c.members, s.members);
+        set!(c.managers, s.managers);
+        set!(c.watchers, s.watchers);
+        set!(c.registers, s.registers);
+        set!(c.duration, s.duration_ms.map(ms));
+        set!(c.op_pause, s.op_pause_ms.map(ms));
+        set!(c.lock_ttl, s.lock_ttl_ms.map(ms));
+        set!(c.lock_delay, s.lock_delay_ms.map(ms));
+        set!(c.work, s.work_ms.map(ms));
+        set!(c.cluster.agent.rho, s.rho);
+        set!(c.client_drift, s.client_drift);
+        set!(c.clock_jumps, s.clock_jumps);
+        set!(c.liveness_bound, s.liveness_bound_ms.map(ms));
+        set!(c.client.request_timeout, s.request_timeout_ms.map(ms));
+        set!(c.cluster.agent.raft.heartbeat_ticks, s.heartbeat_ticks);
+        set!(c.cluster.agent.raft.election_ticks, s.election_ticks);
+        set!(c.record_messages, s.record_messages);
+        let problem = |field: &str, what: &str| Err(format!("settings.{field}: {what}"));
+        if !(1..=9).contains(&c.cluster.agents) {
+            return problem("agents", "must be 1 to 9");
+        }
+        if c.processes() > 200 {
+            return problem("clients", "at most 200 processes in all");
+        }
+        if c.duration.is_zero() || c.duration > Duration::from_secs(3_600) {
+            return problem("duration_ms", "must be more than 0 and at most an hour");
+        }
+        if c.lock_ttl < ms(100) {
+            return problem("lock_ttl_ms", "must be at least 100");
+        }
+        if !(0.0..0.5).contains(&c.cluster.agent.rho) {
+            return problem("rho", "must lie in [0, 0.5)");
+        }
+        if !(0.0..0.5).contains(&c.client_drift) {
+            return problem("client_drift", "must lie in [0, 0.5)");
+        }
+        if c.registers == 0 {
+            return problem("registers", "must be at least 1");
+        }
+        let raft = &c.cluster.agent.raft;
+        if raft.heartbeat_ticks == 0 || raft.election_ticks <= raft.heartbeat_ticks {
+            return problem(
+                "election_ticks",
+                "must exceed heartbeat_ticks, which must be at least 1",
+            );
+        }
+        if c.client.request_timeout.is_zero() {
+            return problem("request_timeout_ms", "must be more than 0");
+        }
+        c.faults = match self.faults.mode.as_str() {
+            "swarm" if self.faults.steps.is_empty() => Faults::Swarm,
+            "none" if self.faults.steps.is_empty() => Faults::None,
+            "swarm" | "none" => {
+                return Err(format!(
+                    "faults: steps are given but mode is {:?}; say mode = \"schedule\"",
+                    self.faults.mode
+                ))
+            }
+            "schedule" => {
+                let schedule = Schedule {
+                    steps: self.faults.steps.clone(),
+                };
+                schedule
+                    .validate_with(c.cluster.agents as u64, c.processes() as u64)
+                    .map_err(|e| format!("faults: {e}"))?;
+                if let Some(last) = schedule.steps.last() {
+                    if last.at_ms >= c.duration.as_millis() as u64 {
+                        return Err(format!(
+                            "faults: a step at {} ms lies past the duration ({} ms)",
+                            last.at_ms,
+                            c.duration.as_millis()
+                        ));
+                    }
+                }
+                Faults::Schedule(schedule)
+            }
+            other => {
+                return Err(format!(
+                    "faults.mode: {other:?} is not one of swarm, schedule, none"
+                ))
+            }
+        };
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_scenario_reads_and_is_described() {
+        for s in all() {
+            assert!(
+                !s.about.is_empty() && !s.description.is_empty(),
+                "{}",
+                s.name
+            );
+            assert!(!s.watches.is_empty(), "{}", s.name);
+            assert_eq!(
+                BUILT_IN.iter().filter(|(n, _)| *n == s.name).count(),
+                1,
+                "{} is listed under its own name",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn bad_files_are_named_by_line_and_field() {
+        let e = parse("name = \"x\"\nabout = 3\n", "f.toml").unwrap_err();
+        assert!(e.contains("f.toml") && e.contains("line 2"), "{e}");
+        let e = parse("name = \"x\"\nabout = \"a\"\ncolour = 1\n", "f.toml").unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+        let e = parse(
+            "name = \"x\"\nabout = \"a\"\n[settings]\nagents = 12\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(e.contains("settings.agents"), "{e}");
+        let e = parse(
+            "name = \"x\"\nabout = \"a\"\n[faults]\nmode = \"chaos\"\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(e.contains("chaos"), "{e}");
+        let e = parse(
+            "name = \"x\"\nabout = \"a\"\n[faults]\nmode = \"schedule\"\nsteps = [{ at_ms = 1, fault = { kind = \"kill\", agent = 7 } }]\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(e.contains("faults"), "{e}");
+        let e = parse(
+            "name = \"x\"\nabout = \"a\"\n[faults]\nmode = \"schedule\"\nsteps = [{ at_ms = 1, fault = { kind = \"melt\" } }]\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(e.contains("melt") && e.contains("line"), "{e}");
+    }
+}
