@@ -189,14 +189,17 @@ fn a_written_schedule_runs_and_is_recorded() {
             _ => None,
         })
         .collect();
+    // The schedule, then what it left in place (the 2 -> 3 delay) lifted at the end.
+    let lifted = schedule.lifted(9_000);
+    assert_eq!(lifted.steps.len(), schedule.steps.len() + 1);
     assert_eq!(
         faults,
-        schedule.steps.iter().map(|s| &s.fault).collect::<Vec<_>>()
+        lifted.steps.iter().map(|s| &s.fault).collect::<Vec<_>>()
     );
     // While a majority was down or split, writes failed or ended unknown; afterwards they
     // succeeded again.
     assert!(report.counters.ops_failed + report.counters.ops_indeterminate > 0);
-    assert_eq!(report.counters.faults, 8);
+    assert_eq!(report.counters.faults, 9);
     let live = report
         .history
         .records

@@ -242,3 +242,171 @@ fn check_refuses_bad_input_with_the_line() {
         assert!(!err.trim().is_empty());
     }
 }
+
+#[test]
+fn cluster_scenarios_run_replay_exactly_and_list_as_json() {
+    let (code, out, _) = tenure(&["list", "--json"]);
+    assert_eq!(code, 0);
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "quiet",
+        "swarm",
+        "minority-partition",
+        "drift-beyond-rho",
+        "lock-contention",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let (code, out, err) = tenure(&["run", "minority-partition", "--seed", "4"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("violations 0") && out.contains("faults     2"),
+        "{out}"
+    );
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("digest     "))
+        .unwrap()
+        .to_string();
+    // The same seed replays to the same digest, traced in virtual time with node names.
+    let (code, _, err) = tenure(&[
+        "replay",
+        "minority-partition",
+        "--seed",
+        "4",
+        "--expect",
+        &digest,
+        "--trace",
+        "info",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("replayed exactly"), "{err}");
+    assert!(err.contains("name=\"agent-1\"") && err.contains("\"type\":\"fault\""));
+    let (code, _, err) = tenure(&[
+        "replay",
+        "minority-partition",
+        "--seed",
+        "4",
+        "--expect",
+        "0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("differs"), "{err}");
+}
+
+#[test]
+fn a_scenario_file_runs_like_a_built_in_one_and_bad_files_are_named() {
+    let file = scratch(
+        "two-kills.toml",
+        r#"name = "two-kills"
+about = "agents 1 and 2 die and come back"
+watches = ["S12", "S15"]
+[settings]
+clients = 2
+duration_ms = 4000
+[faults]
+mode = "schedule"
+steps = [
+  { at_ms = 1000, fault = { kind = "kill", agent = 1 } },
+  { at_ms = 2000, fault = { kind = "restart", agent = 1 } },
+  { at_ms = 2500, fault = { kind = "kill", agent = 2 } },
+]
+"#,
+    );
+    let (code, out, err) = tenure(&["run", file.to_str().unwrap(), "--seed", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Agent 2, left dead by the file, is restarted at the end (every fault is lifted).
+    assert!(
+        out.contains("two-kills") && out.contains("faults     4"),
+        "{out}"
+    );
+    for (name, text, says) in [
+        ("syntax.toml", "name = \"x\nabout = \"y\"\n", "line 1"),
+        ("field.toml", "name = \"x\"\nabout = \"y\"\nflavour = 1\n", "flavour"),
+        (
+            "value.toml",
+            "name = \"x\"\nabout = \"y\"\n[settings]\nrho = 0.9\n",
+            "settings.rho",
+        ),
+        (
+            "late.toml",
+            "name = \"x\"\nabout = \"y\"\n[settings]\nduration_ms = 1000\n[faults]\nmode = \"schedule\"\nsteps = [{ at_ms = 5000, fault = { kind = \"heal\" } }]\n",
+            "past the duration",
+        ),
+        (
+            "process.toml",
+            "name = \"x\"\nabout = \"y\"\n[faults]\nmode = \"schedule\"\nsteps = [{ at_ms = 10, fault = { kind = \"kill_process\", process = 99 } }]\n",
+            "99",
+        ),
+    ] {
+        let f = scratch(name, text);
+        let (code, _, err) = tenure(&["run", f.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(says) && err.contains(name), "{name}: {err}");
+    }
+    let (code, _, err) = tenure(&["run", "/nonexistent/s.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/s.toml"), "{err}");
+}
+
+#[test]
+fn sweeps_shard_merge_and_name_failing_seeds_with_a_replay_command() {
+    let one = scratch("shard1.json", "");
+    let two = scratch("shard2.json", "");
+    for (k, f) in [("1/2", &one), ("2/2", &two)] {
+        let (code, out, err) = tenure(&[
+            "sweep",
+            "quiet",
+            "--seeds",
+            "0..4",
+            "--shard",
+            k,
+            "--out",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("2 ran, 0 failed"), "{out}");
+        // Not a terminal: no progress bar.
+        assert!(err.is_empty(), "{err}");
+    }
+    let (code, merged, _) = tenure(&["merge", one.to_str().unwrap(), two.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let (code, full, _) = tenure(&["sweep", "quiet", "--seeds", "0..4", "--json"]);
+    assert_eq!(code, 0);
+    let (m, f): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&merged).unwrap(),
+        serde_json::from_str(&full).unwrap(),
+    );
+    assert_eq!(m["results"], f["results"]);
+    assert_eq!(m["results"].as_array().unwrap().len(), 4);
+    // Beyond the drift bound some seed breaks S1; each failure comes with its replay line.
+    let (code, out, _) = tenure(&["sweep", "drift-beyond-rho", "--seeds", "0..3"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("S1 exclusivity"), "{out}");
+    assert!(
+        out.contains("tenure replay drift-beyond-rho --seed"),
+        "{out}"
+    );
+    for args in [
+        vec!["sweep", "quiet", "--seeds", "5..5"],
+        vec!["sweep", "quiet", "--seeds", "x"],
+        vec!["sweep", "quiet", "--shard", "0/3"],
+        vec!["sweep", "quiet", "--jobs", "0"],
+        vec!["sweep", "nowhere"],
+        vec!["merge", "/nonexistent.json"],
+    ] {
+        let (code, _, err) = tenure(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(!err.trim().is_empty(), "{args:?}");
+    }
+    let junk = scratch("junk.json", "{\"scenario\": 3}");
+    let (code, _, err) = tenure(&["merge", junk.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("junk.json"), "{err}");
+}

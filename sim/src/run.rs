@@ -39,6 +39,8 @@ pub enum Faults {
     None,
     /// Generated from the seed: the seed picks the kinds of fault and their times.
     Swarm,
+    /// These faults, then (at the end of the duration) whatever they left in place lifted
+    /// ([`Schedule::lifted`]).
     Schedule(Schedule),
 }
 
@@ -1371,7 +1373,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             let (kinds, s) = nemesis::swarm_with(seed, &spec);
             (Some(kinds), s)
         }
-        Faults::Schedule(s) => (None, s.clone()),
+        Faults::Schedule(s) => (None, s.lifted(config.duration.as_millis() as u64)),
     };
     let cluster = Cluster::start_recorded(config.cluster.clone(), seed, rec.clone());
     let ops = Arc::new(AtomicU64::new(1));
