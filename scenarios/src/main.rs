@@ -349,8 +349,28 @@ fn run_cluster(
             "faults     {} ({})",
             report.schedule.steps.len(),
             match &report.swarm {
-                Some(kinds) => format!("swarm {kinds:?}"),
-                None => "scheduled".into(),
+                Some(k) => {
+                    let on: Vec<&str> = [
+                        (k.partitions, "partitions"),
+                        (k.kills, "kills"),
+                        (k.pauses, "pauses"),
+                        (k.clocks, "clocks"),
+                        (k.network, "network"),
+                    ]
+                    .iter()
+                    .filter(|(b, _)| *b)
+                    .map(|(_, n)| *n)
+                    .collect();
+                    format!(
+                        "swarm of {}",
+                        if on.is_empty() {
+                            "nothing but the final heal".to_string()
+                        } else {
+                            on.join(", ")
+                        }
+                    )
+                }
+                None => "scheduled, then lifted".into(),
             }
         );
         println!("violations {}", report.violations.len());
