@@ -114,6 +114,14 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "drift-beyond-rho",
         include_str!("../library/drift-beyond-rho.toml"),
     ),
+    (
+        "watches-across-leader-changes",
+        include_str!("../library/watches-across-leader-changes.toml"),
+    ),
+    (
+        "leadership-hand-over",
+        include_str!("../library/leadership-hand-over.toml"),
+    ),
 ];
 
 /// A built-in scenario by name.
