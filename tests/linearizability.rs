@@ -318,6 +318,60 @@ fn a_cut_off_locker_retrying_does_not_blow_up_the_search() {
 }
 
 #[test]
+fn cut_off_leasers_retrying_do_not_blow_up_the_search() {
+    // Processes 7, 8 and 9 retry their claims 30 times each without an answer (cut off from
+    // the agency), then another process is granted the lease and waits it out.
+    let mut ops = Vec::new();
+    for _ in 0..30 {
+        for p in 7..10 {
+            ops.push((p, "invoke", "claim", "svc", N));
+        }
+    }
+    ops.extend([
+        (0, "invoke", "claim", "svc", N),
+        (0, "ok", "claim", "svc", json!(40)),
+        (9, "invoke", "expire", "svc", N),
+        (9, "ok", "expire", "svc", N),
+    ]);
+    let run = |ops: &[(u64, &str, &str, &str, Value)]| {
+        let events = input::read(&jsonl(ops), Format::Jsonl).unwrap();
+        let (raw, _) = pair(&events).unwrap();
+        let (ops, _) = operations(&Lease, &raw).unwrap();
+        let budget = Budget {
+            max_steps: Some(10_000),
+            max_time: None,
+        };
+        check(&Lease, &ops, budget)
+    };
+    let c = run(&ops);
+    assert_eq!(c.verdict, Verdict::Linearizable, "{} steps", c.steps);
+    // A second grant with no expiry in between: refuting it takes every placement of the
+    // unknown claims, unless they are seen to be irrelevant.
+    let mut bad = ops.clone();
+    bad.truncate(bad.len() - 2);
+    bad.extend([
+        (1, "invoke", "claim", "svc", N),
+        (1, "ok", "claim", "svc", json!(41)),
+    ]);
+    let c = run(&bad);
+    assert_eq!(c.verdict, Verdict::NotLinearizable, "{} steps", c.steps);
+    // An unknown claim that a later denial needs is not dropped: 9 may hold the lease.
+    let denied = [
+        (9, "invoke", "claim", "svc", N),
+        (1, "invoke", "claim", "svc", N),
+        (1, "ok", "claim", "svc", json!("denied")),
+    ];
+    assert_eq!(run(&denied).verdict, Verdict::Linearizable);
+    // Nor one that its own later passed check needs.
+    let checked = [
+        (9, "invoke", "claim", "svc", N),
+        (9, "invoke", "check", "svc", N),
+        (9, "ok", "check", "svc", json!(true)),
+    ];
+    assert_eq!(run(&checked).verdict, Verdict::Linearizable);
+}
+
+#[test]
 fn lease_answers_are_honest() {
     let ok = [
         (0, "invoke", "claim", "svc", N),

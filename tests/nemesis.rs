@@ -14,27 +14,6 @@ use tenure::sim::{run, self_check, sweep, Faults, RunConfig, Schedule};
 /// How many swarm seeds the suite runs; `tenure sweep` runs more.
 const SEEDS: u64 = 300;
 
-fn kind(f: &Fault) -> &'static str {
-    match f {
-        Fault::Partition { .. } => "partition",
-        Fault::Heal => "heal",
-        Fault::Clog { .. } => "clog",
-        Fault::Unclog { .. } => "unclog",
-        Fault::Loss { .. } => "loss",
-        Fault::Latency { .. } => "latency",
-        Fault::Delay { .. } => "delay",
-        Fault::Kill { .. } => "kill",
-        Fault::Restart { .. } => "restart",
-        Fault::Pause { .. } => "pause",
-        Fault::Resume { .. } => "resume",
-        Fault::PauseProcess { .. } => "pause_process",
-        Fault::ResumeProcess { .. } => "resume_process",
-        Fault::IsolateProcess { .. } => "isolate_process",
-        Fault::KillProcess { .. } => "kill_process",
-        Fault::Clock { .. } => "clock",
-    }
-}
-
 #[test]
 fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
     let config = RunConfig::default();
@@ -52,7 +31,7 @@ fn swarm_seeds_keep_raft_safe_writes_durable_and_the_cluster_live() {
                     failures.push(format!("seed {seed}: {v}"));
                 }
                 for s in &report.schedule.steps {
-                    *kinds.entry(kind(&s.fault)).or_default() += 1;
+                    *kinds.entry(Fault::kind(&s.fault)).or_default() += 1;
                 }
                 healthy += report.history.records.iter().any(
                     |r| matches!(&r.event, Event::Check { name, ok: true, .. } if name == "health"),
@@ -151,6 +130,26 @@ fn the_same_seed_gives_a_byte_identical_history() {
         .count() as u64;
     assert_eq!(sent, report.counters.messages_sent);
     assert!(sent > 1000);
+    // Every delivery names the sending it belongs to, with the same summary.
+    let mut sendings = BTreeMap::new();
+    let mut paired = 0;
+    for r in &report.history.records {
+        if let Event::Message {
+            delivered,
+            summary,
+            id,
+            ..
+        } = &r.event
+        {
+            if *delivered {
+                assert_eq!(sendings.get(id), Some(summary), "delivery of {id}");
+                paired += 1;
+            } else {
+                assert!(sendings.insert(*id, summary.clone()).is_none(), "id {id}");
+            }
+        }
+    }
+    assert!(paired > 1000);
     // Different seeds, different runs.
     let other = run(&RunConfig::default(), 4).unwrap();
     let again = run(&RunConfig::default(), 3).unwrap();
@@ -206,6 +205,75 @@ fn a_written_schedule_runs_and_is_recorded() {
         .iter()
         .any(|r| matches!(&r.event, Event::Check { name, ok: true, .. } if name == "liveness"));
     assert!(live);
+}
+
+/// Faults aimed at the leader hit whoever leads at that moment, are recorded as the fault they
+/// became, and what they leave in place is lifted at the end.
+#[test]
+fn faults_aimed_at_the_leader_hit_the_leader_of_the_moment() {
+    let schedule = Schedule::from_json(
+        r#"{"steps": [
+            {"at_ms": 2000, "fault": {"kind": "kill_leader"}},
+            {"at_ms": 4500, "fault": {"kind": "isolate_leader"}},
+            {"at_ms": 6000, "fault": {"kind": "heal"}},
+            {"at_ms": 6500, "fault": {"kind": "pause_leader"}}
+        ]}"#,
+        5,
+    )
+    .unwrap();
+    let mut config = RunConfig {
+        faults: Faults::Schedule(schedule),
+        duration: Duration::from_secs(9),
+        ..RunConfig::default()
+    };
+    config.cluster.agents = 5;
+    let report = run(&config, 3).unwrap();
+    assert!(report.ok(), "{:?}", report.violations);
+    // Who led when each fault came, from the role records before it.
+    let mut leading: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut hit = Vec::new();
+    for r in &report.history.records {
+        match &r.event {
+            Event::Role {
+                agent, role, term, ..
+            } => {
+                if role == "leader" {
+                    leading.insert(*agent, *term);
+                } else {
+                    leading.remove(agent);
+                }
+            }
+            Event::Fault { fault } => {
+                let leader = leading.iter().max_by_key(|(_, t)| **t).map(|(a, _)| *a);
+                hit.push((fault.clone(), leader));
+            }
+            _ => {}
+        }
+    }
+    let target = |f: &Fault| match f {
+        Fault::Kill { agent } | Fault::Pause { agent } => Some(*agent),
+        Fault::Partition { groups } => Some(groups[0][0]),
+        _ => None,
+    };
+    let aimed: Vec<_> = hit.iter().filter(|(f, _)| f.kind() != "heal").collect();
+    assert!(aimed.len() >= 3, "{hit:?}");
+    for (fault, leader) in &aimed[..3] {
+        assert_eq!(target(fault), *leader, "{fault} hit a follower: {hit:?}");
+    }
+    assert!(matches!(aimed[1].0, Fault::Partition { ref groups } if groups[0].len() == 1));
+    // The killed and the paused leaders are restarted and resumed at the end.
+    let tail: Vec<String> = report.schedule.steps[4..]
+        .iter()
+        .map(|s| s.fault.to_string())
+        .collect();
+    let killed = target(&aimed[0].0).unwrap();
+    let paused = target(&aimed[2].0).unwrap();
+    assert!(
+        tail.contains(&format!("restart agent {killed}")),
+        "{tail:?}"
+    );
+    assert!(tail.contains(&format!("resume agent {paused}")), "{tail:?}");
+    assert!(report.counters.leader_terms >= 3);
 }
 
 /// S13 runs on every simulated history: a real run passes, and the same history with one

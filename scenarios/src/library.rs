@@ -83,8 +83,16 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("quiet", include_str!("../library/quiet.toml")),
     ("swarm", include_str!("../library/swarm.toml")),
     (
+        "leader-loss-while-locked",
+        include_str!("../library/leader-loss-while-locked.toml"),
+    ),
+    (
         "minority-partition",
         include_str!("../library/minority-partition.toml"),
+    ),
+    (
+        "majority-partition-of-the-leader",
+        include_str!("../library/majority-partition-of-the-leader.toml"),
     ),
     (
         "flapping-network",

@@ -127,6 +127,9 @@ enum Command {
 }
 
 /// Exit status 2 with a message.
+/// How many faults a run's summary lists.
+const FAULTS_SHOWN: usize = 12;
+
 fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("tenure: {message}");
     ExitCode::from(2)
@@ -373,6 +376,15 @@ fn run_cluster(
                 None => "scheduled, then lifted".into(),
             }
         );
+        for step in report.schedule.steps.iter().take(FAULTS_SHOWN) {
+            println!("  {:>8.3} s  {}", step.at_ms as f64 / 1000.0, step.fault);
+        }
+        if report.schedule.steps.len() > FAULTS_SHOWN {
+            println!(
+                "  ... and {} more (--json has them all)",
+                report.schedule.steps.len() - FAULTS_SHOWN
+            );
+        }
         println!("violations {}", report.violations.len());
         for v in &report.violations {
             println!("  {v}");

@@ -27,13 +27,35 @@ pub const TAG: u64 = 7;
 /// The most queued messages the runtime handles behind one disk sync.
 const GROUP_COMMIT: usize = 256;
 
+/// A datagram as received: its bytes, its sender, and the message id the sender gave it when
+/// the run records messages (0 otherwise), which pairs its delivery with its sending.
+pub struct Datagram {
+    pub bytes: Vec<u8>,
+    pub from: SocketAddr,
+    pub id: u64,
+}
+
+/// What travels when the run records messages: the id, then the envelope.
+struct Tagged(u64, Vec<u8>);
+
 /// Receives the next datagram on `ep`: its bytes, handed over by madsim without a copy or a
 /// preallocated buffer (a buffer per endpoint cost megabytes per run).
-pub async fn recv(ep: &Endpoint) -> std::io::Result<(Vec<u8>, SocketAddr)> {
+pub async fn recv(ep: &Endpoint) -> std::io::Result<Datagram> {
     loop {
         let (payload, from) = ep.recv_from_raw(TAG).await?;
-        if let Ok(bytes) = payload.downcast::<Vec<u8>>() {
-            return Ok((*bytes, from));
+        let payload = match payload.downcast::<Vec<u8>>() {
+            Ok(bytes) => {
+                return Ok(Datagram {
+                    bytes: *bytes,
+                    from,
+                    id: 0,
+                })
+            }
+            Err(other) => other,
+        };
+        if let Ok(t) = payload.downcast::<Tagged>() {
+            let Tagged(id, bytes) = *t;
+            return Ok(Datagram { bytes, from, id });
         }
     }
 }
@@ -54,14 +76,14 @@ pub const RECEIVERS: usize = 16;
 /// the storm lasted (found by the S17 health check: nemesis seeds 184, 205, 224).
 pub fn spawn_receivers(
     ep: &Endpoint,
-    tx: futures::channel::mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>,
+    tx: futures::channel::mpsc::UnboundedSender<Datagram>,
     mut spawn: impl FnMut(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
 ) {
     for _ in 0..RECEIVERS {
         let (ep, tx) = (ep.clone(), tx.clone());
         spawn(Box::pin(async move {
-            while let Ok((bytes, from)) = recv(&ep).await {
-                if tx.unbounded_send((bytes, from)).is_err() {
+            while let Ok(d) = recv(&ep).await {
+                if tx.unbounded_send(d).is_err() {
                     return;
                 }
             }
@@ -206,6 +228,7 @@ fn encode<M: Wire>(m: &M) -> Vec<u8> {
 pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, m: &M) {
     rec.count_sent();
     if rec.messages() {
+        let id = rec.next_message_id();
         rec.record(
             from,
             HistEvent::Message {
@@ -213,25 +236,31 @@ pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: Socket
                 to: to.to_string(),
                 delivered: false,
                 summary: m.summary(),
+                id,
             },
         );
+        let _ = ep
+            .send_to_raw(to, TAG, Box::new(Tagged(id, encode(m))))
+            .await;
+    } else {
+        send_bytes(ep, to, encode(m)).await;
     }
-    send_bytes(ep, to, encode(m)).await;
 }
 
 /// Decodes a received datagram, counting and recording its delivery; `None` if it is not a
 /// message of this type.
-pub fn receive<M: Wire>(rec: &Recorder, me: &str, bytes: &[u8], from: SocketAddr) -> Option<M> {
-    let m: M = serde_json::from_slice(bytes).ok()?;
+pub fn receive<M: Wire>(rec: &Recorder, me: &str, d: &Datagram) -> Option<M> {
+    let m: M = serde_json::from_slice(&d.bytes).ok()?;
     rec.count_delivered();
     if rec.messages() {
         rec.record(
             me,
             HistEvent::Message {
-                from: from.to_string(),
+                from: d.from.to_string(),
                 to: me.to_string(),
                 delivered: true,
                 summary: m.summary(),
+                id: d.id,
             },
         );
     }
@@ -258,7 +287,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
     let ep = Endpoint::bind(env.addr)
         .await
         .expect("an actor binds its address");
-    let (tx, mut inbox) = futures::channel::mpsc::unbounded::<(Vec<u8>, SocketAddr)>();
+    let (tx, mut inbox) = futures::channel::mpsc::unbounded::<Datagram>();
     spawn_receivers(&ep, tx, |task| {
         madsim::task::spawn(task);
     });
@@ -300,8 +329,8 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             };
             ctx.now = env.clock.now();
             match received {
-                Some(Some((bytes, from))) => match receive(&env.rec, &env.name, &bytes, from) {
-                    Some(m) => actor.message(from, m, &mut ctx),
+                Some(Some(d)) => match receive(&env.rec, &env.name, &d) {
+                    Some(m) => actor.message(d.from, m, &mut ctx),
                     None => continue,
                 },
                 Some(None) => return,
@@ -314,12 +343,12 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             // batches a burst of requests behind one fsync (one sync per message collapses
             // under load).
             for _ in 0..GROUP_COMMIT {
-                let Ok((bytes, from)) = inbox.try_recv() else {
+                let Ok(d) = inbox.try_recv() else {
                     break;
                 };
                 ctx.now = env.clock.now();
-                if let Some(m) = receive(&env.rec, &env.name, &bytes, from) {
-                    actor.message(from, m, &mut ctx);
+                if let Some(m) = receive(&env.rec, &env.name, &d) {
+                    actor.message(d.from, m, &mut ctx);
                 }
             }
         }

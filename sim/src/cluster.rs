@@ -669,11 +669,11 @@ impl NetClient {
         let (tx, mut arrived) = futures::channel::mpsc::unbounded();
         actor::spawn_receivers(&inner.ep, tx, |task| clock.spawn(task));
         clock.spawn(Box::pin(async move {
-            while let Some((bytes, from)) = futures::StreamExt::next(&mut arrived).await {
+            while let Some(d) = futures::StreamExt::next(&mut arrived).await {
                 let Some(inner) = weak.upgrade() else { return };
                 let decoded = match &inner.rec {
-                    Some((rec, me)) => receive(rec, me, &bytes, from),
-                    None => serde_json::from_slice(&bytes).ok(),
+                    Some((rec, me)) => receive(rec, me, &d),
+                    None => serde_json::from_slice(&d.bytes).ok(),
                 };
                 if let Some(Envelope::Response { id, response }) = decoded {
                     if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
@@ -795,6 +795,9 @@ impl NetClient {
                 }
                 Some(r) => return Ok(r),
                 None => {
+                    // Whether or not the call was carried out, the next one tries the next
+                    // agent: this one may be down or cut off for long.
+                    i.state.lock().unwrap().leader_hint = (to + 1) % i.agents.len();
                     if is_write {
                         return Err(ClientError::Indeterminate(format!(
                             "no answer from agent {} within {:?}",
@@ -802,7 +805,6 @@ impl NetClient {
                             i.config.request_timeout
                         )));
                     }
-                    i.state.lock().unwrap().leader_hint = (to + 1) % i.agents.len();
                 }
             }
         }

@@ -170,6 +170,9 @@ pub enum Event {
         to: String,
         delivered: bool,
         summary: String,
+        /// Pairs a delivery with its sending (numbered from 1 in the order sent).
+        #[serde(default)]
+        id: u64,
     },
     /// A check of the runner (health, liveness write, final read) and what it found.
     Check {
@@ -256,6 +259,8 @@ pub struct Recorder {
 struct MessageCounts {
     sent: AtomicU64,
     delivered: AtomicU64,
+    /// The last message id given out (recorded runs only).
+    last_id: AtomicU64,
 }
 
 fn watch_stream() -> String {
@@ -307,6 +312,11 @@ impl Recorder {
         self.counts.delivered.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A fresh message id (from 1), to pair a recorded sending with its delivery.
+    pub fn next_message_id(&self) -> u64 {
+        self.counts.last_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Envelopes sent and delivered so far (counted whether or not they are recorded).
     pub fn message_counts(&self) -> (u64, u64) {
         (
@@ -337,6 +347,25 @@ impl Recorder {
             node: node.to_string(),
             event,
         });
+    }
+
+    /// The agent leading the highest term among the agents whose latest role record says
+    /// leader (a deposed leader that has not heard of the new term yet still says so).
+    pub fn latest_leader(&self) -> Option<u64> {
+        let h = self.inner.lock().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut best: Option<(u64, u64)> = None;
+        for r in h.records.iter().rev() {
+            if let Event::Role {
+                agent, role, term, ..
+            } = &r.event
+            {
+                if seen.insert(*agent) && role == "leader" && best.is_none_or(|(t, _)| *term > t) {
+                    best = Some((*term, *agent));
+                }
+            }
+        }
+        best.map(|(_, a)| a)
     }
 
     /// Whether messages are recorded.

@@ -1,10 +1,12 @@
 //! tenure-sim: the world the system runs in, on madsim's virtual clock.
 //!
-//! So far: [`MadsimClock`], core's [`Clock`] over madsim's virtual time and executor;
-//! per-node clocks with offset, drift and jumps ([`NodeClock`], [`SkewedClock`]); the
-//! crash-aware [`SimDisk`]; and [`run_seed`], which runs one seed in a fresh madsim runtime on
-//! a fresh OS thread. The agent actors, network, nemesis, history and checkers are still to
-//! come.
+//! The agents as actors ([`actor`], [`cluster`]) with their simulated disks ([`SimDisk`]) and
+//! skewed clocks ([`NodeClock`], [`SkewedClock`]); clients, lease managers and fenced
+//! resources; the nemesis and its fault schedules ([`nemesis`]); the history every run
+//! records ([`history`]) and the checkers that read it ([`check`], [`lin`]); whole seeded runs
+//! ([`run`]), and what shows a run to a person: tracing in virtual time ([`trace`]), the HTML
+//! report ([`page`]) and the ShiViz log ([`shiviz`]). [`run_seed`] runs one seed in a fresh
+//! madsim runtime on a fresh OS thread; [`sweep`] runs many.
 
 #[cfg(not(madsim))]
 compile_error!(
@@ -20,8 +22,10 @@ pub mod history;
 pub mod lin;
 pub mod manager;
 pub mod nemesis;
+pub mod page;
 pub mod resource;
 pub mod run;
+pub mod shiviz;
 pub mod trace;
 
 pub use actor::{run_actor, Actor, ActorEnv, Ctx, Links, Wire};

@@ -211,10 +211,10 @@ impl ManagerClient {
         let weak = Arc::downgrade(&inner);
         let me = name.to_string();
         madsim::task::spawn(async move {
-            while let Ok((bytes, from)) = actor::recv(&ep).await {
+            while let Ok(d) = actor::recv(&ep).await {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Some(ManagerMsg::Reply { id, outcome }) =
-                    actor::receive::<ManagerMsg>(&rec, &me, &bytes, from)
+                    actor::receive::<ManagerMsg>(&rec, &me, &d)
                 {
                     if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
                         let _ = tx.send(outcome);

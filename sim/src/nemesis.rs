@@ -77,6 +77,123 @@ pub enum Fault {
         agent: u64,
         change: ClockFault,
     },
+    /// Kills whichever agent leads when the step comes (from the agents' role records: the
+    /// leader of the highest term; before the first election, the first one elected). The
+    /// history records the agent it hit, as a `kill`.
+    KillLeader,
+    /// Pauses whichever agent leads when the step comes (recorded as a `pause`).
+    PauseLeader,
+    /// Cuts whichever agent leads when the step comes off from every other agent: a
+    /// partition with the leader alone on the minority side (recorded as a `partition`).
+    IsolateLeader,
+}
+
+impl std::fmt::Display for Fault {
+    /// A short description: `kill agent 2`, `partition [1] | [2, 3]`, `loss 5%`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self.kind().replace('_', " ");
+        match self {
+            Fault::Partition { groups } => {
+                let g: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+                write!(f, "partition {}", g.join(" | "))
+            }
+            Fault::Clog { from, to } | Fault::Unclog { from, to } => {
+                write!(f, "{kind} {from} -> {to}")
+            }
+            Fault::Loss { rate } => write!(f, "loss {}%", percent(*rate)),
+            Fault::Latency { min_ms, max_ms } => write!(f, "latency {min_ms}-{max_ms} ms"),
+            Fault::Delay {
+                from,
+                to,
+                min_ms,
+                max_ms,
+            } => {
+                if *max_ms == 0 {
+                    write!(f, "delay {from} -> {to} removed")
+                } else {
+                    write!(f, "delay {from} -> {to} {min_ms}-{max_ms} ms")
+                }
+            }
+            Fault::Kill { agent }
+            | Fault::Restart { agent }
+            | Fault::Pause { agent }
+            | Fault::Resume { agent } => write!(f, "{kind} agent {agent}"),
+            Fault::PauseProcess { process }
+            | Fault::ResumeProcess { process }
+            | Fault::IsolateProcess { process }
+            | Fault::KillProcess { process } => write!(f, "{kind} {process}"),
+            Fault::Clock { agent, change } => match change {
+                ClockFault::Jump { by_ms } => write!(f, "clock of agent {agent} jumps {by_ms} ms"),
+                ClockFault::Drift { rate } => {
+                    let sign = if *rate < 0.0 { "-" } else { "+" };
+                    write!(
+                        f,
+                        "clock of agent {agent} drifts {sign}{}%",
+                        percent(rate.abs())
+                    )
+                }
+            },
+            Fault::Heal | Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {
+                f.write_str(&kind)
+            }
+        }
+    }
+}
+
+/// `rate` as a percentage with at most three decimals and no trailing zeros.
+fn percent(rate: f64) -> String {
+    let s = format!("{:.3}", rate * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+impl Fault {
+    /// The fault's kind as written in schedules and scenario files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Partition { .. } => "partition",
+            Fault::Heal => "heal",
+            Fault::Clog { .. } => "clog",
+            Fault::Unclog { .. } => "unclog",
+            Fault::Loss { .. } => "loss",
+            Fault::Latency { .. } => "latency",
+            Fault::Delay { .. } => "delay",
+            Fault::Kill { .. } => "kill",
+            Fault::Restart { .. } => "restart",
+            Fault::Pause { .. } => "pause",
+            Fault::Resume { .. } => "resume",
+            Fault::PauseProcess { .. } => "pause_process",
+            Fault::ResumeProcess { .. } => "resume_process",
+            Fault::IsolateProcess { .. } => "isolate_process",
+            Fault::KillProcess { .. } => "kill_process",
+            Fault::Clock { .. } => "clock",
+            Fault::KillLeader => "kill_leader",
+            Fault::PauseLeader => "pause_leader",
+            Fault::IsolateLeader => "isolate_leader",
+        }
+    }
+
+    /// Whether the fault names its target by role (resolved when it is carried out).
+    pub fn aims_at_leader(&self) -> bool {
+        matches!(
+            self,
+            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader
+        )
+    }
+
+    /// This fault aimed at `leader` of a cluster of `agents`; other faults are unchanged.
+    pub fn aimed_at(&self, leader: u64, agents: u64) -> Fault {
+        match self {
+            Fault::KillLeader => Fault::Kill { agent: leader },
+            Fault::PauseLeader => Fault::Pause { agent: leader },
+            Fault::IsolateLeader => Fault::Partition {
+                groups: vec![
+                    vec![leader],
+                    (1..=agents).filter(|a| *a != leader).collect(),
+                ],
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 /// A fault at a virtual time (ms since the run began).
@@ -184,7 +301,7 @@ impl Schedule {
                         }
                     }
                 }
-                Fault::Heal => {}
+                Fault::Heal | Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {}
             }
         }
         Ok(())
@@ -393,6 +510,9 @@ impl Schedule {
                 }
                 Fault::Heal => cut = false,
                 Fault::Unclog { .. } | Fault::KillProcess { .. } | Fault::Clock { .. } => {}
+                // Resolved to concrete faults when carried out; lift those
+                // ([`run_schedule_lifted`]).
+                Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {}
                 Fault::Loss { rate } => loss = *rate > 0.0,
                 Fault::Latency { min_ms, max_ms } => latency = (*min_ms, *max_ms) != (1, 10),
                 Fault::Delay {
@@ -553,6 +673,11 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
                 }
             }
         }
+        Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {
+            if let Some(leader) = cluster.recorder.latest_leader() {
+                apply(cluster, &fault.aimed_at(leader, agents));
+            }
+        }
         Fault::Clock { agent, change } => {
             let now = cluster.true_now();
             // Validated: a drift outside (-1, 1) never reaches here.
@@ -577,9 +702,14 @@ fn crash(cluster: &Cluster, agent: u64) {
         });
 }
 
+/// How long a fault aimed at the leader waits for one to be elected, when none has been yet.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
 /// Carries out `schedule` against `cluster`, sleeping until each step and recording each
 /// fault in the cluster's history; returns the steps applied with the true time (ms) they
-/// happened at.
+/// happened at. A fault aimed at the leader is resolved then (waiting for a first election
+/// if there has been none) and recorded and returned as the fault it became; if no leader
+/// was ever elected it is skipped.
 pub async fn run_schedule(cluster: &Cluster, schedule: &Schedule) -> Vec<(u64, Fault)> {
     let mut done = Vec::new();
     for step in &schedule.steps {
@@ -588,15 +718,58 @@ pub async fn run_schedule(cluster: &Cluster, schedule: &Schedule) -> Vec<(u64, F
         if at > now {
             madsim::time::sleep(at - now).await;
         }
-        apply(cluster, &step.fault);
+        let fault = if step.fault.aims_at_leader() {
+            let mut waited = Duration::ZERO;
+            let leader = loop {
+                match cluster.recorder.latest_leader() {
+                    Some(l) => break Some(l),
+                    None if waited >= LEADER_WAIT => break None,
+                    None => {
+                        madsim::time::sleep(Duration::from_millis(10)).await;
+                        waited += Duration::from_millis(10);
+                    }
+                }
+            };
+            match leader {
+                Some(l) => step.fault.aimed_at(l, cluster.nodes.len() as u64),
+                None => continue,
+            }
+        } else {
+            step.fault.clone()
+        };
+        apply(cluster, &fault);
         cluster.recorder.record(
             "nemesis",
             crate::history::Event::Fault {
-                fault: step.fault.clone(),
+                fault: fault.clone(),
             },
         );
-        done.push((cluster.true_now().as_millis() as u64, step.fault.clone()));
+        done.push((cluster.true_now().as_millis() as u64, fault));
     }
+    done
+}
+
+/// [`run_schedule`], then at `end_ms` whatever the faults it carried out (as resolved) left
+/// in place lifted ([`Schedule::lifted`]). Returns every step carried out, lifts included.
+pub async fn run_schedule_lifted(
+    cluster: &Cluster,
+    schedule: &Schedule,
+    end_ms: u64,
+) -> Vec<(u64, Fault)> {
+    let mut done = run_schedule(cluster, schedule).await;
+    let applied = Schedule {
+        steps: done
+            .iter()
+            .map(|(at_ms, fault)| Step {
+                at_ms: *at_ms,
+                fault: fault.clone(),
+            })
+            .collect(),
+    };
+    let lifts = Schedule {
+        steps: applied.lifted(end_ms).steps.split_off(applied.steps.len()),
+    };
+    done.extend(run_schedule(cluster, &lifts).await);
     done
 }
 
@@ -645,6 +818,43 @@ mod tests {
             let e = Schedule::from_json(bad, 3).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn faults_describe_themselves_and_aim_at_the_leader() {
+        let drift = |rate| Fault::Clock {
+            agent: 2,
+            change: ClockFault::Drift { rate },
+        };
+        for (fault, text) in [
+            (drift(0.00115), "clock of agent 2 drifts +0.115%"),
+            (drift(-0.05), "clock of agent 2 drifts -5%"),
+            (Fault::Loss { rate: 0.07 }, "loss 7%"),
+            (
+                Fault::Partition {
+                    groups: vec![vec![1], vec![2, 3]],
+                },
+                "partition [1] | [2, 3]",
+            ),
+            (Fault::KillProcess { process: 4 }, "kill process 4"),
+            (Fault::IsolateLeader, "isolate leader"),
+        ] {
+            assert_eq!(fault.to_string(), text);
+        }
+        assert_eq!(
+            Fault::IsolateLeader.aimed_at(2, 3),
+            Fault::Partition {
+                groups: vec![vec![2], vec![1, 3]]
+            }
+        );
+        assert_eq!(Fault::KillLeader.aimed_at(3, 3), Fault::Kill { agent: 3 });
+        assert_eq!(Fault::PauseLeader.aimed_at(1, 3), Fault::Pause { agent: 1 });
+        assert_eq!(Fault::Heal.aimed_at(1, 3), Fault::Heal);
+        let s: Schedule =
+            serde_json::from_str(r#"{"steps": [{"at_ms": 5, "fault": {"kind": "kill_leader"}}]}"#)
+                .unwrap();
+        s.validate(3).unwrap();
+        assert!(s.steps[0].fault.aims_at_leader());
     }
 
     #[test]

@@ -183,7 +183,8 @@ pub struct Report {
     pub warnings: Vec<Violation>,
     /// The kinds of fault the swarm chose (swarm runs only).
     pub swarm: Option<Swarm>,
-    /// The schedule carried out.
+    /// The schedule carried out: each step at the true time it happened, faults aimed at the
+    /// leader as they were resolved, and the lifts at the end.
     pub schedule: Schedule,
     #[serde(skip)]
     pub history: History,
@@ -1373,7 +1374,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             let (kinds, s) = nemesis::swarm_with(seed, &spec);
             (Some(kinds), s)
         }
-        Faults::Schedule(s) => (None, s.lifted(config.duration.as_millis() as u64)),
+        Faults::Schedule(s) => (None, s.clone()),
     };
     let cluster = Cluster::start_recorded(config.cluster.clone(), seed, rec.clone());
     let ops = Arc::new(AtomicU64::new(1));
@@ -1479,7 +1480,20 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
             watcher(p, c, w).await;
         });
     }
-    nemesis::run_schedule(&cluster, &schedule).await;
+    // A written schedule has whatever it leaves in place lifted at the end, as swarms do.
+    let done = match &config.faults {
+        Faults::Schedule(_) => {
+            nemesis::run_schedule_lifted(&cluster, &schedule, config.duration.as_millis() as u64)
+                .await
+        }
+        _ => nemesis::run_schedule(&cluster, &schedule).await,
+    };
+    let schedule = Schedule {
+        steps: done
+            .into_iter()
+            .map(|(at_ms, fault)| nemesis::Step { at_ms, fault })
+            .collect(),
+    };
     for t in tasks {
         let _ = t.await;
     }

@@ -488,11 +488,47 @@ impl Model for Lease {
         Footprint::Keys(vec![key.clone()])
     }
     /// A check or a wait with an unknown outcome changes nothing and was told nothing.
+    ///
+    /// A claim by `p` with an unknown outcome can only have made the lease held by `p`. That
+    /// matters only to an answer that needs a holder and may come after it: a denial, a
+    /// passed check, or a grant to `p`. Without any such answer returning after the claim was
+    /// called, take any linearization with it and drop it (and, while the lease would have
+    /// been held only through such claims, the unknown claims that found it held and did
+    /// nothing): every answer in between needed the lease vacant or was indifferent, so the
+    /// rest still fits. A holder cut off from the agency retries its claim again and again,
+    /// and each unknown one would otherwise double the search.
     fn redundant(&self, ops: &[Operation<LeaseOp, LeaseOut>]) -> Vec<bool> {
+        // Per key: the latest return of a denial or a passed check; per (key, holder): of a
+        // grant to that holder.
+        let mut needs_holder: HashMap<&str, u64> = HashMap::new();
+        let mut granted: HashMap<(&str, &str), u64> = HashMap::new();
+        for o in ops {
+            let Some(ret) = o.ret else { continue };
+            match (&o.input, &o.output) {
+                (LeaseOp::Claim { key, .. }, Some(LeaseOut::Denied))
+                | (LeaseOp::Check { key, .. }, Some(LeaseOut::Held(true))) => {
+                    let last = needs_holder.entry(key).or_insert(ret);
+                    *last = (*last).max(ret);
+                }
+                (LeaseOp::Claim { key, holder }, Some(LeaseOut::Granted(_))) => {
+                    let last = granted.entry((key, holder)).or_insert(ret);
+                    *last = (*last).max(ret);
+                }
+                _ => {}
+            }
+        }
         ops.iter()
-            .map(|o| {
-                o.output.is_none()
-                    && matches!(o.input, LeaseOp::Check { .. } | LeaseOp::WaitVacant { .. })
+            .map(|o| match (&o.input, &o.output) {
+                (LeaseOp::Check { .. } | LeaseOp::WaitVacant { .. }, None) => true,
+                (LeaseOp::Claim { key, holder }, None) => {
+                    needs_holder
+                        .get(key.as_str())
+                        .is_none_or(|last| *last < o.call)
+                        && granted
+                            .get(&(key.as_str(), holder.as_str()))
+                            .is_none_or(|last| *last < o.call)
+                }
+                _ => false,
             })
             .collect()
     }
