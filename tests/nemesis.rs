@@ -276,6 +276,82 @@ fn faults_aimed_at_the_leader_hit_the_leader_of_the_moment() {
     assert!(report.counters.leader_terms >= 3);
 }
 
+/// `pause_holder` freezes a process that believes it holds the lock at that moment, and
+/// `resume_processes` wakes it.
+#[test]
+fn pause_holder_freezes_whoever_holds_the_lock() {
+    let schedule = Schedule::from_json(
+        r#"{"steps": [
+            {"at_ms": 3000, "fault": {"kind": "pause_holder"}},
+            {"at_ms": 6000, "fault": {"kind": "resume_processes"}}
+        ]}"#,
+        3,
+    )
+    .unwrap();
+    let config = RunConfig {
+        faults: Faults::Schedule(schedule),
+        duration: Duration::from_secs(8),
+        clients: 1,
+        lockers: 2,
+        ..RunConfig::default()
+    };
+    for seed in 1..4 {
+        let report = run(&config, seed).unwrap();
+        assert!(report.ok(), "{:?}", report.violations);
+        let faults: Vec<&Fault> = report.schedule.steps.iter().map(|s| &s.fault).collect();
+        let Fault::PauseProcess { process } = faults[0] else {
+            panic!("seed {seed}: {faults:?}")
+        };
+        assert_eq!(faults[1], &Fault::ResumeProcess { process: *process });
+        assert_eq!(faults.len(), 2, "nothing left to lift: {faults:?}");
+        // Its latest belief before the pause ran past it.
+        let at = report
+            .history
+            .records
+            .iter()
+            .position(|r| matches!(&r.event, Event::Fault { .. }))
+            .unwrap();
+        let until = report.history.records[..at]
+            .iter()
+            .rev()
+            .find_map(|r| match &r.event {
+                Event::Belief {
+                    process: p,
+                    until_us,
+                    ..
+                } if p == process => Some(*until_us),
+                _ => None,
+            })
+            .flatten();
+        assert!(
+            until.is_some_and(|u| u > 3_000_000),
+            "seed {seed}: {until:?}"
+        );
+    }
+}
+
+/// Recording messages (for ShiViz) does not change the run: without the message records,
+/// the history is the same.
+#[test]
+fn recording_messages_leaves_the_run_unchanged() {
+    let plain = RunConfig::default();
+    let recorded = RunConfig {
+        record_messages: true,
+        ..RunConfig::default()
+    };
+    let a = run(&plain, 6).unwrap();
+    let b = run(&recorded, 6).unwrap();
+    let without = |h: &History| -> Vec<_> {
+        h.records
+            .iter()
+            .filter(|r| !matches!(r.event, Event::Message { .. }))
+            .cloned()
+            .collect()
+    };
+    assert!(b.history.records.len() > a.history.records.len());
+    assert_eq!(without(&a.history), without(&b.history));
+}
+
 /// S13 runs on every simulated history: a real run passes, and the same history with one
 /// read's answer changed to a value nobody wrote is caught, naming that read.
 #[test]

@@ -42,9 +42,11 @@ enum Command {
         /// Lock TTL in milliseconds (`lock-contention` only).
         #[arg(long)]
         ttl_ms: Option<u64>,
-        /// Writes the history (JSON lines) to this file.
+        #[command(flatten)]
+        outputs: Outputs,
+        /// Trace to standard error up to this level (see `tenure replay --help`).
         #[arg(long)]
-        history: Option<std::path::PathBuf>,
+        trace: Option<String>,
         /// Prints the report as JSON.
         #[arg(long)]
         json: bool,
@@ -64,9 +66,24 @@ enum Command {
         /// debug (client operations, applied entries) or trace (every message).
         #[arg(long)]
         trace: Option<String>,
-        /// Writes the history (JSON lines) to this file.
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Runs one seed of a scenario and writes what happened as one self-contained HTML page
+    /// (a timeline per node of roles, beliefs against true time, grants, tokens, expiries and
+    /// faults; the violations linked to their records; every key's operations) and, with
+    /// `--shiviz`, a ShiViz log with a vector clock on every message. Prints the summary as
+    /// `run` does. Exit 0: every invariant held; 1: a violation; 2: bad input.
+    Report {
+        /// A scenario's name or file.
+        scenario: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Virtual duration of the workload, in seconds (default: the scenario's).
         #[arg(long)]
-        history: Option<std::path::PathBuf>,
+        duration_s: Option<u64>,
+        #[command(flatten)]
+        outputs: Outputs,
     },
     /// Runs many seeds of a scenario in parallel, prints every failing seed with a command
     /// that replays it, and writes the results as JSON (shards merge with `tenure merge`).
@@ -126,10 +143,46 @@ enum Command {
     },
 }
 
-/// Exit status 2 with a message.
+/// What a run writes besides its summary.
+#[derive(clap::Args, Clone, Debug, Default)]
+struct Outputs {
+    /// Writes the history (JSON lines) to this file.
+    #[arg(long)]
+    history: Option<std::path::PathBuf>,
+    /// Writes the run's report as one self-contained HTML page to this file.
+    #[arg(long)]
+    html: Option<std::path::PathBuf>,
+    /// Writes a ShiViz log of the run to this file (the run then records its messages, so
+    /// its history, and its digest, include them).
+    #[arg(long)]
+    shiviz: Option<std::path::PathBuf>,
+    /// Only this stretch of true time goes into the ShiViz log: `A..B` in ms (ShiViz draws a
+    /// few thousand events well; a 10 s run has tens of thousands).
+    #[arg(long, value_name = "A..B")]
+    shiviz_window: Option<String>,
+}
+
+/// Parses `A..B` (ms) into a range of µs.
+fn parse_window(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let bad = || format!("bad window {text:?}: expected A..B in ms, with A < B");
+    let (a, b) = text.split_once("..").ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a >= b {
+        return Err(bad());
+    }
+    Ok(a.saturating_mul(1000)..b.saturating_mul(1000))
+}
+
+/// Above this many events a ShiViz log is worth narrowing.
+const SHIVIZ_EVENTS: usize = 5_000;
+
 /// How many faults a run's summary lists.
 const FAULTS_SHOWN: usize = 12;
 
+/// Exit status 2 with a message.
 fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("tenure: {message}");
     ExitCode::from(2)
@@ -153,9 +206,16 @@ fn main() -> ExitCode {
             duration_s,
             clients,
             ttl_ms,
-            history,
+            outputs,
+            trace,
             json,
         } if scenario == "lock-contention" => {
+            if outputs.html.is_some() || outputs.shiviz.is_some() || trace.is_some() {
+                return usage(
+                    "--html, --shiviz and --trace apply to cluster scenarios; lock-contention writes --history only",
+                );
+            }
+            let history = outputs.history;
             let defaults = Params::default();
             let params = Params {
                 clients: clients.unwrap_or(defaults.clients),
@@ -170,7 +230,8 @@ fn main() -> ExitCode {
             duration_s,
             clients,
             ttl_ms,
-            history,
+            outputs,
+            trace,
             json,
         } => {
             if clients.is_some() || ttl_ms.is_some() {
@@ -178,32 +239,75 @@ fn main() -> ExitCode {
                     "--clients and --ttl-ms apply to lock-contention only; a cluster scenario sets them in its file",
                 );
             }
-            let mut s = match resolve(&scenario) {
+            let s = match scenario_with(&scenario, duration_s) {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
-            if let Some(d) = duration_s {
-                s.settings.duration_ms = Some(d.saturating_mul(1000));
-            }
-            run_cluster(&scenario, &s, seed, None, None, history, json)
+            let level = match trace_level(trace.as_deref()) {
+                Ok(l) => l,
+                Err(e) => return usage(e),
+            };
+            let job = Job {
+                given: &scenario,
+                scenario: &s,
+                seed,
+                expect: None,
+                trace: level,
+                outputs,
+                json,
+            };
+            run_cluster(job)
         }
         Command::Replay {
             scenario,
             seed,
             expect,
             trace,
-            history,
+            outputs,
         } => {
             let s = match resolve(&scenario) {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
-            let level = match trace.as_deref().map(tenure_sim::trace::parse_level) {
-                Some(Err(e)) => return usage(e),
-                Some(Ok(l)) => Some(l),
-                None => None,
+            let level = match trace_level(trace.as_deref()) {
+                Ok(l) => l,
+                Err(e) => return usage(e),
             };
-            run_cluster(&scenario, &s, seed, expect, level, history, false)
+            run_cluster(Job {
+                given: &scenario,
+                scenario: &s,
+                seed,
+                expect,
+                trace: level,
+                outputs,
+                json: false,
+            })
+        }
+        Command::Report {
+            scenario,
+            seed,
+            duration_s,
+            mut outputs,
+        } => {
+            if scenario == "lock-contention" {
+                return usage("reports are of cluster scenarios; lock-contention has none");
+            }
+            let s = match scenario_with(&scenario, duration_s) {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            if outputs.html.is_none() && outputs.shiviz.is_none() {
+                outputs.html = Some(format!("tenure-{}-{seed}.html", s.name).into());
+            }
+            run_cluster(Job {
+                given: &scenario,
+                scenario: &s,
+                seed,
+                expect: None,
+                trace: None,
+                outputs,
+                json: false,
+            })
         }
         Command::Sweep {
             scenario,
@@ -288,20 +392,82 @@ fn run_mem(
     }
 }
 
-/// Runs (or replays) one seed of a cluster scenario.
-fn run_cluster(
-    given: &str,
-    s: &library::Scenario,
+/// A scenario by name or file, its duration overridden when asked.
+fn scenario_with(given: &str, duration_s: Option<u64>) -> Result<library::Scenario, String> {
+    let mut s = resolve(given)?;
+    if let Some(d) = duration_s {
+        s.settings.duration_ms = Some(d.saturating_mul(1000));
+    }
+    Ok(s)
+}
+
+fn trace_level(given: Option<&str>) -> Result<Option<tracing::Level>, String> {
+    given.map(tenure_sim::trace::parse_level).transpose()
+}
+
+/// One seed of a cluster scenario to run (or replay), and what to write.
+struct Job<'a> {
+    /// The scenario as the user named it (for replay commands).
+    given: &'a str,
+    scenario: &'a library::Scenario,
     seed: u64,
     expect: Option<String>,
     trace: Option<tracing::Level>,
-    history: Option<std::path::PathBuf>,
+    outputs: Outputs,
     json: bool,
-) -> ExitCode {
-    let config = match s.run_config() {
+}
+
+/// Writes `text` to `path`, or says why not.
+fn write_out(path: &std::path::Path, what: &str, text: &str) -> Result<(), ExitCode> {
+    std::fs::write(path, text).map_err(|e| {
+        usage(format!(
+            "cannot write the {what} to {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Runs (or replays) one seed of a cluster scenario.
+fn run_cluster(job: Job) -> ExitCode {
+    let Job {
+        given,
+        scenario: s,
+        seed,
+        expect,
+        trace,
+        outputs,
+        json,
+    } = job;
+    let mut config = match s.run_config() {
         Ok(c) => c,
         Err(e) => return usage(format!("{given}: {e}")),
     };
+    if outputs.shiviz.is_some() {
+        config.record_messages = true;
+    }
+    let window = match (&outputs.shiviz, &outputs.shiviz_window) {
+        (None, Some(_)) => return usage("--shiviz-window needs --shiviz"),
+        (_, Some(w)) => match parse_window(w) {
+            Ok(w) => w,
+            Err(e) => return usage(e),
+        },
+        (_, None) => 0..u64::MAX,
+    };
+    // Refuse an output we could not write before spending the run.
+    for path in [&outputs.history, &outputs.html, &outputs.shiviz]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return usage(format!(
+                    "cannot write {}: {} is not a directory",
+                    path.display(),
+                    dir.display()
+                ));
+            }
+        }
+    }
     let result = match trace {
         Some(level) => tracing::subscriber::with_default(
             tenure_sim::trace::subscriber(level, std::io::stderr),
@@ -317,12 +483,42 @@ fn run_cluster(
             return ExitCode::FAILURE;
         }
     };
-    if let Some(path) = history {
-        if let Err(e) = std::fs::write(&path, report.history.to_jsonl()) {
-            return usage(format!(
-                "cannot write the history to {}: {e}",
-                path.display()
-            ));
+    if let Some(path) = &outputs.history {
+        if let Err(code) = write_out(path, "history", &report.history.to_jsonl()) {
+            return code;
+        }
+    }
+    if let Some(path) = &outputs.html {
+        let page = tenure_sim::page::Page {
+            scenario: &s.name,
+            about: &s.about,
+            report: &report,
+            replay: format!(
+                "tenure replay {given} --seed {seed} --expect {}",
+                report.digest
+            ),
+        };
+        if let Err(code) = write_out(path, "report", &tenure_sim::page::html(&page)) {
+            return code;
+        }
+        eprintln!("tenure: wrote the report to {}", path.display());
+    }
+    if let Some(path) = &outputs.shiviz {
+        let (log, events) = match tenure_sim::shiviz::log_window(&report.history, window) {
+            Ok(l) => l,
+            Err(e) => return usage(format!("--shiviz-window: {e}")),
+        };
+        if let Err(code) = write_out(path, "ShiViz log", &log) {
+            return code;
+        }
+        eprintln!(
+            "tenure: wrote the ShiViz log ({events} events) to {} (load it at https://bestchai.bitbucket.io/shiviz/)",
+            path.display()
+        );
+        if events > SHIVIZ_EVENTS {
+            eprintln!(
+                "tenure: ShiViz draws a few thousand events well; narrow the log with --shiviz-window A..B (ms)"
+            );
         }
     }
     if json {

@@ -410,3 +410,166 @@ fn sweeps_shard_merge_and_name_failing_seeds_with_a_replay_command() {
     assert_eq!(code, 2);
     assert!(err.contains("junk.json"), "{err}");
 }
+
+/// Every `href="#X"` of `html` lands on an `id="X"`.
+fn links_land(html: &str) {
+    let ids: std::collections::BTreeSet<&str> = html
+        .split("id=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    for target in html.split("href=\"#").skip(1) {
+        let target = &target[..target.find('"').unwrap()];
+        assert!(ids.contains(target), "a link to #{target} lands nowhere");
+    }
+}
+
+#[test]
+fn the_html_report_shows_every_violation_and_fault_and_links_them_to_records() {
+    let dir = std::env::temp_dir().join(format!("tenure-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("drift.html");
+    // A failing run: its summary as JSON, then its report.
+    let (code, out, _) = tenure(&["run", "drift-beyond-rho", "--seed", "1", "--json"]);
+    assert_eq!(code, 1);
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let violations = run["violations"].as_array().unwrap();
+    let warnings = run["warnings"].as_array().unwrap();
+    let faults = run["counters"]["faults"].as_u64().unwrap() as usize;
+    assert!(!violations.is_empty() && faults > 0);
+    let (code, _, err) = tenure(&[
+        "report",
+        "drift-beyond-rho",
+        "--seed",
+        "1",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    // Self-contained: nothing is fetched.
+    assert!(!html.contains("src=") && !html.contains("<link"));
+    assert!(html.contains(run["digest"].as_str().unwrap()));
+    // Every violation and warning is listed with its rule and linked to its records, and
+    // marked on the timeline.
+    assert_eq!(
+        html.matches("<li class=\"violation\"").count(),
+        violations.len()
+    );
+    assert_eq!(
+        html.matches("<li class=\"warning\"").count(),
+        warnings.len()
+    );
+    assert_eq!(html.matches("class=\"vmark\"").count(), violations.len());
+    for v in violations {
+        assert!(html.contains(v["rule"].as_str().unwrap()));
+        for r in v["records"].as_array().unwrap() {
+            assert!(html.contains(&format!("href=\"#r{r}\"")), "record {r}");
+            assert!(html.contains(&format!("<tr id=\"r{r}\" class=\"hit\">")));
+        }
+    }
+    // Every fault is on the timeline and in the table.
+    assert_eq!(html.matches("class=\"fault\" data-record").count(), faults);
+    assert_eq!(html.matches("<tr class=\"fault-row\">").count(), faults);
+    // Each agent, each holder, beliefs with tokens, leader terms.
+    for lane in [
+        "agent-1", "agent-2", "agent-3", "locker-1", "leaser-1", "leader-1",
+    ] {
+        assert!(html.contains(&format!(">{lane}</text>")), "lane {lane}");
+    }
+    assert!(html.contains("class=\"belief\"") && html.contains("class=\"leader\""));
+    // The key the violations name comes first, open.
+    let first = html.find("<details class=\"key").unwrap();
+    assert!(html[first..].starts_with("<details class=\"key named\" id=\"key-_locks_0\" open>"));
+    assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    links_land(&html);
+}
+
+#[test]
+fn reports_are_deterministic_and_shiviz_logs_carry_vector_clocks() {
+    let dir = std::env::temp_dir().join(format!("tenure-shiviz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b, log) = (
+        dir.join("a.html"),
+        dir.join("b.html"),
+        dir.join("run.shiviz"),
+    );
+    for page in [&a, &b] {
+        let (code, _, err) = tenure(&[
+            "report",
+            "leader-loss-while-locked",
+            "--seed",
+            "2",
+            "--duration-s",
+            "7",
+            "--html",
+            page.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let html = std::fs::read(&a).unwrap();
+    assert_eq!(html, std::fs::read(&b).unwrap(), "byte-identical pages");
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("kill agent"),
+        "the leader's kill, as resolved"
+    );
+    links_land(&html);
+    let (code, _, err) = tenure(&[
+        "run",
+        "leader-loss-while-locked",
+        "--seed",
+        "2",
+        "--duration-s",
+        "7",
+        "--shiviz",
+        log.to_str().unwrap(),
+        "--shiviz-window",
+        "2500..3500",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("wrote the ShiViz log"), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(tenure_sim::shiviz::PARSER));
+    assert_eq!(lines.next(), Some(""));
+    // Each host's own entry counts its events from 1; a receipt knows its sender's count.
+    let mut own: std::collections::BTreeMap<String, u64> = Default::default();
+    let (mut events, mut receipts) = (0, 0);
+    for line in lines {
+        let (host, rest) = line.split_once(' ').unwrap();
+        let end = rest.find('}').unwrap();
+        let clock: std::collections::BTreeMap<String, u64> =
+            serde_json::from_str(&rest[..=end]).unwrap();
+        let n = own.entry(host.to_string()).or_default();
+        *n += 1;
+        assert_eq!(clock[host], *n, "{line}");
+        let (us, event) = rest[end + 2..].split_once(' ').unwrap();
+        let us: u64 = us.parse().unwrap();
+        assert!((2_500_000..3_500_000).contains(&us), "{line}");
+        if event.starts_with("receive ") && clock.len() > 1 {
+            receipts += 1;
+        }
+        events += 1;
+    }
+    assert!(
+        events > 1000 && receipts > 100,
+        "{events} events, {receipts} receipts"
+    );
+    // Bad windows and outputs are refused.
+    for (args, why) in [
+        (vec!["--shiviz-window", "5..1"], "bad window"),
+        (vec!["--shiviz-window", "1..5"], "needs --shiviz"),
+        (vec!["--html", "/nonexistent-dir/x.html"], "not a directory"),
+    ] {
+        let mut all = vec!["run", "quiet", "--duration-s", "1"];
+        all.extend(args.iter().copied());
+        if why == "bad window" {
+            all.extend(["--shiviz", "/tmp/unused.shiviz"]);
+        }
+        let (code, _, err) = tenure(&all);
+        assert_eq!(code, 2, "{all:?}: {err}");
+        assert!(err.contains(why), "{all:?}: {err}");
+    }
+}

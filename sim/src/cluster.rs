@@ -79,6 +79,8 @@ pub struct Cluster {
     pub links: Links,
     /// Client processes' nodes, by process number (for process faults).
     processes: Arc<Mutex<BTreeMap<u64, madsim::task::NodeId>>>,
+    /// Client processes the nemesis has paused and not resumed.
+    paused: Arc<Mutex<std::collections::BTreeSet<u64>>>,
 }
 
 fn agent_addr(i: usize) -> SocketAddr {
@@ -147,6 +149,7 @@ impl Cluster {
             recorder,
             links,
             processes: Arc::default(),
+            paused: Arc::default(),
         }
     }
 
@@ -159,6 +162,21 @@ impl Cluster {
     /// The nodes of every registered client process.
     pub fn process_nodes(&self) -> Vec<madsim::task::NodeId> {
         self.processes.lock().unwrap().values().copied().collect()
+    }
+
+    /// Notes that client process `process` was paused (`true`) or resumed.
+    pub fn note_paused(&self, process: u64, paused: bool) {
+        let mut p = self.paused.lock().unwrap();
+        if paused {
+            p.insert(process);
+        } else {
+            p.remove(&process);
+        }
+    }
+
+    /// The client processes paused now, in order.
+    pub fn paused_processes(&self) -> Vec<u64> {
+        self.paused.lock().unwrap().iter().copied().collect()
     }
 
     /// The node of client process `process`, if registered.

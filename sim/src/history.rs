@@ -368,6 +368,30 @@ impl Recorder {
         best.map(|(_, a)| a)
     }
 
+    /// The lowest-numbered process that believes now (true time `now_us`) that it holds a
+    /// lock, lease or leadership: its latest belief about some resource runs past now.
+    pub fn current_holder(&self, now_us: u64) -> Option<u64> {
+        let h = self.inner.lock().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut holders = std::collections::BTreeSet::new();
+        for r in h.records.iter().rev() {
+            if let Event::Belief {
+                process,
+                resource,
+                until_us,
+                ..
+            } = &r.event
+            {
+                if seen.insert((*process, resource.as_str()))
+                    && until_us.is_some_and(|u| u > now_us)
+                {
+                    holders.insert(*process);
+                }
+            }
+        }
+        holders.first().copied()
+    }
+
     /// Whether messages are recorded.
     pub fn messages(&self) -> bool {
         self.messages

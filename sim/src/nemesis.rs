@@ -86,6 +86,12 @@ pub enum Fault {
     /// Cuts whichever agent leads when the step comes off from every other agent: a
     /// partition with the leader alone on the minority side (recorded as a `partition`).
     IsolateLeader,
+    /// Freezes a client process that believes it holds a lock, lease or leadership when the
+    /// step comes (the lowest-numbered one; if none does, the first one that comes to):
+    /// recorded as a `pause_process`.
+    PauseHolder,
+    /// Resumes every paused client process (recorded as one `resume_process` each).
+    ResumeProcesses,
 }
 
 impl std::fmt::Display for Fault {
@@ -133,9 +139,12 @@ impl std::fmt::Display for Fault {
                     )
                 }
             },
-            Fault::Heal | Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {
-                f.write_str(&kind)
-            }
+            Fault::Heal
+            | Fault::KillLeader
+            | Fault::PauseLeader
+            | Fault::IsolateLeader
+            | Fault::PauseHolder
+            | Fault::ResumeProcesses => f.write_str(&kind),
         }
     }
 }
@@ -169,6 +178,8 @@ impl Fault {
             Fault::KillLeader => "kill_leader",
             Fault::PauseLeader => "pause_leader",
             Fault::IsolateLeader => "isolate_leader",
+            Fault::PauseHolder => "pause_holder",
+            Fault::ResumeProcesses => "resume_processes",
         }
     }
 
@@ -178,6 +189,11 @@ impl Fault {
             self,
             Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader
         )
+    }
+
+    /// Whether the fault is resolved to concrete faults when it is carried out.
+    pub fn resolved_late(&self) -> bool {
+        self.aims_at_leader() || matches!(self, Fault::PauseHolder | Fault::ResumeProcesses)
     }
 
     /// This fault aimed at `leader` of a cluster of `agents`; other faults are unchanged.
@@ -301,7 +317,12 @@ impl Schedule {
                         }
                     }
                 }
-                Fault::Heal | Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {}
+                Fault::Heal
+                | Fault::KillLeader
+                | Fault::PauseLeader
+                | Fault::IsolateLeader
+                | Fault::PauseHolder
+                | Fault::ResumeProcesses => {}
             }
         }
         Ok(())
@@ -512,7 +533,11 @@ impl Schedule {
                 Fault::Unclog { .. } | Fault::KillProcess { .. } | Fault::Clock { .. } => {}
                 // Resolved to concrete faults when carried out; lift those
                 // ([`run_schedule_lifted`]).
-                Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {}
+                Fault::KillLeader
+                | Fault::PauseLeader
+                | Fault::IsolateLeader
+                | Fault::PauseHolder
+                | Fault::ResumeProcesses => {}
                 Fault::Loss { rate } => loss = *rate > 0.0,
                 Fault::Latency { min_ms, max_ms } => latency = (*min_ms, *max_ms) != (1, 10),
                 Fault::Delay {
@@ -652,12 +677,14 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         Fault::Resume { agent } => handle.resume(node(*agent)),
         Fault::PauseProcess { process } => {
             if let Some(n) = cluster.process_node(*process) {
-                handle.pause(n)
+                handle.pause(n);
+                cluster.note_paused(*process, true);
             }
         }
         Fault::ResumeProcess { process } => {
             if let Some(n) = cluster.process_node(*process) {
-                handle.resume(n)
+                handle.resume(n);
+                cluster.note_paused(*process, false);
             }
         }
         Fault::KillProcess { process } => {
@@ -673,9 +700,13 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
                 }
             }
         }
-        Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {
-            if let Some(leader) = cluster.recorder.latest_leader() {
-                apply(cluster, &fault.aimed_at(leader, agents));
+        Fault::KillLeader
+        | Fault::PauseLeader
+        | Fault::IsolateLeader
+        | Fault::PauseHolder
+        | Fault::ResumeProcesses => {
+            for f in resolve_now(cluster, fault).unwrap_or_default() {
+                apply(cluster, &f);
             }
         }
         Fault::Clock { agent, change } => {
@@ -702,14 +733,39 @@ fn crash(cluster: &Cluster, agent: u64) {
         });
 }
 
-/// How long a fault aimed at the leader waits for one to be elected, when none has been yet.
-const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long a fault aimed at the leader (or a holder) waits for one, when there is none yet.
+const TARGET_WAIT: Duration = Duration::from_secs(10);
+
+/// The concrete faults `fault` stands for now, or `None` when its target does not exist now
+/// (no leader elected yet, nobody holding anything).
+fn resolve_now(cluster: &Cluster, fault: &Fault) -> Option<Vec<Fault>> {
+    let rec = &cluster.recorder;
+    match fault {
+        Fault::PauseHolder => {
+            let now = cluster.true_now().as_micros() as u64;
+            let process = rec.current_holder(now)?;
+            Some(vec![Fault::PauseProcess { process }])
+        }
+        Fault::ResumeProcesses => Some(
+            cluster
+                .paused_processes()
+                .into_iter()
+                .map(|process| Fault::ResumeProcess { process })
+                .collect(),
+        ),
+        f if f.aims_at_leader() => {
+            let leader = rec.latest_leader()?;
+            Some(vec![f.aimed_at(leader, cluster.nodes.len() as u64)])
+        }
+        f => Some(vec![f.clone()]),
+    }
+}
 
 /// Carries out `schedule` against `cluster`, sleeping until each step and recording each
 /// fault in the cluster's history; returns the steps applied with the true time (ms) they
-/// happened at. A fault aimed at the leader is resolved then (waiting for a first election
-/// if there has been none) and recorded and returned as the fault it became; if no leader
-/// was ever elected it is skipped.
+/// happened at. A fault aimed at the leader or a holder is resolved then (waiting up to 10 s
+/// for one if there is none) and recorded and returned as the faults it became; if none
+/// came, it is skipped.
 pub async fn run_schedule(cluster: &Cluster, schedule: &Schedule) -> Vec<(u64, Fault)> {
     let mut done = Vec::new();
     for step in &schedule.steps {
@@ -718,33 +774,27 @@ pub async fn run_schedule(cluster: &Cluster, schedule: &Schedule) -> Vec<(u64, F
         if at > now {
             madsim::time::sleep(at - now).await;
         }
-        let fault = if step.fault.aims_at_leader() {
-            let mut waited = Duration::ZERO;
-            let leader = loop {
-                match cluster.recorder.latest_leader() {
-                    Some(l) => break Some(l),
-                    None if waited >= LEADER_WAIT => break None,
-                    None => {
-                        madsim::time::sleep(Duration::from_millis(10)).await;
-                        waited += Duration::from_millis(10);
-                    }
+        let mut waited = Duration::ZERO;
+        let faults = loop {
+            match resolve_now(cluster, &step.fault) {
+                Some(f) => break f,
+                None if waited >= TARGET_WAIT => break Vec::new(),
+                None => {
+                    madsim::time::sleep(Duration::from_millis(10)).await;
+                    waited += Duration::from_millis(10);
                 }
-            };
-            match leader {
-                Some(l) => step.fault.aimed_at(l, cluster.nodes.len() as u64),
-                None => continue,
             }
-        } else {
-            step.fault.clone()
         };
-        apply(cluster, &fault);
-        cluster.recorder.record(
-            "nemesis",
-            crate::history::Event::Fault {
-                fault: fault.clone(),
-            },
-        );
-        done.push((cluster.true_now().as_millis() as u64, fault));
+        for fault in faults {
+            apply(cluster, &fault);
+            cluster.recorder.record(
+                "nemesis",
+                crate::history::Event::Fault {
+                    fault: fault.clone(),
+                },
+            );
+            done.push((cluster.true_now().as_millis() as u64, fault));
+        }
     }
     done
 }

@@ -37,7 +37,7 @@ const PLOT: f64 = 1200.0;
 const LABEL: f64 = 140.0;
 const ROW: f64 = 22.0;
 /// The most operations drawn for one key (the rest are counted, not drawn).
-const KEY_OPS: usize = 400;
+const KEY_OPS: usize = 5_000;
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -194,15 +194,13 @@ fn read(h: &History) -> Story {
                     .entry(*agent)
                     .or_insert_with(|| Lane::named(format!("agent-{agent}")));
             }
-            Event::Expire { key, revision, .. } => {
-                if expired.insert((key.clone(), *revision)) {
-                    s.expiries.marks.push(Mark {
-                        at: t,
-                        class: "expire",
-                        title: format!("{key} expired at revision {revision}"),
-                        record: i,
-                    });
-                }
+            Event::Expire { key, revision, .. } if expired.insert((key.clone(), *revision)) => {
+                s.expiries.marks.push(Mark {
+                    at: t,
+                    class: "expire",
+                    title: format!("{key} expired at revision {revision}"),
+                    record: i,
+                });
             }
             Event::Invoke {
                 process,
@@ -410,7 +408,11 @@ fn read(h: &History) -> Story {
                             .open(band("down", fault.to_string()));
                     }
                     // Recorded as the fault they became.
-                    Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => {}
+                    Fault::KillLeader
+                    | Fault::PauseLeader
+                    | Fault::IsolateLeader
+                    | Fault::PauseHolder
+                    | Fault::ResumeProcesses => {}
                 }
             }
             _ => {}
@@ -576,10 +578,10 @@ fn axis(o: &mut String, from: u64, to: u64, y: f64, height: f64) {
     let mut t = from.div_ceil(step) * step;
     while t <= to {
         let x = x_of(t, from, to);
-        let _ = write!(
+        let _ = writeln!(
             o,
             "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\"/>\
-             <text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\">{}</text>\n",
+             <text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\">{}</text>",
             y + height,
             y - 4.0,
             secs(t)
@@ -672,7 +674,8 @@ fn timeline(o: &mut String, s: &Story, report: &Report) {
         }
         lane_svg(o, lane, y, s.end);
     }
-    // Every fault carried out, and every violation, as marks under the lanes.
+    // Every fault carried out, and every violation (when its last record happened: when it
+    // became visible), as marks under the lanes.
     let _ = writeln!(
         o,
         "<text class=\"lane\" x=\"4\" y=\"{:.1}\">faults</text>",
@@ -701,7 +704,7 @@ fn timeline(o: &mut String, s: &Story, report: &Report) {
             .iter()
             .filter_map(|r| report.history.records.get(*r))
             .map(|r| r.t_us)
-            .min()
+            .max()
             .unwrap_or(s.end);
         let x = x_of(at, 0, s.end);
         let _ = writeln!(
@@ -766,6 +769,10 @@ fn keys(o: &mut String, s: &Story, report: &Report, h: &History) {
         .iter()
         .flat_map(|v| v.records.iter().copied())
         .collect();
+    // Keys written once (the runner's probes, one-off writes) go in one table at the end.
+    let (single, order): (Vec<&String>, Vec<&String>) = order
+        .into_iter()
+        .partition(|k| s.ops_by_key[*k].len() == 1 && !named.contains(k.as_str()));
     for key in order {
         let ops = &s.ops_by_key[key];
         let hit = named.contains(key.as_str());
@@ -871,6 +878,36 @@ fn keys(o: &mut String, s: &Story, report: &Report, h: &History) {
             );
         }
         o.push_str("</details>\n");
+    }
+    if !single.is_empty() {
+        let _ = writeln!(
+            o,
+            "<details class=\"key\" id=\"single-keys\"><summary>{} keys with one operation \
+             each</summary>\n<table>\n<tr><th>key</th><th>process</th><th>call</th><th>return\
+             </th><th>operation</th></tr>",
+            single.len()
+        );
+        for key in single {
+            let op = &s.ops_by_key[key][0];
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td><a href=\"#r{}\">{}</a></td><td>{}</td><td>{} {} \
+                 -> {}</td></tr>",
+                esc(key),
+                esc(s.node_of.get(&op.process).map_or("", String::as_str)),
+                op.invoke_record,
+                secs(op.call),
+                op.ret.map_or("never".into(), secs),
+                esc(&op.f),
+                esc(&short(&op.value)),
+                esc(&match op.result {
+                    Some(Completion::Ok) => short(&op.out),
+                    Some(Completion::Fail) => "failed".into(),
+                    _ => "unknown".into(),
+                })
+            );
+        }
+        o.push_str("</table>\n</details>\n");
     }
     o.push_str("</section>\n");
 }

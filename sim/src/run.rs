@@ -292,6 +292,15 @@ impl Process {
         F: std::future::Future<Output = Result<Value, E>>,
         E: Classify,
     {
+        self.op_on(f, &key.to_string(), value, call).await
+    }
+
+    /// [`Process::op`] on something other than an agency key (a fenced resource).
+    async fn op_on<F, E>(&self, f: &str, key: &str, value: Value, call: F) -> (Completion, Value)
+    where
+        F: std::future::Future<Output = Result<Value, E>>,
+        E: Classify,
+    {
         let op = self.ops.fetch_add(1, Ordering::Relaxed);
         self.rec.record(
             &self.node,
@@ -470,7 +479,7 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
             // The work between the check and the write: a pause here makes it late.
             clock.sleep(cfg.work).await;
             writes += 1;
-            fenced_write(&p, &ep, resource, token, writes).await;
+            fenced_write(&p, &ep, (resource, LOCK_RESOURCE), token, writes).await;
             clock.sleep(Duration::from_millis(100)).await;
         }
         if lock.is_locked() {
@@ -596,22 +605,24 @@ fn record_belief(
     );
 }
 
-/// Writes to `resource` with `token`, recorded as a `fenced_write` operation.
-async fn fenced_write(p: &Process, ep: &Endpoint, resource: SocketAddr, token: u64, id: u64) {
+/// Writes to `resource` (called `name` in beliefs) with `token`, recorded as a `fenced_write`
+/// operation on that name.
+async fn fenced_write(
+    p: &Process,
+    ep: &Endpoint,
+    (resource, name): (SocketAddr, &str),
+    token: u64,
+    id: u64,
+) {
     let w = ResourceMsg::Write {
         process: p.id,
         token,
         id,
     };
-    p.op(
-        "fenced_write",
-        &key(LOCK_KEY),
-        json!({ "token": token }),
-        async {
-            actor::send(ep, &p.rec, &p.node, resource, &w).await;
-            Ok::<_, AgencyError>(Value::Null)
-        },
-    )
+    p.op_on("fenced_write", name, json!({ "token": token }), async {
+        actor::send(ep, &p.rec, &p.node, resource, &w).await;
+        Ok::<_, AgencyError>(Value::Null)
+    })
     .await;
 }
 
@@ -833,7 +844,7 @@ async fn leaser(
                 .await;
             }
             writes += 1;
-            fenced_write(&p, &ep, resource, token, writes).await;
+            fenced_write(&p, &ep, (resource, resource_name), token, writes).await;
             clock.sleep(Duration::from_millis(100)).await;
         }
         clock.sleep(Duration::from_millis(50)).await;

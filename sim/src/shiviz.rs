@@ -16,6 +16,16 @@ pub const PARSER: &str = r"(?<host>\S+) (?<clock>\{[^}]*\}) (?<us>\d+) (?<event>
 /// The ShiViz log of `history`, or why there is none: a history recorded without its
 /// messages would have no edges between nodes.
 pub fn log(history: &History) -> Result<String, String> {
+    log_window(history, 0..u64::MAX).map(|(text, _)| text)
+}
+
+/// The ShiViz log of the records of `history` in true time `window` (µs), and how many events
+/// it has. Clocks count from the window's start: a message sent before it arrives as a local
+/// event.
+pub fn log_window(
+    history: &History,
+    window: std::ops::Range<u64>,
+) -> Result<(String, usize), String> {
     let has_messages = history
         .records
         .iter()
@@ -30,7 +40,12 @@ pub fn log(history: &History) -> Result<String, String> {
     let mut out = String::new();
     out.push_str(PARSER);
     out.push_str("\n\n");
+    let mut events = 0;
     for r in &history.records {
+        if !window.contains(&r.t_us) {
+            continue;
+        }
+        events += 1;
         let host = r.node.as_str();
         let mut clock = clocks.remove(host).unwrap_or_default();
         *clock.entry(host).or_default() += 1;
@@ -65,7 +80,13 @@ pub fn log(history: &History) -> Result<String, String> {
         let _ = writeln!(out, "}} {} {}", r.t_us, text.replace(['\n', '\r'], " "));
         clocks.insert(host, clock);
     }
-    Ok(out)
+    if events == 0 {
+        return Err(format!(
+            "no records between {} and {} us",
+            window.start, window.end
+        ));
+    }
+    Ok((out, events))
 }
 
 #[cfg(test)]
@@ -128,6 +149,15 @@ mod tests {
             ]
         );
         assert!(lines[5].ends_with("receive m1 from 10.0.0.1:1"));
+        // A window from the delivery of m1 on: it arrives as a local event.
+        let (text, events) = log_window(&h, 3..10).unwrap();
+        assert_eq!(events, 3);
+        assert!(text
+            .lines()
+            .nth(2)
+            .unwrap()
+            .starts_with(r#"b {"b": 1} 3 receive m1"#));
+        assert!(log_window(&h, 100..200).unwrap_err().contains("no records"));
         let e = log(&History {
             records: vec![check(0, "a")],
         })
