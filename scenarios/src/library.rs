@@ -59,6 +59,8 @@ pub struct Settings {
     pub heartbeat_ticks: Option<u32>,
     pub election_ticks: Option<u32>,
     pub record_messages: Option<bool>,
+    /// Planted bugs to switch on, by name (`tenure list --bugs`).
+    pub bugs: Option<Vec<String>>,
 }
 
 /// Where the faults come from.
@@ -113,6 +115,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "paused-holder",
         include_str!("../library/paused-holder.toml"),
+    ),
+    (
+        "paused-holder-unfenced",
+        include_str!("../library/paused-holder-unfenced.toml"),
     ),
     (
         "drift-within-rho",
@@ -192,6 +198,14 @@ impl Scenario {
         set!(c.cluster.agent.raft.election_ticks, s.election_ticks);
         set!(c.record_messages, s.record_messages);
         let problem = |field: &str, what: &str| Err(format!("settings.{field}: {what}"));
+        for name in s.bugs.iter().flatten() {
+            match tenure_sim::Bug::parse(name) {
+                Ok(b) => {
+                    c.bugs.insert(b);
+                }
+                Err(e) => return problem("bugs", &e),
+            }
+        }
         if !(1..=9).contains(&c.cluster.agents) {
             return problem("agents", "must be 1 to 9");
         }

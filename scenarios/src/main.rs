@@ -24,6 +24,10 @@ enum Command {
         /// Prints them as JSON, with their descriptions and the invariants they watch.
         #[arg(long)]
         json: bool,
+        /// Lists the planted bugs instead (`--bug NAME` switches one on), with the invariant
+        /// each breaks and a scenario that finds it.
+        #[arg(long)]
+        bugs: bool,
     },
     /// Runs one scenario with one seed, checks its history against every invariant and prints
     /// a summary. Exit 0: every invariant held; 1: a violation; 2: bad input.
@@ -42,6 +46,9 @@ enum Command {
         /// Lock TTL in milliseconds (`lock-contention` only).
         #[arg(long)]
         ttl_ms: Option<u64>,
+        /// Plants a bug in the built-in actors (repeatable; `tenure list --bugs` names them).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
         #[command(flatten)]
         outputs: Outputs,
         /// Trace to standard error up to this level (see `tenure replay --help`).
@@ -66,6 +73,9 @@ enum Command {
         /// debug (client operations, applied entries) or trace (every message).
         #[arg(long)]
         trace: Option<String>,
+        /// Plants a bug in the built-in actors (repeatable; `tenure list --bugs` names them).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -82,6 +92,9 @@ enum Command {
         /// Virtual duration of the workload, in seconds (default: the scenario's).
         #[arg(long)]
         duration_s: Option<u64>,
+        /// Plants a bug in the built-in actors (repeatable; `tenure list --bugs` names them).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -103,6 +116,10 @@ enum Command {
         /// Stops starting seeds after the first failure.
         #[arg(long)]
         stop_on_failure: bool,
+        /// Plants a bug in the built-in actors (repeatable; `tenure list --bugs` names them).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+
         /// Writes the results as JSON to this file.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -199,20 +216,26 @@ fn main() -> ExitCode {
             time_limit,
             json,
         } => check(&history, model, format, steps, time_limit, json),
-        Command::List { json } => list(json),
+        Command::List { json, bugs: true } => list_bugs(json),
+        Command::List { json, bugs: false } => list(json),
         Command::Run {
             scenario,
             seed,
             duration_s,
             clients,
             ttl_ms,
+            bugs,
             outputs,
             trace,
             json,
         } if scenario == "lock-contention" => {
-            if outputs.html.is_some() || outputs.shiviz.is_some() || trace.is_some() {
+            if outputs.html.is_some()
+                || outputs.shiviz.is_some()
+                || trace.is_some()
+                || !bugs.is_empty()
+            {
                 return usage(
-                    "--html, --shiviz and --trace apply to cluster scenarios; lock-contention writes --history only",
+                    "--html, --shiviz, --trace and --bug apply to cluster scenarios; lock-contention writes --history only",
                 );
             }
             let history = outputs.history;
@@ -230,6 +253,7 @@ fn main() -> ExitCode {
             duration_s,
             clients,
             ttl_ms,
+            bugs,
             outputs,
             trace,
             json,
@@ -239,7 +263,7 @@ fn main() -> ExitCode {
                     "--clients and --ttl-ms apply to lock-contention only; a cluster scenario sets them in its file",
                 );
             }
-            let s = match scenario_with(&scenario, duration_s) {
+            let (s, scenario) = match scenario_with(&scenario, duration_s, &bugs) {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
@@ -263,9 +287,10 @@ fn main() -> ExitCode {
             seed,
             expect,
             trace,
+            bugs,
             outputs,
         } => {
-            let s = match resolve(&scenario) {
+            let (s, scenario) = match scenario_with(&scenario, None, &bugs) {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
@@ -287,12 +312,13 @@ fn main() -> ExitCode {
             scenario,
             seed,
             duration_s,
+            bugs,
             mut outputs,
         } => {
             if scenario == "lock-contention" {
                 return usage("reports are of cluster scenarios; lock-contention has none");
             }
-            let s = match scenario_with(&scenario, duration_s) {
+            let (s, scenario) = match scenario_with(&scenario, duration_s, &bugs) {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
@@ -315,9 +341,24 @@ fn main() -> ExitCode {
             jobs,
             shard,
             stop_on_failure,
+            bugs,
             out,
             json,
-        } => sweep(&scenario, &seeds, jobs, shard, stop_on_failure, out, json),
+        } => {
+            let (s, scenario) = match scenario_with(&scenario, None, &bugs) {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            let how = SweepHow {
+                seeds: &seeds,
+                jobs,
+                shard,
+                stop_on_failure,
+                out,
+                json,
+            };
+            sweep(&scenario, &s, how)
+        }
         Command::Merge { files, out } => merge(files, out),
     }
 }
@@ -392,13 +433,54 @@ fn run_mem(
     }
 }
 
-/// A scenario by name or file, its duration overridden when asked.
-fn scenario_with(given: &str, duration_s: Option<u64>) -> Result<library::Scenario, String> {
+/// A scenario by name or file, its duration overridden and `bugs` planted when asked; with
+/// how to name it again (`NAME --bug B ...`) in replay commands.
+fn scenario_with(
+    given: &str,
+    duration_s: Option<u64>,
+    bugs: &[String],
+) -> Result<(library::Scenario, String), String> {
     let mut s = resolve(given)?;
     if let Some(d) = duration_s {
         s.settings.duration_ms = Some(d.saturating_mul(1000));
     }
-    Ok(s)
+    let mut named = given.to_string();
+    for b in bugs {
+        tenure_sim::Bug::parse(b)?;
+        let planted = s.settings.bugs.get_or_insert_with(Vec::new);
+        if !planted.contains(b) {
+            planted.push(b.clone());
+        }
+        named.push_str(&format!(" --bug {b}"));
+    }
+    Ok((s, named))
+}
+
+fn list_bugs(json: bool) -> ExitCode {
+    use tenure_sim::Bug;
+    if json {
+        let all: Vec<serde_json::Value> = Bug::ALL
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "name": b.name(), "invariant": b.invariant(), "scenario": b.scenario(),
+                    "about": b.about(),
+                })
+            })
+            .collect();
+        print_json(&all);
+    } else {
+        for b in Bug::ALL {
+            println!(
+                "{:<30} breaks {:<14} found by {}",
+                b.name(),
+                b.invariant(),
+                b.scenario()
+            );
+            println!("{:<30} {}", "", b.about());
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn trace_level(given: Option<&str>) -> Result<Option<tracing::Level>, String> {
@@ -597,6 +679,7 @@ fn run_cluster(job: Job) -> ExitCode {
                 "replay     tenure replay {given} --seed {seed} --expect {} --trace debug",
                 report.digest
             );
+            println!("report     tenure report {given} --seed {seed}");
         }
     }
     if let Some(expected) = expect {
@@ -616,20 +699,27 @@ fn run_cluster(job: Job) -> ExitCode {
     }
 }
 
-fn sweep(
-    given: &str,
-    seeds: &str,
+/// How to sweep: the options of `tenure sweep`.
+struct SweepHow<'a> {
+    seeds: &'a str,
     jobs: usize,
     shard: Option<String>,
     stop_on_failure: bool,
     out: Option<std::path::PathBuf>,
     json: bool,
-) -> ExitCode {
+}
+
+/// Sweeps `s`, named `given` (with its `--bug` flags) in results and replay commands.
+fn sweep(given: &str, s: &library::Scenario, how: SweepHow) -> ExitCode {
     use std::io::IsTerminal;
-    let s = match resolve(given) {
-        Ok(s) => s,
-        Err(e) => return usage(e),
-    };
+    let SweepHow {
+        seeds,
+        jobs,
+        shard,
+        stop_on_failure,
+        out,
+        json,
+    } = how;
     let range = match sweep::parse_seeds(seeds) {
         Ok(r) => r,
         Err(e) => return usage(e),
@@ -644,7 +734,7 @@ fn sweep(
     }
     let list = sweep::shard_seeds(range.clone(), shard_kn);
     let tty = std::io::stderr().is_terminal();
-    let ran = sweep::run_seeds(&s, &list, jobs, stop_on_failure, |done, total, failed| {
+    let ran = sweep::run_seeds(s, &list, jobs, stop_on_failure, |done, total, failed| {
         if tty {
             let width = 30;
             let filled = done * width / total.max(1);
@@ -663,7 +753,7 @@ fn sweep(
         Err(e) => return usage(format!("{given}: {e}")),
     };
     let all = sweep::SweepResults {
-        scenario: s.name.clone(),
+        scenario: given.to_string(),
         seeds: format!("{}..{}", range.start, range.end),
         shard,
         stopped_early: stopped,

@@ -573,3 +573,48 @@ fn reports_are_deterministic_and_shiviz_logs_carry_vector_clocks() {
         assert!(err.contains(why), "{all:?}: {err}");
     }
 }
+
+#[test]
+fn a_planted_bug_is_listed_switched_on_by_name_and_found() {
+    let (code, out, _) = tenure(&["list", "--bugs", "--json"]);
+    assert_eq!(code, 0);
+    let bugs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let unfenced = bugs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "resource-skips-token-check")
+        .expect("listed");
+    assert_eq!(unfenced["invariant"], "S10 fencing");
+    let scenario = unfenced["scenario"].as_str().unwrap();
+    // The scenario that finds it does, and names the rule; without the bug the same seed holds.
+    let (code, out, _) = tenure(&["run", scenario, "--seed", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("S10 fencing"), "{out}");
+    let (code, out, _) = tenure(&["run", "paused-holder", "--seed", "1"]);
+    assert_eq!(code, 0, "{out}");
+    // --bug plants it in any scenario, and the replay command carries it.
+    let (code, out, _) = tenure(&[
+        "run",
+        "paused-holder",
+        "--seed",
+        "1",
+        "--bug",
+        "resource-skips-token-check",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tenure replay paused-holder --bug resource-skips-token-check --seed 1"),
+        "{out}"
+    );
+    let (code, _, err) = tenure(&["run", "quiet", "--bug", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown bug \"nope\""), "{err}");
+    let bad = scratch(
+        "bad-bug.toml",
+        "name = \"x\"\nabout = \"a\"\n[settings]\nbugs = [\"nope\"]\n",
+    );
+    let (code, _, err) = tenure(&["run", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("settings.bugs"), "{err}");
+}

@@ -14,6 +14,7 @@ compile_error!(
 );
 
 pub mod actor;
+pub mod bugs;
 pub mod check;
 pub mod clock;
 pub mod cluster;
@@ -29,6 +30,7 @@ pub mod shiviz;
 pub mod trace;
 
 pub use actor::{run_actor, Actor, ActorEnv, Ctx, Links, Wire};
+pub use bugs::{Bug, Bugs};
 pub use check::Violation;
 pub use clock::{ClockFault, NodeClock, SkewedClock};
 pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient, Routing};

@@ -42,6 +42,8 @@ pub struct FencedResource {
     node: String,
     highest: u64,
     rec: Recorder,
+    /// Off only with the planted bug `resource-skips-token-check`.
+    check_tokens: bool,
 }
 
 impl FencedResource {
@@ -52,7 +54,14 @@ impl FencedResource {
             node: node.to_string(),
             highest: 0,
             rec,
+            check_tokens: true,
         }
+    }
+
+    /// The planted bug `resource-skips-token-check`: every write is accepted.
+    pub fn without_token_check(mut self) -> FencedResource {
+        self.check_tokens = false;
+        self
     }
 }
 
@@ -65,10 +74,8 @@ impl Actor for FencedResource {
         let ResourceMsg::Write { process, token, id } = msg else {
             return;
         };
-        let accepted = token >= self.highest;
-        if accepted {
-            self.highest = token;
-        }
+        let accepted = token >= self.highest || !self.check_tokens;
+        self.highest = self.highest.max(token);
         self.rec.record(
             &self.node,
             Event::Fenced {

@@ -99,6 +99,8 @@ pub struct RunConfig {
     pub work: Duration,
     /// Whether the swarm may jump clocks (which breaks the drift assumption).
     pub clock_jumps: bool,
+    /// The bugs planted in the built-in actors (none by default).
+    pub bugs: crate::bugs::Bugs,
 }
 
 impl RunConfig {
@@ -138,6 +140,7 @@ impl Default for RunConfig {
             client_drift: 0.0,
             work: Duration::from_millis(20),
             clock_jumps: true,
+            bugs: crate::bugs::Bugs::new(),
         }
     }
 }
@@ -384,7 +387,12 @@ impl HolderKind {
 }
 
 /// Starts the fenced resource guarded by `kind` on its own node; returns its address.
-fn start_resource(cluster: &Cluster, rec: &Recorder, kind: HolderKind) -> SocketAddr {
+fn start_resource(
+    cluster: &Cluster,
+    rec: &Recorder,
+    kind: HolderKind,
+    config: &RunConfig,
+) -> SocketAddr {
     let host = match kind {
         HolderKind::Lock => 1,
         HolderKind::Lease => 2,
@@ -406,7 +414,13 @@ fn start_resource(cluster: &Cluster, rec: &Recorder, kind: HolderKind) -> Socket
         rec: rec.clone(),
     };
     let name = format!("resource-{}", kind.role());
-    let resource = FencedResource::new(kind.resource(), &name, rec.clone());
+    let mut resource = FencedResource::new(kind.resource(), &name, rec.clone());
+    if config
+        .bugs
+        .contains(&crate::bugs::Bug::ResourceSkipsTokenCheck)
+    {
+        resource = resource.without_token_check();
+    }
     madsim::runtime::Handle::current()
         .create_node()
         .name(name)
@@ -1422,7 +1436,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         if count == 0 {
             continue;
         }
-        let resource = start_resource(&cluster, &rec, kind);
+        let resource = start_resource(&cluster, &rec, kind, &config);
         for j in 0..count {
             let i = first + j;
             let name = format!("{}-{}", kind.role(), j + 1);
