@@ -228,7 +228,15 @@ fn main() -> ExitCode {
             outputs,
             trace,
             json,
-        } if scenario == "lock-contention" => {
+        } => {
+            if scenario != "lock-contention" {
+                if clients.is_some() || ttl_ms.is_some() {
+                    return usage(
+                        "--clients and --ttl-ms apply to lock-contention only; a cluster scenario sets them in its file",
+                    );
+                }
+                return run_named(&scenario, seed, duration_s, &bugs, trace, outputs, json);
+            }
             if outputs.html.is_some()
                 || outputs.shiviz.is_some()
                 || trace.is_some()
@@ -246,41 +254,6 @@ fn main() -> ExitCode {
                 lock_ttl: ttl_ms.map_or(defaults.lock_ttl, Duration::from_millis),
             };
             run_mem(&scenario, seed, params, history, json)
-        }
-        Command::Run {
-            scenario,
-            seed,
-            duration_s,
-            clients,
-            ttl_ms,
-            bugs,
-            outputs,
-            trace,
-            json,
-        } => {
-            if clients.is_some() || ttl_ms.is_some() {
-                return usage(
-                    "--clients and --ttl-ms apply to lock-contention only; a cluster scenario sets them in its file",
-                );
-            }
-            let (s, scenario) = match scenario_with(&scenario, duration_s, &bugs) {
-                Ok(s) => s,
-                Err(e) => return usage(e),
-            };
-            let level = match trace_level(trace.as_deref()) {
-                Ok(l) => l,
-                Err(e) => return usage(e),
-            };
-            let job = Job {
-                given: &scenario,
-                scenario: &s,
-                seed,
-                expect: None,
-                trace: level,
-                outputs,
-                json,
-            };
-            run_cluster(job)
         }
         Command::Replay {
             scenario,
@@ -431,6 +404,35 @@ fn run_mem(
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `tenure run` of a cluster scenario.
+fn run_named(
+    given: &str,
+    seed: u64,
+    duration_s: Option<u64>,
+    bugs: &[String],
+    trace: Option<String>,
+    outputs: Outputs,
+    json: bool,
+) -> ExitCode {
+    let (s, given) = match scenario_with(given, duration_s, bugs) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let level = match trace_level(trace.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return usage(e),
+    };
+    run_cluster(Job {
+        given: &given,
+        scenario: &s,
+        seed,
+        expect: None,
+        trace: level,
+        outputs,
+        json,
+    })
 }
 
 /// A scenario by name or file, its duration overridden and `bugs` planted when asked; with
