@@ -235,7 +235,9 @@ fn main() -> ExitCode {
                         "--clients and --ttl-ms apply to lock-contention only; a cluster scenario sets them in its file",
                     );
                 }
-                return run_named(&scenario, seed, duration_s, &bugs, trace, outputs, json);
+                return run_named(
+                    &scenario, seed, duration_s, &bugs, trace, None, outputs, json,
+                );
             }
             if outputs.html.is_some()
                 || outputs.shiviz.is_some()
@@ -262,25 +264,7 @@ fn main() -> ExitCode {
             trace,
             bugs,
             outputs,
-        } => {
-            let (s, scenario) = match scenario_with(&scenario, None, &bugs) {
-                Ok(s) => s,
-                Err(e) => return usage(e),
-            };
-            let level = match trace_level(trace.as_deref()) {
-                Ok(l) => l,
-                Err(e) => return usage(e),
-            };
-            run_cluster(Job {
-                given: &scenario,
-                scenario: &s,
-                seed,
-                expect,
-                trace: level,
-                outputs,
-                json: false,
-            })
-        }
+        } => run_named(&scenario, seed, None, &bugs, trace, expect, outputs, false),
         Command::Report {
             scenario,
             seed,
@@ -406,13 +390,15 @@ fn run_mem(
     }
 }
 
-/// `tenure run` of a cluster scenario.
+/// `tenure run` or `tenure replay` of a cluster scenario named on the command line.
+#[allow(clippy::too_many_arguments)]
 fn run_named(
     given: &str,
     seed: u64,
     duration_s: Option<u64>,
     bugs: &[String],
     trace: Option<String>,
+    expect: Option<String>,
     outputs: Outputs,
     json: bool,
 ) -> ExitCode {
@@ -428,7 +414,7 @@ fn run_named(
         given: &given,
         scenario: &s,
         seed,
-        expect: None,
+        expect,
         trace: level,
         outputs,
         json,
