@@ -3,6 +3,7 @@
 //! Keys are [`Key`] paths; values are JSON. Writes return the revision they committed at,
 //! which is also the fencing token of a lock grant.
 
+use crate::bugs::{Bug, Bugs};
 use crate::client::{ClientError, StoreClient};
 use crate::clock::{ceil_ms, Clock, DEFAULT_DRIFT_BOUND};
 use crate::command::*;
@@ -316,6 +317,8 @@ struct LockInner {
     ttl: Duration,
     rho: f64,
     lock_delay: Duration,
+    /// Planted bugs (none unless [`Lock::with_bugs`]).
+    bugs: Bugs,
     state: Mutex<LockState>,
 }
 
@@ -355,6 +358,7 @@ impl Lock {
                 ttl,
                 rho: DEFAULT_DRIFT_BOUND,
                 lock_delay: Duration::ZERO,
+                bugs: Bugs::new(),
                 observer: None,
                 state: Mutex::new(LockState::default()),
             }),
@@ -390,6 +394,16 @@ impl Lock {
         })
     }
 
+    /// Plants the lock's share of `bugs` (for the simulator's planted-bug runs only):
+    /// [`Bug::HolderTimesFromResponse`], [`Bug::NoLockDelay`], [`Bug::UnlockWithoutIdCheck`].
+    pub fn with_bugs(self, bugs: Bugs) -> Result<Lock, AgencyError> {
+        let inner = Arc::try_unwrap(self.inner)
+            .map_err(|_| AgencyError::Invalid("bugs: set them before sharing the lock".into()))?;
+        Ok(Lock {
+            inner: Arc::new(LockInner { bugs, ..inner }),
+        })
+    }
+
     /// Calls `observer` on every change of belief (grant, renewal, release, loss), in order.
     pub fn with_observer(
         self,
@@ -412,9 +426,10 @@ impl Lock {
         }
         let i = &self.inner;
         let start = i.clock.now();
-        let condition = WriteCondition::new()
-            .if_empty(&i.key)
-            .with_lock_delay(i.lock_delay);
+        let mut condition = WriteCondition::new().if_empty(&i.key);
+        if !i.bugs.contains(Bug::NoLockDelay) {
+            condition = condition.with_lock_delay(i.lock_delay);
+        }
         let rev = match i
             .api
             .write_key(&i.key, json!(i.id), Some(i.ttl), Some(condition))
@@ -424,6 +439,7 @@ impl Lock {
             Err(AgencyError::ConditionFailed { .. }) => return Err(AgencyError::AlreadyLocked),
             Err(e) => return Err(e),
         };
+        let start = i.belief_start(start);
         let generation = {
             let mut st = i.state.lock().unwrap();
             st.generation += 1;
@@ -441,9 +457,10 @@ impl Lock {
     /// Releases the lock; `NotLocked` if this holder does not hold it.
     pub async fn unlock(&self) -> Result<(), AgencyError> {
         let i = &self.inner;
+        let unchecked = i.bugs.contains(Bug::UnlockWithoutIdCheck);
         let token = {
             let mut st = i.state.lock().unwrap();
-            if !st.held {
+            if !st.held && !unchecked {
                 return Err(AgencyError::NotLocked);
             }
             st.held = false;
@@ -460,7 +477,8 @@ impl Lock {
         if let Some(token) = token {
             c = c.if_created_at(&i.key, token);
         }
-        match i.api.remove_key(&i.key, Some(c)).await {
+        let c = (!i.bugs.contains(Bug::UnlockWithoutIdCheck)).then_some(c);
+        match i.api.remove_key(&i.key, c).await {
             Ok(_) => Ok(()),
             Err(AgencyError::ConditionFailed { .. }) => Err(AgencyError::NotLocked),
             Err(e) => Err(e),
@@ -490,6 +508,15 @@ impl Lock {
 }
 
 impl LockInner {
+    /// When the belief counts from: the start of the call, or (planted) its response.
+    fn belief_start(&self, start: Duration) -> Duration {
+        if self.bugs.contains(Bug::HolderTimesFromResponse) {
+            self.clock.now()
+        } else {
+            start
+        }
+    }
+
     fn tell(&self, token: Revision, until: Option<Duration>) {
         if let Some(o) = &self.observer {
             o(BeliefUpdate { token, until });
@@ -529,7 +556,7 @@ async fn renew(i: Arc<LockInner>, generation: u64) {
         }
         match r {
             Ok(_) => {
-                st.belief_deadline = start + i.ttl.mul_f64(1.0 - i.rho);
+                st.belief_deadline = i.belief_start(start) + i.ttl.mul_f64(1.0 - i.rho);
                 if let Some(token) = st.token {
                     i.tell(token, Some(st.belief_deadline));
                 }

@@ -9,6 +9,7 @@
 //! is never counted, so a leader change neither resets nor shortens any TTL. Expiry happens
 //! when a `Tick` is applied, at the same log index on every agent.
 
+use crate::bugs::{Bug, Bugs};
 use crate::client::LeaseInfo;
 use crate::command::{Command, Event, LeaseId, Outcome, Revision};
 use crate::key::Key;
@@ -31,6 +32,9 @@ pub struct AgentConfig {
     /// Compact the log into a snapshot of the store at every index that is a multiple of
     /// this (the same indices on every agent, so their snapshots can be compared).
     pub snapshot_every: u64,
+    /// Planted bugs (none by default): the agent and its Raft read the ones that live here.
+    #[serde(default)]
+    pub bugs: Bugs,
 }
 
 impl Default for AgentConfig {
@@ -40,6 +44,7 @@ impl Default for AgentConfig {
             agency_tick: Duration::from_millis(50),
             raft: Config::default(),
             snapshot_every: 128,
+            bugs: Bugs::new(),
         }
     }
 }
@@ -119,6 +124,8 @@ pub struct AgentCore {
     ready_reads: VecDeque<(Index, u64, Request)>,
     next_read_ctx: u64,
     responses: Vec<(u64, Response)>,
+    /// Led, and has not heard of another leader since (for a planted bug).
+    deposed: bool,
 }
 
 impl AgentCore {
@@ -164,6 +171,7 @@ impl AgentCore {
             ready_reads: VecDeque::new(),
             next_read_ctx: 1,
             responses: Vec::new(),
+            deposed: false,
         })
     }
 
@@ -200,7 +208,11 @@ impl AgentCore {
     /// stale tick before the client's call began (dropping time only slows agency time,
     /// which errs on the safe side).
     fn advance_agency_time(&mut self, now: Duration, before_write: bool) {
-        let rate = 1.0 - self.config.rho;
+        let rate = if self.config.bugs.contains(Bug::NoDriftMargin) {
+            1.0
+        } else {
+            1.0 - self.config.rho
+        };
         let since = *self.ticked_until.get_or_insert(now);
         let elapsed = now.saturating_sub(since);
         let advance_ms = (elapsed.as_secs_f64() * 1000.0 * rate).floor() as u64;
@@ -221,6 +233,18 @@ impl AgentCore {
     /// Accepts a client request `id` at local time `now`; the answer comes out in a later (or
     /// this) output.
     pub fn request(&mut self, id: u64, req: Request, now: Duration) {
+        let is_read = !matches!(req, Request::Submit(_) | Request::Health);
+        let bugs = self.config.bugs;
+        let leads = self.is_leader();
+        if is_read
+            && (bugs.contains(Bug::FollowersServeReads) && !leads
+                || bugs.contains(Bug::DeposedLeaderServesReads) && (leads || self.deposed))
+        {
+            // Planted: answered from this agent's own state, unconfirmed.
+            let resp = self.answer_read(&req);
+            self.responses.push((id, resp));
+            return;
+        }
         if !self.is_leader() {
             let leader = self.raft.leader().filter(|l| *l != self.raft.id());
             self.responses.push((id, Response::NotLeader { leader }));
@@ -287,6 +311,7 @@ impl AgentCore {
     pub fn output(&mut self) -> AgentOutput {
         let ready = self.raft.ready();
         let leader = self.is_leader();
+        self.deposed = leader || self.deposed && self.raft.leader().is_none();
         let mut out = AgentOutput {
             hard_state: ready.hard_state,
             persist_from: ready.persist_from,

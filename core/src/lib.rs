@@ -7,6 +7,7 @@
 
 pub mod agency;
 pub mod agent;
+pub mod bugs;
 pub mod client;
 pub mod clock;
 pub mod command;
@@ -20,6 +21,7 @@ pub mod rng;
 pub mod storage;
 pub mod store;
 
+pub use bugs::{Bug, Bugs};
 pub use client::{ClientError, StoreClient};
 pub use clock::{Clock, ManualClock};
 pub use command::*;

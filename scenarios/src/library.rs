@@ -55,6 +55,9 @@ pub struct Settings {
     pub clock_jumps: Option<bool>,
     pub liveness_bound_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    /// How clients find the agent to ask: `redirect` (the default: ask the believed leader,
+    /// follow redirects) or `ask_all` (ask every agent at once, take the first answer).
+    pub routing: Option<tenure_sim::cluster::Routing>,
     /// Raft ticks (10 ms each) between a leader's heartbeats, and the base election timeout.
     pub heartbeat_ticks: Option<u32>,
     pub election_ticks: Option<u32>,
@@ -95,6 +98,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "majority-partition-of-the-leader",
         include_str!("../library/majority-partition-of-the-leader.toml"),
+    ),
+    (
+        "reads-from-any-agent",
+        include_str!("../library/reads-from-any-agent.toml"),
+    ),
+    (
+        "fast-agency-clocks",
+        include_str!("../library/fast-agency-clocks.toml"),
+    ),
+    (
+        "slow-answers-paused-holders",
+        include_str!("../library/slow-answers-paused-holders.toml"),
     ),
     (
         "flapping-network",
@@ -194,6 +209,7 @@ impl Scenario {
         set!(c.clock_jumps, s.clock_jumps);
         set!(c.liveness_bound, s.liveness_bound_ms.map(ms));
         set!(c.client.request_timeout, s.request_timeout_ms.map(ms));
+        set!(c.client.routing, s.routing);
         set!(c.cluster.agent.raft.heartbeat_ticks, s.heartbeat_ticks);
         set!(c.cluster.agent.raft.election_ticks, s.election_ticks);
         set!(c.record_messages, s.record_messages);

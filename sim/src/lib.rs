@@ -14,7 +14,7 @@ compile_error!(
 );
 
 pub mod actor;
-pub mod bugs;
+pub use tenure_core::bugs;
 pub mod check;
 pub mod clock;
 pub mod cluster;

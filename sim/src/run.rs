@@ -417,7 +417,7 @@ fn start_resource(
     let mut resource = FencedResource::new(kind.resource(), &name, rec.clone());
     if config
         .bugs
-        .contains(&crate::bugs::Bug::ResourceSkipsTokenCheck)
+        .contains(crate::bugs::Bug::ResourceSkipsTokenCheck)
     {
         resource = resource.without_token_check();
     }
@@ -446,6 +446,7 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
     )
     .and_then(|l| l.with_drift_bound(cfg.cluster.agent.rho))
     .and_then(|l| l.with_lock_delay(cfg.lock_delay))
+    .and_then(|l| l.with_bugs(cfg.bugs))
     .and_then(|l| {
         l.with_observer(move |b| {
             rec.record(
@@ -496,12 +497,12 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
             fenced_write(&p, &ep, (resource, LOCK_RESOURCE), token, writes).await;
             clock.sleep(Duration::from_millis(100)).await;
         }
-        if lock.is_locked() {
-            p.op("unlock", &lock_key, Value::Null, async {
-                lock.unlock().await.map(|_| Value::Null)
-            })
-            .await;
-        }
+        // Let go when done, as a deferred unlock does, whether or not the belief lasted: the
+        // library answers "not locked" without asking the agency if it no longer holds it.
+        p.op("unlock", &lock_key, Value::Null, async {
+            lock.unlock().await.map(|_| Value::Null)
+        })
+        .await;
         clock.sleep(Duration::from_millis(50)).await;
     }
 }
@@ -762,9 +763,13 @@ async fn leaser(
     let d = cfg.lock_ttl;
     let lease_key = key(&format!("/lease/{name}"));
     let mut writes = 0u64;
+    // When a belief counts from: the start of the call, or (planted) its answer.
+    let from_response = cfg.bugs.contains(crate::bugs::Bug::HolderTimesFromResponse);
+    let belief_start = |start| if from_response { clock.now() } else { start };
     while p.rec.true_now() < cfg.duration {
         let start = clock.now();
         let v = manager.recorded_claim(&p, &lease_key, &me, d).await;
+        let start = belief_start(start);
         let token = match v.as_u64() {
             Some(t) => t,
             None if v == "denied" && matches!(manager, Claimant::Leader(_)) => {
@@ -810,6 +815,7 @@ async fn leaser(
             if now >= next_claim && now < hold_until {
                 let start = clock.now();
                 let v = manager.recorded_claim(&p, &lease_key, &me, d).await;
+                let start = belief_start(start);
                 match v.as_u64() {
                     Some(t) if t == token => {
                         deadline = deadline.max(start + d.mul_f64(1.0 - rho));
@@ -1401,7 +1407,9 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
         }
         Faults::Schedule(s) => (None, s.clone()),
     };
-    let cluster = Cluster::start_recorded(config.cluster.clone(), seed, rec.clone());
+    let mut cluster_config = config.cluster.clone();
+    cluster_config.agent.bugs = config.bugs;
+    let cluster = Cluster::start_recorded(cluster_config, seed, rec.clone());
     let ops = Arc::new(AtomicU64::new(1));
     let mut tasks = Vec::new();
     for i in 0..config.clients {
