@@ -312,8 +312,15 @@ impl AgentCore {
         let ready = self.raft.ready();
         let leader = self.is_leader();
         self.deposed = leader || self.deposed && self.raft.leader().is_none();
+        let mut hard_state = ready.hard_state;
+        if self.config.bugs.contains(Bug::VoteNotPersisted) {
+            // Planted: the term is persisted, the vote is not.
+            if let Some(hs) = &mut hard_state {
+                hs.voted_for = None;
+            }
+        }
         let mut out = AgentOutput {
-            hard_state: ready.hard_state,
+            hard_state,
             persist_from: ready.persist_from,
             entries: ready.entries,
             messages: ready.messages,

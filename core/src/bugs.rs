@@ -34,6 +34,9 @@ pub enum Bug {
     /// its own belief nor the id in the key): a holder that lost the lock and unlocks late
     /// removes the next holder's grant.
     UnlockWithoutIdCheck,
+    /// The agent persists its term but not its vote: restarted within a term, it can vote a
+    /// second time in it, for another candidate.
+    VoteNotPersisted,
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
@@ -48,6 +51,7 @@ impl Bug {
         Bug::HolderTimesFromResponse,
         Bug::NoLockDelay,
         Bug::UnlockWithoutIdCheck,
+        Bug::VoteNotPersisted,
         Bug::ResourceSkipsTokenCheck,
     ];
 
@@ -60,6 +64,7 @@ impl Bug {
             Bug::HolderTimesFromResponse => "holder-times-from-response",
             Bug::NoLockDelay => "no-lock-delay",
             Bug::UnlockWithoutIdCheck => "unlock-without-id-check",
+            Bug::VoteNotPersisted => "vote-not-persisted",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
         }
     }
@@ -73,6 +78,7 @@ impl Bug {
             Bug::HolderTimesFromResponse => "S1 exclusivity",
             Bug::NoLockDelay => "S8 lock-delay",
             Bug::UnlockWithoutIdCheck => "S6 only the owner deletes",
+            Bug::VoteNotPersisted => "S12 vote never changes within a term",
             Bug::ResourceSkipsTokenCheck => "S10 fencing",
         }
     }
@@ -86,6 +92,7 @@ impl Bug {
             Bug::HolderTimesFromResponse => "slow-answers-paused-holders",
             Bug::NoLockDelay => "temp-key-holder-dies",
             Bug::UnlockWithoutIdCheck => "paused-holder",
+            Bug::VoteNotPersisted => "rolling-restarts",
             Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
         }
     }
@@ -106,6 +113,7 @@ impl Bug {
             }
             Bug::NoLockDelay => "no lock-delay after an involuntary release",
             Bug::UnlockWithoutIdCheck => "unlock removes the key without checking the owner's id",
+            Bug::VoteNotPersisted => "the vote is not persisted before it is granted",
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }

@@ -396,7 +396,12 @@ impl Agent {
     fn flush(&mut self, ctx: &mut Ctx<Envelope>) {
         let out = self.core.output();
         let id = self.id;
-        let hard = out.hard_state.map(|hs| (hs.term, hs.voted_for));
+        // Recorded as the agent holds it once synced, which is what it acts on (a planted bug
+        // may persist less: the restart then shows the difference).
+        let hard = out.hard_state.map(|_| {
+            let hs = self.core.raft().hard_state();
+            (hs.term, hs.voted_for)
+        });
         if out.snapshot.is_some()
             || out.persist_from.is_some()
             || hard.is_some_and(|h| Some(h) != self.seen.hard)
