@@ -255,9 +255,21 @@ impl AgentCore {
                 let term = self.raft.term();
                 self.responses.push((id, Response::Leader { term }));
             }
-            Request::Submit(cmd) => {
+            Request::Submit(mut cmd) => {
+                if bugs.contains(Bug::SubSecondTtlLost) {
+                    lose_sub_second_ttls(&mut cmd);
+                }
                 self.advance_agency_time(now, true);
+                // Planted: the outcome as if the command applied now, answered before the
+                // entry commits (or even reaches a quorum).
+                let early = bugs
+                    .contains(Bug::AckBeforeCommit)
+                    .then(|| self.store.clone().apply(&cmd).outcome);
                 match self.raft.propose(cmd) {
+                    Ok(_) if early.is_some() => {
+                        let outcome = early.expect("checked");
+                        self.responses.push((id, Response::Applied(outcome)));
+                    }
                     Ok(index) => {
                         self.proposals.insert(index, (id, self.raft.term()));
                     }
@@ -401,6 +413,26 @@ impl AgentCore {
         }
         out.responses = std::mem::take(&mut self.responses);
         out
+    }
+}
+
+/// Planted ([`Bug::SubSecondTtlLost`]): a TTL under one second, read as whole seconds, is 0,
+/// taken for "no TTL": keys keep none, leases last practically for ever.
+fn lose_sub_second_ttls(cmd: &mut Command) {
+    const SECOND_MS: u64 = 1_000;
+    const FOREVER_MS: u64 = u64::MAX / 4;
+    match cmd {
+        Command::LeaseGrant { ttl_ms } if *ttl_ms < SECOND_MS => *ttl_ms = FOREVER_MS,
+        Command::Txn(txn) => {
+            for op in txn.ops.iter_mut().chain(txn.else_ops.iter_mut()) {
+                if let crate::command::Op::Set { ttl_ms, .. } = op {
+                    if ttl_ms.is_some_and(|t| t < SECOND_MS) {
+                        *ttl_ms = None;
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 

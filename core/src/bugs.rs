@@ -37,6 +37,13 @@ pub enum Bug {
     /// The agent persists its term but not its vote: restarted within a term, it can vote a
     /// second time in it, for another candidate.
     VoteNotPersisted,
+    /// The leader acknowledges a write as soon as it appends it to its own log, with the
+    /// outcome its own state predicts, before a quorum has it: cut off, it acknowledges
+    /// writes that are then lost.
+    AckBeforeCommit,
+    /// The agent reads TTLs in whole seconds: one under a second is 0, taken for "no TTL",
+    /// so a dead holder's temp key and session lease never expire.
+    SubSecondTtlLost,
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
@@ -52,6 +59,8 @@ impl Bug {
         Bug::NoLockDelay,
         Bug::UnlockWithoutIdCheck,
         Bug::VoteNotPersisted,
+        Bug::AckBeforeCommit,
+        Bug::SubSecondTtlLost,
         Bug::ResourceSkipsTokenCheck,
     ];
 
@@ -65,6 +74,8 @@ impl Bug {
             Bug::NoLockDelay => "no-lock-delay",
             Bug::UnlockWithoutIdCheck => "unlock-without-id-check",
             Bug::VoteNotPersisted => "vote-not-persisted",
+            Bug::AckBeforeCommit => "ack-before-commit",
+            Bug::SubSecondTtlLost => "sub-second-ttl-lost",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
         }
     }
@@ -79,6 +90,8 @@ impl Bug {
             Bug::NoLockDelay => "S8 lock-delay",
             Bug::UnlockWithoutIdCheck => "S6 only the owner deletes",
             Bug::VoteNotPersisted => "S12 vote never changes within a term",
+            Bug::AckBeforeCommit => "S15 durability",
+            Bug::SubSecondTtlLost => "L3 temp keys",
             Bug::ResourceSkipsTokenCheck => "S10 fencing",
         }
     }
@@ -93,6 +106,8 @@ impl Bug {
             Bug::NoLockDelay => "temp-key-holder-dies",
             Bug::UnlockWithoutIdCheck => "paused-holder",
             Bug::VoteNotPersisted => "rolling-restarts",
+            Bug::AckBeforeCommit => "majority-partition-of-the-leader",
+            Bug::SubSecondTtlLost => "sub-second-ttl-holder-dies",
             Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
         }
     }
@@ -114,6 +129,8 @@ impl Bug {
             Bug::NoLockDelay => "no lock-delay after an involuntary release",
             Bug::UnlockWithoutIdCheck => "unlock removes the key without checking the owner's id",
             Bug::VoteNotPersisted => "the vote is not persisted before it is granted",
+            Bug::AckBeforeCommit => "a write is acknowledged before it commits",
+            Bug::SubSecondTtlLost => "a TTL under one second becomes \"no TTL\"",
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }

@@ -124,6 +124,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../library/temp-key-holder-dies.toml"),
     ),
     (
+        "sub-second-ttl-holder-dies",
+        include_str!("../library/sub-second-ttl-holder-dies.toml"),
+    ),
+    (
         "lease-expiry-under-partition",
         include_str!("../library/lease-expiry-under-partition.toml"),
     ),
