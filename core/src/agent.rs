@@ -194,6 +194,15 @@ impl AgentCore {
             self.ticked_until = None;
             return;
         }
+        if self.ticked_until.is_none() && self.config.bugs.contains(Bug::NewLeaderUsesOwnClock) {
+            // Planted: the new leader takes agency time from its own clock (scaled), so the
+            // time no leader counted, and its clock's lead, run every deadline down at once.
+            let own_ms = (now.as_secs_f64() * 1000.0 * (1.0 - self.config.rho)).floor() as u64;
+            let advance_ms = own_ms.saturating_sub(self.store.now_ms());
+            if advance_ms > 0 {
+                let _ = self.raft.propose(Command::Tick { advance_ms });
+            }
+        }
         let since = *self.ticked_until.get_or_insert(now);
         if now.saturating_sub(since) >= self.config.agency_tick {
             self.advance_agency_time(now, false);

@@ -44,6 +44,10 @@ pub enum Bug {
     /// The agent reads TTLs in whole seconds: one under a second is 0, taken for "no TTL",
     /// so a dead holder's temp key and session lease never expire.
     SubSecondTtlLost,
+    /// A new leader recomputes agency time, and so every lease deadline, from its own clock:
+    /// the time no leader counted (elections) and its clock's lead over the last leader's run
+    /// every deadline down at once.
+    NewLeaderUsesOwnClock,
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
@@ -61,6 +65,7 @@ impl Bug {
         Bug::VoteNotPersisted,
         Bug::AckBeforeCommit,
         Bug::SubSecondTtlLost,
+        Bug::NewLeaderUsesOwnClock,
         Bug::ResourceSkipsTokenCheck,
     ];
 
@@ -76,6 +81,7 @@ impl Bug {
             Bug::VoteNotPersisted => "vote-not-persisted",
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::SubSecondTtlLost => "sub-second-ttl-lost",
+            Bug::NewLeaderUsesOwnClock => "new-leader-uses-own-clock",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
         }
     }
@@ -92,6 +98,7 @@ impl Bug {
             Bug::VoteNotPersisted => "S12 vote never changes within a term",
             Bug::AckBeforeCommit => "S15 durability",
             Bug::SubSecondTtlLost => "L3 temp keys",
+            Bug::NewLeaderUsesOwnClock => "S4 no early expiry",
             Bug::ResourceSkipsTokenCheck => "S10 fencing",
         }
     }
@@ -108,6 +115,7 @@ impl Bug {
             Bug::VoteNotPersisted => "rolling-restarts",
             Bug::AckBeforeCommit => "majority-partition-of-the-leader",
             Bug::SubSecondTtlLost => "sub-second-ttl-holder-dies",
+            Bug::NewLeaderUsesOwnClock => "leader-loss-under-frozen-holders",
             Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
         }
     }
@@ -131,6 +139,9 @@ impl Bug {
             Bug::VoteNotPersisted => "the vote is not persisted before it is granted",
             Bug::AckBeforeCommit => "a write is acknowledged before it commits",
             Bug::SubSecondTtlLost => "a TTL under one second becomes \"no TTL\"",
+            Bug::NewLeaderUsesOwnClock => {
+                "a new leader recomputes lease deadlines on its own clock"
+            }
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }

@@ -51,6 +51,9 @@ pub struct Settings {
     pub rho: Option<f64>,
     /// Each holder's clock drifts at a rate drawn from `[-client_drift, client_drift]`.
     pub client_drift: Option<f64>,
+    /// How far apart the agents' clocks start (agent 1 at 0, the last at this, the others
+    /// evenly between).
+    pub clock_spread_ms: Option<u64>,
     /// Whether a swarm may jump agents' clocks.
     pub clock_jumps: Option<bool>,
     pub liveness_bound_ms: Option<u64>,
@@ -122,6 +125,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "temp-key-holder-dies",
         include_str!("../library/temp-key-holder-dies.toml"),
+    ),
+    (
+        "leader-loss-under-frozen-holders",
+        include_str!("../library/leader-loss-under-frozen-holders.toml"),
     ),
     (
         "sub-second-ttl-holder-dies",
@@ -211,6 +218,7 @@ impl Scenario {
         set!(c.cluster.agent.rho, s.rho);
         set!(c.client_drift, s.client_drift);
         set!(c.clock_jumps, s.clock_jumps);
+        set!(c.cluster.clock_spread, s.clock_spread_ms.map(ms));
         set!(c.liveness_bound, s.liveness_bound_ms.map(ms));
         set!(c.client.request_timeout, s.request_timeout_ms.map(ms));
         set!(c.client.routing, s.routing);

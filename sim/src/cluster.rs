@@ -51,6 +51,19 @@ pub struct ClusterConfig {
     /// tail, or keeps a prefix of it, or tears its last record; nothing it persists is sent on
     /// before the sync ends.
     pub fsync: Duration,
+    /// How far apart the agents' clocks start: agent 1 reads 0 at true time 0, the last agent
+    /// reads this, the others evenly between (no clock is synchronized with another; only
+    /// rates are bounded).
+    pub clock_spread: Duration,
+}
+
+impl ClusterConfig {
+    /// Where agent index `i` (0-based) starts its clock, in ms.
+    pub fn clock_offset_ms(&self, i: usize) -> i64 {
+        let spread = self.clock_spread.as_millis() as i64;
+        let last = self.agents.saturating_sub(1).max(1) as i64;
+        spread * i as i64 / last
+    }
 }
 
 impl Default for ClusterConfig {
@@ -60,6 +73,7 @@ impl Default for ClusterConfig {
             agent: AgentConfig::default(),
             tick: Duration::from_millis(10),
             fsync: Duration::from_millis(1),
+            clock_spread: Duration::ZERO,
         }
     }
 }
@@ -106,7 +120,7 @@ impl Cluster {
         for i in 0..config.agents {
             let disk = Arc::new(Mutex::new(SimDisk::new()));
             let clock = Arc::new(Mutex::new(
-                NodeClock::new(0, 0.0).expect("zero drift is valid"),
+                NodeClock::new(config.clock_offset_ms(i), 0.0).expect("zero drift is valid"),
             ));
             let (addrs2, disk2, cfg, rec, links2) = (
                 addrs.clone(),
