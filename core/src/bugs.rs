@@ -48,6 +48,9 @@ pub enum Bug {
     /// the time no leader counted (elections) and its clock's lead over the last leader's run
     /// every deadline down at once.
     NewLeaderUsesOwnClock,
+    /// A watch that reconnects to another agent (the leader changed) resumes from that
+    /// agent's current revision, dropping the changes made in between.
+    WatchDropsEvents,
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
@@ -66,6 +69,7 @@ impl Bug {
         Bug::AckBeforeCommit,
         Bug::SubSecondTtlLost,
         Bug::NewLeaderUsesOwnClock,
+        Bug::WatchDropsEvents,
         Bug::ResourceSkipsTokenCheck,
     ];
 
@@ -82,6 +86,7 @@ impl Bug {
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::SubSecondTtlLost => "sub-second-ttl-lost",
             Bug::NewLeaderUsesOwnClock => "new-leader-uses-own-clock",
+            Bug::WatchDropsEvents => "watch-drops-events",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
         }
     }
@@ -99,6 +104,7 @@ impl Bug {
             Bug::AckBeforeCommit => "S15 durability",
             Bug::SubSecondTtlLost => "L3 temp keys",
             Bug::NewLeaderUsesOwnClock => "S4 no early expiry",
+            Bug::WatchDropsEvents => "S16 watches",
             Bug::ResourceSkipsTokenCheck => "S10 fencing",
         }
     }
@@ -116,6 +122,7 @@ impl Bug {
             Bug::AckBeforeCommit => "majority-partition-of-the-leader",
             Bug::SubSecondTtlLost => "sub-second-ttl-holder-dies",
             Bug::NewLeaderUsesOwnClock => "leader-loss-under-frozen-holders",
+            Bug::WatchDropsEvents => "watches-across-leader-changes",
             Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
         }
     }
@@ -142,6 +149,7 @@ impl Bug {
             Bug::NewLeaderUsesOwnClock => {
                 "a new leader recomputes lease deadlines on its own clock"
             }
+            Bug::WatchDropsEvents => "a watch drops events after a reconnect",
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }

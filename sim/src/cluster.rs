@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_core::agent::{AgentConfig, AgentCore, Request, Response};
+use tenure_core::bugs::{Bug, Bugs};
 use tenure_core::client::{ClientError, LeaseInfo, StoreClient};
 use tenure_core::clock::Clock;
 use tenure_core::command::Cause;
@@ -627,6 +628,8 @@ pub struct ClientConfig {
     pub retry_pause: Duration,
     /// Poll period of `wait_events`.
     pub watch_poll: Duration,
+    /// Planted bugs of the client library (none by default).
+    pub bugs: Bugs,
 }
 
 impl Default for ClientConfig {
@@ -637,6 +640,7 @@ impl Default for ClientConfig {
             max_attempts: 40,
             retry_pause: Duration::from_millis(50),
             watch_poll: Duration::from_millis(10),
+            bugs: Bugs::new(),
         }
     }
 }
@@ -980,8 +984,20 @@ impl StoreClient for NetClient {
     }
 
     async fn wait_events(&self, key: &Key, after: Revision) -> Result<Vec<Event>, ClientError> {
+        let drops = self.inner.config.bugs.contains(Bug::WatchDropsEvents);
+        let mut after = after;
         loop {
-            match self.call(Request::Events(key.clone(), after)).await? {
+            let agent = self.inner.state.lock().unwrap().leader_hint;
+            let answer = self.call(Request::Events(key.clone(), after)).await?;
+            if drops && self.inner.state.lock().unwrap().leader_hint != agent {
+                // Planted: on reconnecting to another agent, the watch resumes from that
+                // agent's current revision, dropping what changed in between.
+                if let Response::Read(r) = self.call(Request::Read(key.clone())).await? {
+                    after = after.max(r.revision);
+                    continue;
+                }
+            }
+            match answer {
                 Response::Events(Ok(events)) if !events.is_empty() => return Ok(events),
                 Response::Events(Ok(_)) => {
                     self.inner.clock.sleep(self.inner.config.watch_poll).await

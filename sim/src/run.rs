@@ -1387,7 +1387,7 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -> Report {
+async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -> Report {
     let mut rec = Recorder::into_shared(shared, config.record_messages);
     if config.watchers > 0 {
         rec = rec.with_changes_under(key(WATCHED));
@@ -1409,6 +1409,7 @@ async fn run_inside(config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -
     };
     let mut cluster_config = config.cluster.clone();
     cluster_config.agent.bugs = config.bugs;
+    config.client.bugs = config.bugs;
     let cluster = Cluster::start_recorded(cluster_config, seed, rec.clone());
     let ops = Arc::new(AtomicU64::new(1));
     let mut tasks = Vec::new();
