@@ -158,7 +158,8 @@ impl AgentCore {
             Some(s) => Store::restore(&s.data)
                 .map_err(|e| format!("snapshot at index {} does not decode: {e}", s.index))?,
             None => Store::new(),
-        };
+        }
+        .with_bugs(config.bugs);
         let applied = snapshot.as_ref().map_or(0, |s| s.index);
         Ok(AgentCore {
             raft: Raft::restore(id, peers, config.raft, seed, hs, snapshot, log),
@@ -351,7 +352,9 @@ impl AgentCore {
             if ready.snapshot_installed {
                 // The leader's state as of the snapshot replaces ours. It was encoded by an
                 // agent of the same build, so it decodes.
-                self.store = Store::restore(&snap.data).expect("a leader's snapshot decodes");
+                self.store = Store::restore(&snap.data)
+                    .expect("a leader's snapshot decodes")
+                    .with_bugs(self.config.bugs);
                 self.applied = snap.index;
                 // Proposals the snapshot covers have unknown outcomes: their clients time out
                 // and report them as indeterminate.

@@ -51,6 +51,9 @@ pub enum Bug {
     /// A watch that reconnects to another agent (the leader changed) resumes from that
     /// agent's current revision, dropping the changes made in between.
     WatchDropsEvents,
+    /// The store binds a key to a lease without checking that the lease is still granted: a
+    /// holder back from a pause past its session TTL takes a lock on its dead session.
+    GrantWithoutLeaseCheck,
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
@@ -70,6 +73,7 @@ impl Bug {
         Bug::SubSecondTtlLost,
         Bug::NewLeaderUsesOwnClock,
         Bug::WatchDropsEvents,
+        Bug::GrantWithoutLeaseCheck,
         Bug::ResourceSkipsTokenCheck,
     ];
 
@@ -87,6 +91,7 @@ impl Bug {
             Bug::SubSecondTtlLost => "sub-second-ttl-lost",
             Bug::NewLeaderUsesOwnClock => "new-leader-uses-own-clock",
             Bug::WatchDropsEvents => "watch-drops-events",
+            Bug::GrantWithoutLeaseCheck => "grant-without-lease-check",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
         }
     }
@@ -105,6 +110,7 @@ impl Bug {
             Bug::SubSecondTtlLost => "L3 temp keys",
             Bug::NewLeaderUsesOwnClock => "S4 no early expiry",
             Bug::WatchDropsEvents => "S16 watches",
+            Bug::GrantWithoutLeaseCheck => "S7 grant to a dead lease",
             Bug::ResourceSkipsTokenCheck => "S10 fencing",
         }
     }
@@ -123,6 +129,7 @@ impl Bug {
             Bug::SubSecondTtlLost => "sub-second-ttl-holder-dies",
             Bug::NewLeaderUsesOwnClock => "leader-loss-under-frozen-holders",
             Bug::WatchDropsEvents => "watches-across-leader-changes",
+            Bug::GrantWithoutLeaseCheck => "paused-member",
             Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
         }
     }
@@ -150,6 +157,9 @@ impl Bug {
                 "a new leader recomputes lease deadlines on its own clock"
             }
             Bug::WatchDropsEvents => "a watch drops events after a reconnect",
+            Bug::GrantWithoutLeaseCheck => {
+                "a lock is granted without checking that the holder's lease is alive"
+            }
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }

@@ -11,6 +11,7 @@
 //! and leases expire inside `apply`, so every replica expires the same things at the same log
 //! index. [`Store::apply`] depends on nothing but the store and the command.
 
+use crate::bugs::{Bug, Bugs};
 use crate::command::*;
 use crate::key::Key;
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,9 @@ pub struct Store {
     /// were dropped. Part of the state, so every agent, restarted or not, serves the same.
     #[serde(default)]
     outbox: BTreeMap<String, (VecDeque<Event>, Revision)>,
+    /// Planted bugs of the state machine: a setting of the agent, not part of the state.
+    #[serde(skip)]
+    bugs: Bugs,
 }
 
 /// Notifications kept per change-callback address.
@@ -184,7 +188,14 @@ impl Store {
             armed_delays: BTreeMap::new(),
             delayed: BTreeMap::new(),
             outbox: BTreeMap::new(),
+            bugs: Bugs::new(),
         }
+    }
+
+    /// The same store with `bugs` planted (its share: [`Bug::GrantWithoutLeaseCheck`]).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Store {
+        self.bugs = bugs;
+        self
     }
 
     /// The notifications for the callback address `url` after revision `after`, oldest
@@ -518,7 +529,9 @@ impl Store {
                     return Err(Rejection::ZeroTtl);
                 }
                 if let LeaseBinding::Lease(id) = lease {
-                    if !self.leases.contains_key(id) {
+                    if !self.leases.contains_key(id)
+                        && !self.bugs.contains(Bug::GrantWithoutLeaseCheck)
+                    {
                         return Err(Rejection::LeaseNotFound(*id));
                     }
                 }

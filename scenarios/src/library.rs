@@ -131,6 +131,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../library/leader-loss-under-frozen-holders.toml"),
     ),
     (
+        "paused-member",
+        include_str!("../library/paused-member.toml"),
+    ),
+    (
         "sub-second-ttl-holder-dies",
         include_str!("../library/sub-second-ttl-holder-dies.toml"),
     ),
