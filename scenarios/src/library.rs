@@ -78,7 +78,7 @@ pub struct FaultSpec {
     pub mode: String,
     /// With `mode = "schedule"`: `{ at_ms = 3000, fault = { kind = "kill", agent = 1 } }`,
     /// the fault kinds of `tenure_sim::nemesis::Fault` in snake case.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
 }
 
@@ -190,6 +190,41 @@ pub fn parse(text: &str, origin: &str) -> Result<Scenario, String> {
     let s: Scenario = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
     s.run_config().map_err(|e| format!("{origin}: {e}"))?;
     Ok(s)
+}
+
+/// A scenario as TOML, its schedule written one step per line as the built-in files are.
+pub fn to_toml(s: &Scenario) -> Result<String, String> {
+    let mut head = s.clone();
+    let steps = std::mem::take(&mut head.faults.steps);
+    let mut text = toml::to_string(&head).map_err(|e| e.to_string())?;
+    if !steps.is_empty() {
+        text.push_str("steps = [\n");
+        for st in &steps {
+            let v = serde_json::to_value(st).map_err(|e| e.to_string())?;
+            text.push_str(&format!("  {},\n", inline_toml(&v)));
+        }
+        text.push_str("]\n");
+    }
+    Ok(text)
+}
+
+/// A JSON value as a TOML inline value (JSON's string escapes are TOML's too).
+fn inline_toml(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Object(m) => {
+            let fields: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", inline_toml(v)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        J::Array(a) => {
+            let items: Vec<String> = a.iter().map(inline_toml).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => other.to_string(),
+    }
 }
 
 impl Scenario {

@@ -127,6 +127,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Makes a failing seed small: its faults, as the run carried them out, become a written
+    /// schedule; faults are removed while the same rule still breaks (delta debugging), the
+    /// times left are rounded and the duration cut. Writes the minimal schedule as a scenario
+    /// file and prints the command that replays it. Exit 0: shrunk (the file fails as the
+    /// seed did); 2: bad input, or a seed that does not fail.
+    Shrink {
+        /// A scenario's name or file.
+        scenario: String,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Plants a bug in the built-in actors (repeatable; `tenure list --bugs` names them).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+        /// Virtual duration of the workload, in seconds (default: the scenario's).
+        #[arg(long)]
+        duration_s: Option<u64>,
+        /// Most runs to make (the result so far is kept when they run out).
+        #[arg(long, default_value_t = 200)]
+        budget: usize,
+        /// Where to write the shrunk scenario (default: tenure-NAME-SEED-shrunk.toml).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Merges the JSON results of sweep shards into one (printed, or written with `--out`).
     Merge {
         /// Result files written by `tenure sweep --out`.
@@ -317,7 +341,104 @@ fn main() -> ExitCode {
             sweep(&scenario, &s, how)
         }
         Command::Merge { files, out } => merge(files, out),
+        Command::Shrink {
+            scenario,
+            seed,
+            bugs,
+            duration_s,
+            budget,
+            out,
+        } => shrink(&scenario, seed, &bugs, duration_s, budget, out),
     }
+}
+
+fn shrink(
+    given: &str,
+    seed: u64,
+    bugs: &[String],
+    duration_s: Option<u64>,
+    budget: usize,
+    out: Option<std::path::PathBuf>,
+) -> ExitCode {
+    if given == "lock-contention" {
+        return usage("shrink works on cluster scenarios; lock-contention has no faults");
+    }
+    if budget < 2 {
+        return usage("--budget must allow at least 2 runs");
+    }
+    let (s, _) = match scenario_with(given, duration_s, bugs) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let found = match tenure_scenarios::shrink::shrink(&s, seed, budget, |m| eprintln!("shrink: {m}")) {
+        Ok(f) => f,
+        Err(e) => return usage(e),
+    };
+    let mut shrunk = found.scenario.clone();
+    shrunk.name = format!("{}-seed-{seed}-shrunk", s.name);
+    shrunk.about = format!(
+        "{} seed {seed} shrunk: {} with {} of {} fault steps in {} ms",
+        s.name,
+        found.rule,
+        found.steps_after,
+        found.steps_before,
+        found.duration_ms_after
+    );
+    let first = found
+        .report
+        .violations
+        .iter()
+        .find(|v| v.rule == found.rule)
+        .map_or(String::new(), |v| v.message.clone());
+    shrunk.description = format!(
+        "Written by `tenure shrink {given} --seed {seed}{}` from a run that broke {}. \
+         Replay it with the same seed. The first violation of the shrunk run: {first}",
+        bugs.iter().map(|b| format!(" --bug {b}")).collect::<String>(),
+        found.rule
+    );
+    let rule_id = found.rule.split_whitespace().next().unwrap_or("").to_string();
+    shrunk.watches = vec![rule_id];
+    let text = match library::to_toml(&shrunk) {
+        Ok(t) => t,
+        Err(e) => return usage(format!("cannot write the shrunk scenario as TOML: {e}")),
+    };
+    if let Err(e) = library::parse(&text, "the shrunk scenario") {
+        return usage(format!("the shrunk scenario does not read back: {e}"));
+    }
+    let path = out.unwrap_or_else(|| format!("tenure-{}-{seed}-shrunk.toml", s.name).into());
+    if let Err(e) = std::fs::write(&path, &text) {
+        return usage(format!("cannot write {}: {e}", path.display()));
+    }
+    println!("scenario   {given} (seed {seed})");
+    println!("breaks     {}", found.rule);
+    println!(
+        "faults     {} steps -> {} (lifts included)",
+        found.steps_before, found.steps_after
+    );
+    for st in &shrunk.faults.steps {
+        println!("  {:>9.3} s  {}", st.at_ms as f64 / 1000.0, st.fault);
+    }
+    println!(
+        "duration   {} ms -> {} ms",
+        found.duration_ms_before, found.duration_ms_after
+    );
+    println!(
+        "runs       {}{}",
+        found.runs,
+        if found.budget_spent {
+            " (budget spent: the result fails but may shrink further)"
+        } else {
+            ""
+        }
+    );
+    println!("  {first}");
+    println!("wrote      {}", path.display());
+    println!(
+        "replay     tenure replay {} --seed {seed} --expect {}",
+        path.display(),
+        found.report.digest
+    );
+    ExitCode::SUCCESS
 }
 
 fn list(json: bool) -> ExitCode {

@@ -1,0 +1,267 @@
+//! `tenure shrink`: a failing run made small. The run's faults, as it carried them out (swarm
+//! draws and faults aimed at the leader or a holder resolved to concrete agents and processes,
+//! with their true times), become a written schedule; delta debugging then removes faults
+//! while the same rule still breaks, rounds the times that are left, and cuts the duration.
+//! The result is a scenario file that replays the failure with the same seed.
+//!
+//! The seed stays fixed: the workload and the network's draws come from it, and the schedule
+//! is what varies, so deleting a fault changes nothing else by itself (later draws may shift,
+//! which is why every candidate is run and checked, never assumed).
+
+use crate::library::{FaultSpec, Scenario};
+use std::collections::BTreeMap;
+use tenure_sim::nemesis::Step;
+use tenure_sim::run::Report;
+
+/// What shrinking found.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// The minimal scenario: the original's settings, the shrunk schedule and duration.
+    pub scenario: Scenario,
+    /// The rule that breaks, first in the original run and in every kept candidate.
+    pub rule: String,
+    /// Faults in the original run's schedule (lifts included), and in the shrunk one.
+    pub steps_before: usize,
+    pub steps_after: usize,
+    pub duration_ms_before: u64,
+    pub duration_ms_after: u64,
+    /// Runs made, the first included.
+    pub runs: usize,
+    /// Whether the run budget ran out before shrinking was done (the result still fails).
+    pub budget_spent: bool,
+    /// The shrunk scenario's run with the seed.
+    pub report: Report,
+}
+
+/// Shrinks seed `seed` of `scenario`, making at most `budget` runs; `progress` hears about
+/// each step kept. Fails if the seed does not break anything, or if its faults, replayed as a
+/// schedule, no longer break the same rule.
+pub fn shrink(
+    scenario: &Scenario,
+    seed: u64,
+    budget: usize,
+    mut progress: impl FnMut(&str),
+) -> Result<Shrunk, String> {
+    let config = scenario.run_config()?;
+    let first = tenure_sim::run::run(&config, seed).map_err(|e| e.to_string())?;
+    let Some(v) = first.violations.first() else {
+        return Err(format!(
+            "seed {seed} of {} breaks nothing: there is no failure to shrink",
+            scenario.name
+        ));
+    };
+    let rule = v.rule.clone();
+    let steps = first.schedule.steps.clone();
+    let duration_ms = config.duration.as_millis() as u64;
+    progress(&format!(
+        "seed {seed} breaks {rule}; its run carried out {} fault steps in {duration_ms} ms",
+        steps.len()
+    ));
+    let mut s = Search {
+        scenario,
+        seed,
+        rule: rule.clone(),
+        budget,
+        runs: 1,
+        tried: BTreeMap::new(),
+        last_failing: None,
+    };
+    if !s.fails(&steps, duration_ms) {
+        return Err(format!(
+            "seed {seed} of {}: its faults replayed as a written schedule no longer break {rule} \
+             (the swarm's schedule did not carry over); nothing to shrink from",
+            scenario.name
+        ));
+    }
+    // 1. Which faults: delta debugging (ddmin), the empty schedule first.
+    let mut kept = if s.fails(&[], duration_ms) {
+        Vec::new()
+    } else {
+        ddmin(steps.clone(), &mut |c: &[Step]| s.fails(c, duration_ms))
+    };
+    progress(&format!("{} of {} fault steps kept", kept.len(), steps.len()));
+    // 2. Their times: rounded down to a whole second, half second or tenth, where that keeps
+    // the order and the failure.
+    for i in 0..kept.len() {
+        let floor = if i == 0 { 0 } else { kept[i - 1].at_ms };
+        for grid in [1000, 500, 100] {
+            let t = kept[i].at_ms / grid * grid;
+            if t == kept[i].at_ms || t < floor {
+                continue;
+            }
+            let mut c = kept.clone();
+            c[i].at_ms = t;
+            if s.fails(&c, duration_ms) {
+                kept = c;
+                break;
+            }
+        }
+    }
+    // 3. The duration: the shortest whole second after the last fault that still fails
+    // (bisection; the failure need not be monotonic in the duration, so the result is a
+    // duration that fails, not necessarily the least).
+    let last = kept.last().map_or(0, |st| st.at_ms);
+    let mut lo = (last / 1000 + 1) * 1000; // candidates are whole seconds past the last step
+    let mut best = duration_ms;
+    let mut hi = duration_ms;
+    while lo < hi && !s.spent() {
+        let mid = (lo + hi) / 2 / 1000 * 1000;
+        let mid = mid.max(lo);
+        if mid >= hi {
+            break;
+        }
+        if s.fails(&kept, mid) {
+            best = mid;
+            hi = mid;
+        } else {
+            lo = mid + 1000;
+        }
+    }
+    if best < duration_ms {
+        progress(&format!("duration cut from {duration_ms} ms to {best} ms"));
+    }
+    let shrunk = s.scenario_for(&kept, best);
+    // The kept candidate's run, again (the cache keeps only verdicts).
+    let report = match s.last_failing.take() {
+        Some((k, d, r)) if k == key_of(&kept, best) && d == best => r,
+        _ => tenure_sim::run::run(&shrunk.run_config()?, seed).map_err(|e| e.to_string())?,
+    };
+    Ok(Shrunk {
+        scenario: shrunk,
+        rule,
+        steps_before: steps.len(),
+        steps_after: kept.len(),
+        duration_ms_before: duration_ms,
+        duration_ms_after: best,
+        runs: s.runs,
+        budget_spent: s.spent(),
+        report,
+    })
+}
+
+struct Search<'a> {
+    scenario: &'a Scenario,
+    seed: u64,
+    rule: String,
+    budget: usize,
+    runs: usize,
+    /// Verdicts by candidate (its steps and duration as JSON).
+    tried: BTreeMap<String, bool>,
+    /// The last candidate that failed, with its run.
+    last_failing: Option<(String, u64, Report)>,
+}
+
+fn key_of(steps: &[Step], duration_ms: u64) -> String {
+    format!(
+        "{duration_ms} {}",
+        serde_json::to_string(steps).expect("steps serialize")
+    )
+}
+
+impl Search<'_> {
+    fn spent(&self) -> bool {
+        self.runs >= self.budget
+    }
+
+    fn scenario_for(&self, steps: &[Step], duration_ms: u64) -> Scenario {
+        let mut s = self.scenario.clone();
+        s.settings.duration_ms = Some(duration_ms);
+        s.faults = FaultSpec {
+            mode: "schedule".into(),
+            steps: steps.to_vec(),
+        };
+        s
+    }
+
+    /// Whether this candidate still breaks the rule (false once the budget is spent, so the
+    /// search keeps what it has).
+    fn fails(&mut self, steps: &[Step], duration_ms: u64) -> bool {
+        let key = key_of(steps, duration_ms);
+        if let Some(v) = self.tried.get(&key) {
+            return *v;
+        }
+        if self.spent() {
+            return false;
+        }
+        self.runs += 1;
+        let verdict = match self.scenario_for(steps, duration_ms).run_config() {
+            // A candidate the scenario rules refuse (a step past the duration) cannot fail.
+            Err(_) => false,
+            Ok(config) => match tenure_sim::run::run(&config, self.seed) {
+                Ok(r) if r.violations.iter().any(|v| v.rule == self.rule) => {
+                    self.last_failing = Some((key.clone(), duration_ms, r));
+                    true
+                }
+                // Another failure (or none) is not this one.
+                _ => false,
+            },
+        };
+        self.tried.insert(key, verdict);
+        verdict
+    }
+}
+
+/// Zeller's ddmin: a 1-minimal subsequence of `items` (removing any one element makes `test`
+/// false) for which `test` holds, given that it holds for `items`.
+pub fn ddmin<T: Clone>(items: Vec<T>, test: &mut impl FnMut(&[T]) -> bool) -> Vec<T> {
+    let mut c = items;
+    let mut n = 2usize;
+    while c.len() >= 2 {
+        let chunk = c.len().div_ceil(n);
+        let ranges: Vec<(usize, usize)> = (0..c.len())
+            .step_by(chunk)
+            .map(|a| (a, (a + chunk).min(c.len())))
+            .collect();
+        let mut reduced = false;
+        for &(a, b) in &ranges {
+            let subset = c[a..b].to_vec();
+            if test(&subset) {
+                c = subset;
+                n = 2;
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            for &(a, b) in &ranges {
+                let complement: Vec<T> = c[..a].iter().chain(&c[b..]).cloned().collect();
+                if test(&complement) {
+                    c = complement;
+                    n = (n - 1).max(2);
+                    reduced = true;
+                    break;
+                }
+            }
+        }
+        if !reduced {
+            if n >= c.len() {
+                break;
+            }
+            n = (n * 2).min(c.len());
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddmin_finds_the_failure_inducing_pair() {
+        // Fails when both 3 and 7 are present.
+        let mut calls = 0;
+        let got = ddmin((0..16).collect(), &mut |c: &[u32]| {
+            calls += 1;
+            c.contains(&3) && c.contains(&7)
+        });
+        assert_eq!(got, vec![3, 7]);
+        assert!(calls < 60, "{calls} tests");
+        // One element that matters.
+        let got = ddmin((0..10).collect(), &mut |c: &[u32]| c.contains(&9));
+        assert_eq!(got, vec![9]);
+        // Everything matters: nothing can go.
+        let got = ddmin(vec![1, 2, 3], &mut |c: &[u32]| c.len() == 3);
+        assert_eq!(got, vec![1, 2, 3]);
+    }
+}
