@@ -96,23 +96,32 @@ impl Bug {
         }
     }
 
-    /// What it breaks, in DESIGN.md's names of the rules.
-    pub fn invariant(self) -> &'static str {
+    /// The rules it breaks, in DESIGN.md's names, the one a scenario shows first leading
+    /// (a run may break the others too).
+    pub fn invariants(self) -> &'static [&'static str] {
         match self {
-            Bug::FollowersServeReads => "S13 linearizability",
-            Bug::DeposedLeaderServesReads => "S13 linearizability",
-            Bug::NoDriftMargin => "S1 exclusivity",
-            Bug::HolderTimesFromResponse => "S1 exclusivity",
-            Bug::NoLockDelay => "S8 lock-delay",
-            Bug::UnlockWithoutIdCheck => "S6 only the owner deletes",
-            Bug::VoteNotPersisted => "S12 vote never changes within a term",
-            Bug::AckBeforeCommit => "S15 durability",
-            Bug::SubSecondTtlLost => "L3 temp keys",
-            Bug::NewLeaderUsesOwnClock => "S4 no early expiry",
-            Bug::WatchDropsEvents => "S16 watches",
-            Bug::GrantWithoutLeaseCheck => "S7 grant to a dead lease",
-            Bug::ResourceSkipsTokenCheck => "S10 fencing",
+            Bug::FollowersServeReads => &["S13 linearizability"],
+            Bug::DeposedLeaderServesReads => &["S13 linearizability"],
+            Bug::NoDriftMargin => &["S1 exclusivity", "S4 no early expiry"],
+            Bug::HolderTimesFromResponse => &["S1 exclusivity", "S4 no early expiry"],
+            Bug::NoLockDelay => &["S8 lock-delay"],
+            Bug::UnlockWithoutIdCheck => &["S6 only the owner deletes", "S1 exclusivity"],
+            Bug::VoteNotPersisted => &[
+                "S12 vote never changes within a term",
+                "S12 one leader per term",
+            ],
+            Bug::AckBeforeCommit => &["S15 durability", "S13 linearizability"],
+            Bug::SubSecondTtlLost => &["L3 temp keys"],
+            Bug::NewLeaderUsesOwnClock => &["S4 no early expiry", "S1 exclusivity"],
+            Bug::WatchDropsEvents => &["S16 watches"],
+            Bug::GrantWithoutLeaseCheck => &["S7 grant to a dead lease"],
+            Bug::ResourceSkipsTokenCheck => &["S10 fencing"],
         }
+    }
+
+    /// [`Bug::invariants`] as one line (`S1 exclusivity or S4 no early expiry`).
+    pub fn invariant(self) -> String {
+        self.invariants().join(" or ")
     }
 
     /// A built-in scenario that finds it.
@@ -122,7 +131,7 @@ impl Bug {
             Bug::DeposedLeaderServesReads => "reads-from-any-agent",
             Bug::NoDriftMargin => "fast-agency-clocks",
             Bug::HolderTimesFromResponse => "slow-answers-paused-holders",
-            Bug::NoLockDelay => "temp-key-holder-dies",
+            Bug::NoLockDelay => "paused-holder",
             Bug::UnlockWithoutIdCheck => "paused-holder",
             Bug::VoteNotPersisted => "rolling-restarts",
             Bug::AckBeforeCommit => "majority-partition-of-the-leader",

@@ -144,6 +144,10 @@ enum Command {
         /// Virtual duration of the workload, in seconds (default: the scenario's).
         #[arg(long)]
         duration_s: Option<u64>,
+        /// The rule to keep breaking, by the start of its name (`S10`, `S1 exclusivity`);
+        /// default: the run's first violation.
+        #[arg(long)]
+        rule: Option<String>,
         /// Most runs to make (the result so far is kept when they run out).
         #[arg(long, default_value_t = 200)]
         budget: usize,
@@ -346,9 +350,10 @@ fn main() -> ExitCode {
             seed,
             bugs,
             duration_s,
+            rule,
             budget,
             out,
-        } => shrink(&scenario, seed, &bugs, duration_s, budget, out),
+        } => shrink(&scenario, seed, &bugs, duration_s, rule.as_deref(), budget, out),
     }
 }
 
@@ -357,6 +362,7 @@ fn shrink(
     seed: u64,
     bugs: &[String],
     duration_s: Option<u64>,
+    rule: Option<&str>,
     budget: usize,
     out: Option<std::path::PathBuf>,
 ) -> ExitCode {
@@ -370,7 +376,8 @@ fn shrink(
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    let found = match tenure_scenarios::shrink::shrink(&s, seed, budget, |m| eprintln!("shrink: {m}")) {
+    let progress = |m: &str| eprintln!("shrink: {m}");
+    let found = match tenure_scenarios::shrink::shrink(&s, seed, rule, budget, progress) {
         Ok(f) => f,
         Err(e) => return usage(e),
     };
@@ -572,7 +579,8 @@ fn list_bugs(json: bool) -> ExitCode {
             .iter()
             .map(|b| {
                 serde_json::json!({
-                    "name": b.name(), "invariant": b.invariant(), "scenario": b.scenario(),
+                    "name": b.name(), "invariant": b.invariant(), "invariants": b.invariants(),
+                    "scenario": b.scenario(),
                     "about": b.about(),
                 })
             })

@@ -34,28 +34,31 @@ pub struct Shrunk {
 }
 
 /// Shrinks seed `seed` of `scenario`, making at most `budget` runs; `progress` hears about
-/// each step kept. Fails if the seed does not break anything, or if its faults, replayed as a
-/// schedule, no longer break the same rule.
+/// each step kept. The rule kept breaking is the run's first violation, or with `rule` the
+/// first whose name starts with it (`S10`, `S1 exclusivity`). Fails if the seed does not break
+/// it, or if its faults, replayed as a schedule, no longer do.
 pub fn shrink(
     scenario: &Scenario,
     seed: u64,
+    rule: Option<&str>,
     budget: usize,
     mut progress: impl FnMut(&str),
 ) -> Result<Shrunk, String> {
     let config = scenario.run_config()?;
     let first = tenure_sim::run::run(&config, seed).map_err(|e| e.to_string())?;
-    let Some(v) = first.violations.first() else {
+    let wanted = |v: &&tenure_sim::check::Violation| rule.is_none_or(|r| v.rule.starts_with(r));
+    let Some(v) = first.violations.iter().find(wanted) else {
+        let what = rule.map_or("anything".to_string(), |r| format!("a rule named {r:?}"));
         return Err(format!(
-            "seed {seed} of {} breaks nothing: there is no failure to shrink",
+            "seed {seed} of {} breaks {what}: there is no failure to shrink",
             scenario.name
         ));
     };
     let rule = v.rule.clone();
-    let steps = first.schedule.steps.clone();
     let duration_ms = config.duration.as_millis() as u64;
     progress(&format!(
         "seed {seed} breaks {rule}; its run carried out {} fault steps in {duration_ms} ms",
-        steps.len()
+        first.schedule.steps.len()
     ));
     let mut s = Search {
         scenario,
@@ -66,13 +69,21 @@ pub fn shrink(
         tried: BTreeMap::new(),
         last_failing: None,
     };
-    if !s.fails(&steps, duration_ms) {
+    // Where to start: a written schedule as written (faults aimed at a role stay aimed, so
+    // they follow the run as it changes), else the faults as the run carried them out.
+    // Either must break the rule again when run as a schedule.
+    let mut starts = Vec::new();
+    if scenario.faults.mode == "schedule" {
+        starts.push(scenario.faults.steps.clone());
+    }
+    starts.push(first.schedule.steps.clone());
+    let Some(steps) = starts.into_iter().find(|st| s.fails(st, duration_ms)) else {
         return Err(format!(
             "seed {seed} of {}: its faults replayed as a written schedule no longer break {rule} \
-             (the swarm's schedule did not carry over); nothing to shrink from",
+             (the schedule did not carry over); nothing to shrink from",
             scenario.name
         ));
-    }
+    };
     // 1. Which faults: delta debugging (ddmin), the empty schedule first.
     let mut kept = if s.fails(&[], duration_ms) {
         Vec::new()
