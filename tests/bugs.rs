@@ -63,7 +63,10 @@ fn found_shrunk_and_replayed(bug: Bug, within: u64) {
     let text = library::to_toml(&shrunk.scenario).unwrap();
     let again = library::parse(&text, "shrunk").unwrap_or_else(|e| panic!("{bug}: {e}\n{text}"));
     let replay = tenure::sim::run::run(&again.run_config().unwrap(), seed).unwrap();
-    assert_eq!(replay.digest, shrunk.report.digest, "{bug}: replays exactly");
+    assert_eq!(
+        replay.digest, shrunk.report.digest,
+        "{bug}: replays exactly"
+    );
     assert!(replay.violations.iter().any(|v| v.rule == rule));
     println!(
         "{bug}: {} seed {seed} ({rule}); shrunk {} -> {} fault steps, {} -> {} ms, {} runs",

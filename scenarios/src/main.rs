@@ -353,7 +353,15 @@ fn main() -> ExitCode {
             rule,
             budget,
             out,
-        } => shrink(&scenario, seed, &bugs, duration_s, rule.as_deref(), budget, out),
+        } => shrink(
+            &scenario,
+            seed,
+            &bugs,
+            duration_s,
+            rule.as_deref(),
+            budget,
+            out,
+        ),
     }
 }
 
@@ -385,11 +393,7 @@ fn shrink(
     shrunk.name = format!("{}-seed-{seed}-shrunk", s.name);
     shrunk.about = format!(
         "{} seed {seed} shrunk: {} with {} of {} fault steps in {} ms",
-        s.name,
-        found.rule,
-        found.steps_after,
-        found.steps_before,
-        found.duration_ms_after
+        s.name, found.rule, found.steps_after, found.steps_before, found.duration_ms_after
     );
     let first = found
         .report
@@ -400,10 +404,17 @@ fn shrink(
     shrunk.description = format!(
         "Written by `tenure shrink {given} --seed {seed}{}` from a run that broke {}. \
          Replay it with the same seed. The first violation of the shrunk run: {first}",
-        bugs.iter().map(|b| format!(" --bug {b}")).collect::<String>(),
+        bugs.iter()
+            .map(|b| format!(" --bug {b}"))
+            .collect::<String>(),
         found.rule
     );
-    let rule_id = found.rule.split_whitespace().next().unwrap_or("").to_string();
+    let rule_id = found
+        .rule
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
     shrunk.watches = vec![rule_id];
     let text = match library::to_toml(&shrunk) {
         Ok(t) => t,
@@ -419,7 +430,7 @@ fn shrink(
     println!("scenario   {given} (seed {seed})");
     println!("breaks     {}", found.rule);
     println!(
-        "faults     {} steps -> {} (lifts included)",
+        "faults     {} steps -> {} (the end-of-run lifts come back when it runs)",
         found.steps_before, found.steps_after
     );
     for st in &shrunk.faults.steps {
