@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod library;
+pub mod margin;
 pub mod shrink;
 pub mod sweep;
 

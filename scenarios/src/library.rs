@@ -51,6 +51,8 @@ pub struct Settings {
     pub rho: Option<f64>,
     /// Each holder's clock drifts at a rate drawn from `[-client_drift, client_drift]`.
     pub client_drift: Option<f64>,
+    /// Every holder's clock runs slow by exactly `client_drift` instead of a drawn rate.
+    pub client_drift_slow: Option<bool>,
     /// How far apart the agents' clocks start (agent 1 at 0, the last at this, the others
     /// evenly between).
     pub clock_spread_ms: Option<u64>,
@@ -256,6 +258,7 @@ impl Scenario {
         set!(c.work, s.work_ms.map(ms));
         set!(c.cluster.agent.rho, s.rho);
         set!(c.client_drift, s.client_drift);
+        set!(c.client_drift_slow, s.client_drift_slow);
         set!(c.clock_jumps, s.clock_jumps);
         set!(c.cluster.clock_spread, s.clock_spread_ms.map(ms));
         set!(c.liveness_bound, s.liveness_bound_ms.map(ms));

@@ -698,3 +698,62 @@ fn shrink_writes_a_smaller_scenario_that_replays_and_refuses_what_does_not_fail(
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn margin_brackets_the_breaking_value_with_seeds_and_names_the_bound() {
+    // A pause of the unfenced paused-holder: somewhere below 2020 ms (the TTL read through
+    // the drift bound) the frozen holder's late write starts to land after a newer token.
+    let (code, out, err) = tenure(&[
+        "margin",
+        "paused-holder-unfenced",
+        "--param",
+        "pause",
+        "--seeds",
+        "1..4",
+        "--range",
+        "0..4000",
+        "--resolution",
+        "200",
+        "--rule",
+        "S10",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let holds = m["holds"]["value"].as_f64().expect("a holding side");
+    let breaks = m["breaks"]["value"].as_f64().expect("a breaking side");
+    assert!(holds < breaks && breaks - holds <= 200.0, "{m}");
+    assert!(breaks <= 4000.0 && holds >= 0.0, "{m}");
+    assert_eq!(m["breaks"]["failing_seed"][1], "S10 fencing", "{m}");
+    assert!(m["holds"]["failing_seed"].is_null(), "{m}");
+    assert!((m["bound"].as_f64().unwrap() - 2020.2).abs() < 1.0, "{m}");
+    assert!(err.contains("margin: at "), "progress on standard error: {err}");
+    // Fencing on, the same pauses break nothing.
+    let (code, out, _) = tenure(&[
+        "margin",
+        "paused-holder",
+        "--param",
+        "pause",
+        "--seeds",
+        "1..3",
+        "--range",
+        "0..4000",
+        "--rule",
+        "S10",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("holds      up to 4000 ms"), "{out}");
+    // Bad input: exit 2, named.
+    let cases: [(&[&str], &str); 5] = [
+        (&["margin", "quiet", "--param", "heat"], "unknown parameter"),
+        (&["margin", "swarm", "--param", "pause"], "written schedule"),
+        (&["margin", "quiet", "--param", "drift", "--range", "0.3..0.1"], "--range"),
+        (&["margin", "quiet", "--param", "drift", "--range", "0..0.7"], "below 0.5"),
+        (&["margin", "quiet", "--param", "delay", "--resolution", "0"], "--resolution"),
+    ];
+    for (args, says) in cases {
+        let (code, _, err) = tenure(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -94,6 +94,9 @@ pub struct RunConfig {
     /// Each locker's clock drifts at a rate drawn from `[-client_drift, client_drift]`; the
     /// guarantees hold while this stays within the cluster's `rho`.
     pub client_drift: f64,
+    /// Every holder's clock runs slow by exactly `client_drift` instead (the direction in
+    /// which a belief outlives the agency's expiry): for measuring margins.
+    pub client_drift_slow: bool,
     /// Between a locker's check that it holds the lock and its write leaving: a pause here
     /// makes the write late.
     pub work: Duration,
@@ -138,6 +141,7 @@ impl Default for RunConfig {
             lock_ttl: Duration::from_secs(2),
             lock_delay: Duration::ZERO,
             client_drift: 0.0,
+            client_drift_slow: false,
             work: Duration::from_millis(20),
             clock_jumps: true,
             bugs: crate::bugs::Bugs::new(),
@@ -539,7 +543,14 @@ async fn drifting_client(
     rec: &Recorder,
     name: &str,
 ) -> (SkewedClock, NetClient) {
-    let drift = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
+    // Drawn either way (the draw is made even when unused, so the rest of the run's draws
+    // stay where they were).
+    let drawn = (madsim::rand::random::<f64>() * 2.0 - 1.0) * cfg.client_drift;
+    let drift = if cfg.client_drift_slow {
+        -cfg.client_drift
+    } else {
+        drawn
+    };
     let node_clock = NodeClock::new(0, drift).expect("client drift lies in (-1, 1)");
     let clock = SkewedClock::with_origin(rec.origin(), Arc::new(Mutex::new(node_clock)));
     let c = NetClient::connect_with(
