@@ -9,6 +9,7 @@ pub mod check;
 pub mod library;
 pub mod margin;
 pub mod shrink;
+pub mod strategy;
 pub mod sweep;
 
 use serde::{Deserialize, Serialize};

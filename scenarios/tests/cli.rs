@@ -727,7 +727,10 @@ fn margin_brackets_the_breaking_value_with_seeds_and_names_the_bound() {
     assert_eq!(m["breaks"]["failing_seed"][1], "S10 fencing", "{m}");
     assert!(m["holds"]["failing_seed"].is_null(), "{m}");
     assert!((m["bound"].as_f64().unwrap() - 2020.2).abs() < 1.0, "{m}");
-    assert!(err.contains("margin: at "), "progress on standard error: {err}");
+    assert!(
+        err.contains("margin: at "),
+        "progress on standard error: {err}"
+    );
     // Fencing on, the same pauses break nothing.
     let (code, out, _) = tenure(&[
         "margin",
@@ -747,9 +750,18 @@ fn margin_brackets_the_breaking_value_with_seeds_and_names_the_bound() {
     let cases: [(&[&str], &str); 5] = [
         (&["margin", "quiet", "--param", "heat"], "unknown parameter"),
         (&["margin", "swarm", "--param", "pause"], "written schedule"),
-        (&["margin", "quiet", "--param", "drift", "--range", "0.3..0.1"], "--range"),
-        (&["margin", "quiet", "--param", "drift", "--range", "0..0.7"], "below 0.5"),
-        (&["margin", "quiet", "--param", "delay", "--resolution", "0"], "--resolution"),
+        (
+            &["margin", "quiet", "--param", "drift", "--range", "0.3..0.1"],
+            "--range",
+        ),
+        (
+            &["margin", "quiet", "--param", "drift", "--range", "0..0.7"],
+            "below 0.5",
+        ),
+        (
+            &["margin", "quiet", "--param", "delay", "--resolution", "0"],
+            "--resolution",
+        ),
     ];
     for (args, says) in cases {
         let (code, _, err) = tenure(args);
