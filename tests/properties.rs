@@ -132,12 +132,11 @@ fn drawn_cases_are_valid_within_the_bound_and_stay_valid_when_shrunk() {
         let c = s.run_config().expect("valid");
         assert!(c.client_drift <= 0.009 && c.client_drift < c.cluster.agent.rho);
         for st in &s.faults.steps {
-            match &st.fault {
-                tenure::sim::nemesis::Fault::Clock { change, .. } => match change {
+            if let tenure::sim::nemesis::Fault::Clock { change, .. } = &st.fault {
+                match change {
                     tenure::sim::ClockFault::Drift { rate } => assert!(rate.abs() <= 0.009),
                     other => panic!("a clock fault outside the assumption: {other:?}"),
-                },
-                _ => {}
+                }
             }
         }
         for _ in 0..4 {

@@ -6,6 +6,7 @@
 //!
 //! ```
 //! use proptest::prelude::*;
+//! use proptest::strategy::ValueTree;
 //! use tenure_scenarios::strategy;
 //! let mut runner = proptest::test_runner::TestRunner::deterministic();
 //! let (scenario, seed) = strategy::case(6).new_tree(&mut runner).unwrap().current();
