@@ -111,5 +111,6 @@ planted! {
     new_leader_uses_own_clock: NewLeaderUsesOwnClock within 10;
     watch_drops_events: WatchDropsEvents within 20;
     grant_without_lease_check: GrantWithoutLeaseCheck within 20;
+    cas_compares_values: CasComparesValues within 10;
     resource_skips_token_check: ResourceSkipsTokenCheck within 5;
 }

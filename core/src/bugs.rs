@@ -54,6 +54,10 @@ pub enum Bug {
     /// The store binds a key to a lease without checking that the lease is still granted: a
     /// holder back from a pause past its session TTL takes a lock on its dead session.
     GrantWithoutLeaseCheck,
+    /// The Storage library's compare-and-set guards the write with the value it read at the
+    /// expected version instead of the version: when another writer has since stored an
+    /// equal value (ABA), two compare-and-sets on one version both succeed.
+    CasComparesValues,
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
@@ -74,6 +78,7 @@ impl Bug {
         Bug::NewLeaderUsesOwnClock,
         Bug::WatchDropsEvents,
         Bug::GrantWithoutLeaseCheck,
+        Bug::CasComparesValues,
         Bug::ResourceSkipsTokenCheck,
     ];
 
@@ -92,6 +97,7 @@ impl Bug {
             Bug::NewLeaderUsesOwnClock => "new-leader-uses-own-clock",
             Bug::WatchDropsEvents => "watch-drops-events",
             Bug::GrantWithoutLeaseCheck => "grant-without-lease-check",
+            Bug::CasComparesValues => "cas-compares-values",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
         }
     }
@@ -115,6 +121,7 @@ impl Bug {
             Bug::NewLeaderUsesOwnClock => &["S4 no early expiry", "S1 exclusivity"],
             Bug::WatchDropsEvents => &["S16 watches"],
             Bug::GrantWithoutLeaseCheck => &["S7 grant to a dead lease"],
+            Bug::CasComparesValues => &["S14 compare-and-set by version"],
             Bug::ResourceSkipsTokenCheck => &["S10 fencing"],
         }
     }
@@ -139,6 +146,7 @@ impl Bug {
             Bug::NewLeaderUsesOwnClock => "leader-loss-under-frozen-holders",
             Bug::WatchDropsEvents => "watches-across-leader-changes",
             Bug::GrantWithoutLeaseCheck => "paused-member",
+            Bug::CasComparesValues => "shared-record-writers",
             Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
         }
     }
@@ -169,6 +177,7 @@ impl Bug {
             Bug::GrantWithoutLeaseCheck => {
                 "a lock is granted without checking that the holder's lease is alive"
             }
+            Bug::CasComparesValues => "compare-and-set compares values instead of versions",
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }

@@ -4,6 +4,7 @@
 //! (1 at creation, +1 per write), so versions of one incarnation are consecutive. A record
 //! bound to a lease is deleted when the lease ends. `cas_by_version` keeps the record's lease.
 
+use crate::bugs::{Bug, Bugs};
 use crate::client::{grant_lease, spawn_keep_alive, ClientError, StoreClient};
 use crate::clock::ceil_ms;
 use crate::command::*;
@@ -115,6 +116,10 @@ pub struct StorageApi {
     client: Arc<dyn StoreClient>,
     /// Life tokens of the kept-alive leases; dropping the last handle stops their renewal.
     kept: Arc<Mutex<BTreeMap<LeaseId, Arc<()>>>>,
+    /// Planted bugs (none unless [`StorageApi::with_bugs`]).
+    bugs: Bugs,
+    /// With [`Bug::CasComparesValues`]: the last record read per key (its version and value).
+    last_read: Arc<Mutex<BTreeMap<String, (Version, Value)>>>,
 }
 
 fn storage_key(key: &str) -> Result<Key, StorageError> {
@@ -138,7 +143,16 @@ impl StorageApi {
         StorageApi {
             client,
             kept: Arc::default(),
+            bugs: Bugs::new(),
+            last_read: Arc::default(),
         }
+    }
+
+    /// Plants the storage library's share of `bugs` (for the simulator's planted-bug runs
+    /// only): [`Bug::CasComparesValues`].
+    pub fn with_bugs(mut self, bugs: Bugs) -> StorageApi {
+        self.bugs = bugs;
+        self
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StorageError> {
@@ -293,7 +307,18 @@ impl Storage for StorageApi {
     }
 
     async fn get(&self, key: &str) -> Result<Record, StorageError> {
-        self.read_record(key).await?.0.ok_or(StorageError::NotFound)
+        let r = self
+            .read_record(key)
+            .await?
+            .0
+            .ok_or(StorageError::NotFound)?;
+        if self.bugs.contains(Bug::CasComparesValues) {
+            self.last_read
+                .lock()
+                .unwrap()
+                .insert(key.to_string(), (r.version, r.value.clone()));
+        }
+        Ok(r)
     }
 
     async fn get_range(&self, start: &str, end: &str) -> Result<Vec<Record>, StorageError> {
@@ -310,9 +335,25 @@ impl Storage for StorageApi {
 
     async fn cas_by_version(&self, rec: Record) -> Result<Version, StorageError> {
         let k = storage_key(&rec.key)?;
+        let guard = if self.bugs.contains(Bug::CasComparesValues) {
+            // Planted: guarded by the value read at that version (the last one read, or read
+            // now), not by the version: another writer's equal value (ABA) passes.
+            let cached = self.last_read.lock().unwrap().get(&rec.key).cloned();
+            let old = match cached {
+                Some((v, value)) if v == rec.version => value,
+                _ => match self.read_record(&rec.key).await?.0 {
+                    Some(r) if r.version == rec.version => r.value,
+                    Some(r) => return Err(StorageError::WrongVersion { current: r.version }),
+                    None => return Err(StorageError::NotFound),
+                },
+            };
+            Precondition::IfEqualTo(k.clone(), old)
+        } else {
+            Precondition::VersionEquals(k.clone(), rec.version)
+        };
         let t = Txn::new()
             .when(Precondition::IfExists(k.clone()))
-            .when(Precondition::VersionEquals(k.clone(), rec.version))
+            .when(guard)
             .then(Op::Set {
                 key: k.clone(),
                 value: rec.value,

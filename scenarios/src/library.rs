@@ -137,6 +137,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../library/paused-member.toml"),
     ),
     (
+        "shared-record-writers",
+        include_str!("../library/shared-record-writers.toml"),
+    ),
+    (
         "sub-second-ttl-holder-dies",
         include_str!("../library/sub-second-ttl-holder-dies.toml"),
     ),

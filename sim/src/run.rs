@@ -888,7 +888,7 @@ async fn leaser(
 async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
     let option = format!("session_ttl_ms={}", cfg.lock_ttl.as_millis());
     let kv = Kvs::open(store.clone(), &[&option]).expect("the session option is valid");
-    let storage = StorageApi::new(store);
+    let storage = StorageApi::new(store).with_bugs(cfg.bugs);
     let name = format!("member-{}", p.id);
     let path = key(&format!("/kv/{name}"));
     loop {
@@ -933,9 +933,7 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
     // and wait for someone else's change to it.
     let dist = key(&format!("/kv/{}", tenure_core::kv::DIST_LOCK_KEY));
     let shared = key("/storage/shared");
-    let mut round = 0u64;
     while p.rec.true_now() < cfg.duration {
-        round += 1;
         let (res, _) = p
             .op("dist_timed_lock", &dist, Value::Null, async {
                 kv.dist_timed_lock(Duration::from_secs(1))
@@ -968,7 +966,13 @@ async fn member(p: Process, store: Arc<NetClient>, cfg: &RunConfig) {
             madsim::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let mine = json!([p.id, round]);
+        // Each member writes its own id, so values repeat (A, B, A, ...): only the version
+        // tells one write from another, as compare-and-set by version must. Some work
+        // between the read and the write back (up to 1 s) lets other members' writes come
+        // in between, which the compare-and-set must then refuse.
+        let mine = json!(p.id);
+        let think = madsim::rand::random::<u64>() % 1000;
+        madsim::time::sleep(Duration::from_millis(think)).await;
         let (res, v) = match got.get("version").and_then(Value::as_u64) {
             Some(seen) => {
                 let input = json!({"version": seen, "value": mine});
