@@ -112,5 +112,6 @@ planted! {
     watch_drops_events: WatchDropsEvents within 20;
     grant_without_lease_check: GrantWithoutLeaseCheck within 20;
     cas_compares_values: CasComparesValues within 10;
+    ttl_reset_on_leader_change: TtlResetOnLeaderChange within 5;
     resource_skips_token_check: ResourceSkipsTokenCheck within 5;
 }

@@ -368,7 +368,13 @@ impl AgentCore {
             debug_assert_eq!(e.index, self.applied + 1, "entries apply in order");
             self.applied = e.index;
             let outcome = match &e.payload {
-                Payload::Noop => None,
+                Payload::Noop => {
+                    // A new leader's first entry.
+                    if self.config.bugs.contains(Bug::TtlResetOnLeaderChange) {
+                        self.store.reset_lease_deadlines();
+                    }
+                    None
+                }
                 Payload::Command(cmd) => {
                     let applied = self.store.apply(cmd);
                     if leader {

@@ -58,6 +58,9 @@ pub enum Bug {
     /// expected version instead of the version: when another writer has since stored an
     /// equal value (ABA), two compare-and-sets on one version both succeed.
     CasComparesValues,
+    /// Every leader change resets each lease's TTL to full: a dead holder's session lives on
+    /// as long as leaders keep changing (liveness only).
+    TtlResetOnLeaderChange,
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
@@ -79,6 +82,7 @@ impl Bug {
         Bug::WatchDropsEvents,
         Bug::GrantWithoutLeaseCheck,
         Bug::CasComparesValues,
+        Bug::TtlResetOnLeaderChange,
         Bug::ResourceSkipsTokenCheck,
     ];
 
@@ -98,6 +102,7 @@ impl Bug {
             Bug::WatchDropsEvents => "watch-drops-events",
             Bug::GrantWithoutLeaseCheck => "grant-without-lease-check",
             Bug::CasComparesValues => "cas-compares-values",
+            Bug::TtlResetOnLeaderChange => "ttl-reset-on-leader-change",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
         }
     }
@@ -122,6 +127,7 @@ impl Bug {
             Bug::WatchDropsEvents => &["S16 watches"],
             Bug::GrantWithoutLeaseCheck => &["S7 grant to a dead lease"],
             Bug::CasComparesValues => &["S14 compare-and-set by version"],
+            Bug::TtlResetOnLeaderChange => &["L3 expiry on time"],
             Bug::ResourceSkipsTokenCheck => &["S10 fencing"],
         }
     }
@@ -147,6 +153,7 @@ impl Bug {
             Bug::WatchDropsEvents => "watches-across-leader-changes",
             Bug::GrantWithoutLeaseCheck => "paused-member",
             Bug::CasComparesValues => "shared-record-writers",
+            Bug::TtlResetOnLeaderChange => "member-dies-while-leaders-change",
             Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
         }
     }
@@ -178,6 +185,7 @@ impl Bug {
                 "a lock is granted without checking that the holder's lease is alive"
             }
             Bug::CasComparesValues => "compare-and-set compares values instead of versions",
+            Bug::TtlResetOnLeaderChange => "TTLs reset to full on every leader change",
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }

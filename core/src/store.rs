@@ -192,6 +192,16 @@ impl Store {
         }
     }
 
+    /// Planted ([`Bug::TtlResetOnLeaderChange`]): every lease's deadline goes back to a full
+    /// TTL from now (never earlier than it was). Called by the agent for a new leader's first
+    /// entry, so it happens at the same log index everywhere.
+    pub fn reset_lease_deadlines(&mut self) {
+        let now = self.now_ms;
+        for lease in self.leases.values_mut() {
+            lease.deadline_ms = lease.deadline_ms.max(now.saturating_add(lease.ttl_ms));
+        }
+    }
+
     /// The same store with `bugs` planted (its share: [`Bug::GrantWithoutLeaseCheck`]).
     pub fn with_bugs(mut self, bugs: Bugs) -> Store {
         self.bugs = bugs;

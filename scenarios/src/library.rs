@@ -137,6 +137,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../library/paused-member.toml"),
     ),
     (
+        "member-dies-while-leaders-change",
+        include_str!("../library/member-dies-while-leaders-change.toml"),
+    ),
+    (
         "shared-record-writers",
         include_str!("../library/shared-record-writers.toml"),
     ),

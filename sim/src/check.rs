@@ -717,6 +717,118 @@ pub fn no_early_expiry(h: &History, keys: &[(&str, &str)]) -> Vec<Violation> {
     out
 }
 
+/// Slack for [`dead_members_expire_on_time`]: an agency tick (50 ms of leader time), the
+/// commit of the `Tick` and its first application, with room to spare.
+pub const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// L3 on time, while faults go on: a member killed for good at true time `k` has its temp key
+/// (`/kv/member-<process>`, bound to its session lease of TTL `ttl`) expired by
+/// `k + ttl / (1 - rho)^2 + (the time in between without a leader) + EXPIRY_SLACK`: agency time
+/// runs at `1 - rho` of a leader's clock, which itself runs at least `1 - rho` of true time,
+/// and stops only while there is no leader. Checked only when no fault could stall agency
+/// time while a leader exists (a partition, clog, loss, slow link, paused agent or clock
+/// fault skips it; L3 after the heal still applies); kills and restarts of agents, and faults
+/// of clients, are fine.
+pub fn dead_members_expire_on_time(
+    h: &History,
+    ttl: std::time::Duration,
+    rho: f64,
+) -> Vec<Violation> {
+    use crate::nemesis::Fault;
+    let stalls = |f: &Fault| match f {
+        Fault::Partition { .. }
+        | Fault::Clog { .. }
+        | Fault::Pause { .. }
+        | Fault::Clock { .. }
+        | Fault::PauseLeader
+        | Fault::IsolateLeader => true,
+        Fault::Loss { rate } => *rate > 0.0,
+        // The lift back to the default network is no fault.
+        Fault::Latency { max_ms, .. } => *max_ms > 10,
+        Fault::Delay { max_ms, .. } => *max_ms > 0,
+        _ => false,
+    };
+    // Stretches of true time with no agent leading (a killed leader leads no more).
+    let mut leaders = BTreeSet::new();
+    let mut since = Some(0u64);
+    let mut leaderless: Vec<(u64, u64)> = Vec::new();
+    let mut killed = Vec::new();
+    for (i, r) in h.records.iter().enumerate() {
+        match &r.event {
+            Event::Fault { fault } if stalls(fault) => return Vec::new(),
+            Event::Fault {
+                fault: Fault::KillProcess { process },
+            } => killed.push((*process, r.t_us, i)),
+            Event::Fault {
+                fault: Fault::Kill { agent },
+            } => {
+                leaders.remove(agent);
+            }
+            Event::Role { agent, role, .. } => {
+                if role == "leader" {
+                    leaders.insert(*agent);
+                } else {
+                    leaders.remove(agent);
+                }
+            }
+            _ => continue,
+        }
+        match (leaders.is_empty(), since) {
+            (true, None) => since = Some(r.t_us),
+            (false, Some(s)) => {
+                leaderless.push((s, r.t_us));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = since {
+        leaderless.push((s, u64::MAX));
+    }
+    let without_leader = |a: u64, b: u64| -> u64 {
+        leaderless
+            .iter()
+            .map(|&(s, e)| e.min(b).saturating_sub(s.max(a)))
+            .sum()
+    };
+    let allowance = (ttl.as_secs_f64() / ((1.0 - rho) * (1.0 - rho)) * 1e6) as u64
+        + EXPIRY_SLACK.as_micros() as u64;
+    let mut out = Vec::new();
+    for (process, k, fi) in killed {
+        let key = format!("/kv/member-{process}");
+        let Some((ei, e)) = h
+            .records
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| match &r.event {
+                Event::Expire { key: x, .. } if *x == key && r.t_us >= k => Some((i, r)),
+                _ => None,
+            })
+        else {
+            continue;
+        };
+        let gap = without_leader(k, e.t_us);
+        let bound = k + allowance + gap;
+        if e.t_us > bound {
+            out.push(Violation {
+                rule: "L3 expiry on time".into(),
+                records: vec![fi, ei],
+                message: format!(
+                    "member process {process} died at {k} us and its temp key {key} expired only at {} us ({}): {} us after the bound of {} us (TTL {} ms through the drift bound, {} us without a leader, {} ms of slack)",
+                    e.t_us,
+                    at(e),
+                    e.t_us - bound,
+                    bound,
+                    ttl.as_millis(),
+                    gap,
+                    EXPIRY_SLACK.as_millis()
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// S10: a fenced resource never accepts a lower token after a higher one.
 pub fn fencing(h: &History) -> Vec<Violation> {
     let mut highest: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
@@ -1513,6 +1625,64 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].records, vec![5, 7]);
         assert!(v[0].message.contains("/w/1/2 = 2"), "{}", v[0].message);
+    }
+
+    #[test]
+    fn a_dead_members_key_must_expire_within_its_ttl_plus_the_leaderless_time() {
+        use crate::nemesis::Fault;
+        let role = |t, agent, role: &str| {
+            rec(
+                t,
+                "agent",
+                Event::Role {
+                    agent,
+                    role: role.into(),
+                    term: 1,
+                    leader: None,
+                    last_index: 0,
+                    last_term: 0,
+                },
+            )
+        };
+        let fault = |t, fault| rec(t, "nemesis", Event::Fault { fault });
+        let expire = |t| {
+            rec(
+                t,
+                "agent-2",
+                Event::Expire {
+                    agent: 2,
+                    key: "/kv/member-4".into(),
+                    revision: 9,
+                },
+            )
+        };
+        let ttl = std::time::Duration::from_secs(2);
+        // Leader 1 from 0.1 s; member 4 dies at 1 s; leader 1 killed at 1.5 s, agent 2 leads
+        // from 2 s: 0.5 s without a leader. Bound: 1 + 2.0406 + 0.5 + 0.3 s = 3.8406 s.
+        let base = vec![
+            role(100_000, 1, "leader"),
+            fault(1_000_000, Fault::KillProcess { process: 4 }),
+            fault(1_500_000, Fault::Kill { agent: 1 }),
+            role(2_000_000, 2, "leader"),
+        ];
+        let with = |extra: Vec<Record>| History {
+            records: base.iter().cloned().chain(extra).collect(),
+        };
+        let late = dead_members_expire_on_time(&with(vec![expire(3_900_000)]), ttl, 0.01);
+        assert_eq!(names(late), vec!["L3 expiry on time"]);
+        let on_time = dead_members_expire_on_time(&with(vec![expire(3_800_000)]), ttl, 0.01);
+        assert!(on_time.is_empty(), "{on_time:?}");
+        // A partition may stall agency time under a leader: not checked then.
+        let partitioned = with(vec![
+            fault(
+                1_200_000,
+                Fault::Partition {
+                    groups: vec![vec![1], vec![2, 3]],
+                },
+            ),
+            expire(9_000_000),
+        ]);
+        assert!(dead_members_expire_on_time(&partitioned, ttl, 0.01).is_empty());
     }
 
     #[test]

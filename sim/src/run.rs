@@ -1717,6 +1717,13 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
         ));
     }
     violations.extend(check::no_early_expiry(&history, &EXPIRING_KEYS));
+    if config.members > 0 {
+        violations.extend(check::dead_members_expire_on_time(
+            &history,
+            config.lock_ttl,
+            config.cluster.agent.rho,
+        ));
+    }
     let mut warnings = check::actions_within_belief(&history);
     let (broken, noted) = check::split_warnings(violations);
     violations = broken;
