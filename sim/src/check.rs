@@ -1659,7 +1659,7 @@ mod tests {
         let ttl = std::time::Duration::from_secs(2);
         // Leader 1 from 0.1 s; member 4 dies at 1 s; leader 1 killed at 1.5 s, agent 2 leads
         // from 2 s: 0.5 s without a leader. Bound: 1 + 2.0406 + 0.5 + 0.3 s = 3.8406 s.
-        let base = vec![
+        let base = [
             role(100_000, 1, "leader"),
             fault(1_000_000, Fault::KillProcess { process: 4 }),
             fault(1_500_000, Fault::Kill { agent: 1 }),
