@@ -72,7 +72,7 @@ pub struct Settings {
 }
 
 /// Where the faults come from.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// `swarm` (the seed picks kinds and times), `schedule` (the `steps` below), or `none`.
@@ -86,6 +86,16 @@ pub struct FaultSpec {
 
 fn swarm() -> String {
     "swarm".into()
+}
+
+/// A file without a `[faults]` table gets the swarm, as one with `mode` left out does.
+impl Default for FaultSpec {
+    fn default() -> Self {
+        FaultSpec {
+            mode: swarm(),
+            steps: Vec::new(),
+        }
+    }
 }
 
 /// The built-in scenarios, as their TOML text.
@@ -404,5 +414,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("melt") && e.contains("line"), "{e}");
+        // The settings added for planted bugs and margins are read and checked too.
+        let e = parse(
+            "name = \"x\"\nabout = \"a\"\n[settings]\nrouting = \"nearest\"\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(e.contains("routing") || e.contains("nearest"), "{e}");
+        let e = parse(
+            "name = \"x\"\nabout = \"a\"\n[settings]\nclock_spread_ms = -5\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(e.contains("clock_spread_ms") || e.contains("line 4"), "{e}");
+        let s = parse(
+            "name = \"x\"\nabout = \"a\"\n[settings]\nrouting = \"ask_all\"\nclock_spread_ms = 900\nclient_drift = 0.2\nclient_drift_slow = true\n",
+            "f.toml",
+        )
+        .unwrap();
+        let c = s.run_config().unwrap();
+        assert_eq!(c.client.routing, tenure_sim::Routing::AskAll);
+        assert_eq!(c.cluster.clock_offset_ms(2), 900);
+        assert!(c.client_drift_slow);
+    }
+
+    #[test]
+    fn a_scenario_written_as_toml_reads_back_the_same() {
+        for s in all() {
+            let text = to_toml(&s).unwrap();
+            let again = parse(&text, &s.name).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(
+                serde_json::to_value(&again).unwrap(),
+                serde_json::to_value(&s).unwrap(),
+                "{}",
+                s.name
+            );
+        }
     }
 }
