@@ -67,6 +67,9 @@ pub struct Settings {
     pub heartbeat_ticks: Option<u32>,
     pub election_ticks: Option<u32>,
     pub record_messages: Option<bool>,
+    /// Envelopes travel in their serde encoding (JSON) instead of as values: slower, same
+    /// history.
+    pub encode_messages: Option<bool>,
     /// Planted bugs to switch on, by name (`tenure list --bugs`).
     pub bugs: Option<Vec<String>>,
 }
@@ -285,6 +288,7 @@ impl Scenario {
         set!(c.cluster.agent.raft.heartbeat_ticks, s.heartbeat_ticks);
         set!(c.cluster.agent.raft.election_ticks, s.election_ticks);
         set!(c.record_messages, s.record_messages);
+        set!(c.encode_messages, s.encode_messages);
         let problem = |field: &str, what: &str| Err(format!("settings.{field}: {what}"));
         for name in s.bugs.iter().flatten() {
             match tenure_sim::Bug::parse(name) {

@@ -27,37 +27,39 @@ pub const TAG: u64 = 7;
 /// The most queued messages the runtime handles behind one disk sync.
 const GROUP_COMMIT: usize = 256;
 
-/// A datagram as received: its bytes, its sender, and the message id the sender gave it when
-/// the run records messages (0 otherwise), which pairs its delivery with its sending.
+/// What madsim carries: any value that may cross threads.
+type Payload = Box<dyn std::any::Any + Send + Sync>;
+
+/// A datagram as received: the message (the value itself, or its serde encoding when the run
+/// encodes messages), its sender, and the message id the sender gave it when the run records
+/// messages (0 otherwise), which pairs its delivery with its sending.
 pub struct Datagram {
-    pub bytes: Vec<u8>,
+    payload: Payload,
     pub from: SocketAddr,
     pub id: u64,
 }
 
-/// What travels when the run records messages: the id, then the envelope.
-struct Tagged(u64, Vec<u8>);
+/// What travels when the run records messages: the id, then the message.
+struct Tagged(u64, Payload);
 
-/// Receives the next datagram on `ep`: its bytes, handed over by madsim without a copy or a
+/// A message in its serde encoding (runs with `encode_messages`).
+struct Encoded(Vec<u8>);
+
+/// Receives the next datagram on `ep`, handed over by madsim without a copy or a
 /// preallocated buffer (a buffer per endpoint cost megabytes per run).
 pub async fn recv(ep: &Endpoint) -> std::io::Result<Datagram> {
-    loop {
-        let (payload, from) = ep.recv_from_raw(TAG).await?;
-        let payload = match payload.downcast::<Vec<u8>>() {
-            Ok(bytes) => {
-                return Ok(Datagram {
-                    bytes: *bytes,
-                    from,
-                    id: 0,
-                })
-            }
-            Err(other) => other,
-        };
-        if let Ok(t) = payload.downcast::<Tagged>() {
-            let Tagged(id, bytes) = *t;
-            return Ok(Datagram { bytes, from, id });
+    let (payload, from) = ep.recv_from_raw(TAG).await?;
+    Ok(match payload.downcast::<Tagged>() {
+        Ok(t) => {
+            let Tagged(id, payload) = *t;
+            Datagram { payload, from, id }
         }
-    }
+        Err(payload) => Datagram {
+            payload,
+            from,
+            id: 0,
+        },
+    })
 }
 
 /// How many receives an endpoint keeps pending at once (see [`spawn_receivers`]).
@@ -91,12 +93,12 @@ pub fn spawn_receivers(
     }
 }
 
-/// Sends `bytes` to `to` (madsim drops it on a clogged or lossy link).
-pub async fn send_bytes(ep: &Endpoint, to: SocketAddr, bytes: Vec<u8>) {
-    let _ = ep.send_to_raw(to, TAG, Box::new(bytes)).await;
-}
-
 /// A message type actors exchange: serde data with a one-line summary for the history.
+///
+/// Messages cross the simulated network as values, moved, not copied or encoded: madsim
+/// carries any `Send + Sync` value, and every node lives in one process. A run with
+/// `encode_messages` sends each one through its serde encoding instead, as a real network
+/// would; the tests check that both give the same history, byte for byte.
 pub trait Wire: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn summary(&self) -> String;
 }
@@ -136,7 +138,7 @@ impl<M> Clone for Sender<M> {
 
 impl<M: Wire> Sender<M> {
     /// Sends `m` to `to`, after the link's extra delay if it has one.
-    pub async fn send(&self, to: SocketAddr, m: &M) {
+    pub async fn send(&self, to: SocketAddr, m: M) {
         if let Some(delay) = self.links.draw(self.addr, to) {
             madsim::time::sleep(delay).await;
         }
@@ -220,37 +222,51 @@ impl Links {
     }
 }
 
-fn encode<M: Wire>(m: &M) -> Vec<u8> {
-    serde_json::to_vec(m).expect("messages serialize")
-}
-
-/// Sends a message now, counting it and recording it when the run records messages.
-pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, m: &M) {
+/// Sends a message now (madsim drops it on a clogged or lossy link), counting it and
+/// recording it when the run records messages.
+pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, m: M) {
     rec.count_sent();
-    if rec.messages() {
+    let payload: Payload = if rec.encodes() {
+        Box::new(Encoded(
+            serde_json::to_vec(&m).expect("messages serialize"),
+        ))
+    } else {
+        Box::new(m)
+    };
+    let payload: Payload = if rec.messages() {
         let id = rec.next_message_id();
+        let summary = match payload.downcast_ref::<M>() {
+            Some(m) => m.summary(),
+            None => decode::<M>(&payload).map_or_else(String::new, |m| m.summary()),
+        };
         rec.record(
             from,
             HistEvent::Message {
                 from: from.to_string(),
                 to: to.to_string(),
                 delivered: false,
-                summary: m.summary(),
+                summary,
                 id,
             },
         );
-        let _ = ep
-            .send_to_raw(to, TAG, Box::new(Tagged(id, encode(m))))
-            .await;
+        Box::new(Tagged(id, payload))
     } else {
-        send_bytes(ep, to, encode(m)).await;
-    }
+        payload
+    };
+    let _ = ep.send_to_raw(to, TAG, payload).await;
 }
 
-/// Decodes a received datagram, counting and recording its delivery; `None` if it is not a
-/// message of this type.
-pub fn receive<M: Wire>(rec: &Recorder, me: &str, d: &Datagram) -> Option<M> {
-    let m: M = serde_json::from_slice(&d.bytes).ok()?;
+fn decode<M: Wire>(payload: &Payload) -> Option<M> {
+    serde_json::from_slice(&payload.downcast_ref::<Encoded>()?.0).ok()
+}
+
+/// Takes the message out of a received datagram, counting and recording its delivery;
+/// `None` if it is not a message of this type.
+pub fn receive<M: Wire>(rec: &Recorder, me: &str, d: Datagram) -> Option<M> {
+    let m: M = match d.payload.downcast::<M>() {
+        Ok(m) => *m,
+        Err(payload) => decode(&payload)?,
+    };
     rec.count_delivered();
     if rec.messages() {
         rec.record(
@@ -329,10 +345,13 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             };
             ctx.now = env.clock.now();
             match received {
-                Some(Some(d)) => match receive(&env.rec, &env.name, &d) {
-                    Some(m) => actor.message(d.from, m, &mut ctx),
-                    None => continue,
-                },
+                Some(Some(d)) => {
+                    let from = d.from;
+                    match receive(&env.rec, &env.name, d) {
+                        Some(m) => actor.message(from, m, &mut ctx),
+                        None => continue,
+                    }
+                }
                 Some(None) => return,
                 None => {
                     timer = None;
@@ -347,8 +366,9 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                     break;
                 };
                 ctx.now = env.clock.now();
-                if let Some(m) = receive(&env.rec, &env.name, &d) {
-                    actor.message(d.from, m, &mut ctx);
+                let from = d.from;
+                if let Some(m) = receive(&env.rec, &env.name, d) {
+                    actor.message(from, m, &mut ctx);
                 }
             }
         }
@@ -373,7 +393,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                 if let Some(delay) = delay {
                     madsim::time::sleep(delay).await;
                 }
-                send(&ep, &rec, &name, to, &m).await;
+                send(&ep, &rec, &name, to, m).await;
             });
         }
     }

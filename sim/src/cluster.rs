@@ -654,8 +654,9 @@ pub struct NetClient {
 
 struct NetInner {
     ep: Endpoint,
-    /// The history to count (and maybe record) envelopes in, and this client's node name.
-    rec: Option<(Recorder, String)>,
+    /// The history to count (and maybe record) envelopes in, and this client's node name (a
+    /// history of its own when the caller gave none).
+    rec: (Recorder, String),
     agents: Vec<SocketAddr>,
     clock: Arc<dyn Clock>,
     config: ClientConfig,
@@ -699,7 +700,7 @@ impl NetClient {
         let ep = Endpoint::bind("0.0.0.0:0").await?;
         let inner = Arc::new(NetInner {
             ep,
-            rec,
+            rec: rec.unwrap_or_else(|| (Recorder::new(false), String::new())),
             agents,
             clock: clock.clone(),
             config,
@@ -712,10 +713,8 @@ impl NetClient {
         clock.spawn(Box::pin(async move {
             while let Some(d) = futures::StreamExt::next(&mut arrived).await {
                 let Some(inner) = weak.upgrade() else { return };
-                let decoded = match &inner.rec {
-                    Some((rec, me)) => receive(rec, me, &d),
-                    None => serde_json::from_slice(&d.bytes).ok(),
-                };
+                let (rec, me) = &inner.rec;
+                let decoded = receive(rec, me, d);
                 if let Some(Envelope::Response { id, response }) = decoded {
                     if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
                         let _ = tx.send(response);
@@ -743,13 +742,7 @@ impl NetClient {
             (id, rx)
         };
         let e = Envelope::Request { id, request };
-        match &i.rec {
-            Some((rec, me)) => send(&i.ep, rec, me, i.agents[to], &e).await,
-            None => {
-                let bytes = serde_json::to_vec(&e).expect("envelopes serialize");
-                actor::send_bytes(&i.ep, i.agents[to], bytes).await;
-            }
-        }
+        send(&i.ep, &i.rec.0, &i.rec.1, i.agents[to], e).await;
         (id, rx)
     }
 

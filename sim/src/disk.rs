@@ -9,14 +9,75 @@
 //! Records are framed `[length: u32 LE][crc32 of payload: u32 LE][payload]`, so reading back
 //! stops at the first short or corrupt frame and reports where: a torn record is detected,
 //! never returned.
+//!
+//! A sync costs nothing in proportion to the file: while a file is only appended to, its
+//! synced layer is a length (a prefix of the written view), and a copy is taken only when a
+//! truncation cuts into the synced prefix or a whole rewrite replaces it.
 
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 struct File {
     written: Vec<u8>,
-    synced: Vec<u8>,
+    synced: Synced,
 }
+
+/// Where a file's synced layer is.
+#[derive(Clone, Debug)]
+enum Synced {
+    /// The first `n` bytes of the written view (nothing but appends since the sync).
+    Prefix(usize),
+    /// Its own bytes (the written view was cut into or replaced since the sync).
+    Apart(Vec<u8>),
+}
+
+impl Default for File {
+    fn default() -> File {
+        File {
+            written: Vec::new(),
+            synced: Synced::Prefix(0),
+        }
+    }
+}
+
+impl File {
+    fn synced(&self) -> &[u8] {
+        match &self.synced {
+            Synced::Prefix(n) => &self.written[..*n],
+            Synced::Apart(bytes) => bytes,
+        }
+    }
+
+    /// Keeps the synced layer apart before the written view loses part of it.
+    fn detach(&mut self) {
+        if let Synced::Prefix(n) = self.synced {
+            self.synced = Synced::Apart(self.written[..n].to_vec());
+        }
+    }
+
+    /// The length of the unsynced tail, if the written view extends the synced layer.
+    fn tail(&self) -> Option<usize> {
+        match &self.synced {
+            Synced::Prefix(n) => Some(self.written.len() - n),
+            Synced::Apart(bytes) => self
+                .written
+                .starts_with(bytes)
+                .then(|| self.written.len() - bytes.len()),
+        }
+    }
+
+    fn sync(&mut self) {
+        self.synced = Synced::Prefix(self.written.len());
+    }
+}
+
+impl PartialEq for File {
+    fn eq(&self, other: &File) -> bool {
+        self.written == other.written && self.synced() == other.synced()
+    }
+}
+
+impl Eq for File {}
 
 /// What reading a record file found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,27 +115,34 @@ impl SimDisk {
 
     /// Replaces the file's content (not an append: lost on a crash unless synced).
     pub fn write_all(&mut self, file: &str, bytes: &[u8]) {
-        self.files.entry(file.to_string()).or_default().written = bytes.to_vec();
+        let f = self.files.entry(file.to_string()).or_default();
+        f.detach();
+        f.written.clear();
+        f.written.extend_from_slice(bytes);
     }
 
     /// Cuts the written view to `len` bytes.
     pub fn truncate(&mut self, file: &str, len: u64) {
         if let Some(f) = self.files.get_mut(file) {
-            f.written.truncate(len as usize);
+            let len = len as usize;
+            if matches!(f.synced, Synced::Prefix(n) if n > len) {
+                f.detach();
+            }
+            f.written.truncate(len);
         }
     }
 
     /// Makes everything written to `file` survive crashes.
     pub fn sync(&mut self, file: &str) {
         if let Some(f) = self.files.get_mut(file) {
-            f.synced = f.written.clone();
+            f.sync();
         }
     }
 
     /// Syncs every file.
     pub fn sync_all(&mut self) {
         for f in self.files.values_mut() {
-            f.synced = f.written.clone();
+            f.sync();
         }
     }
 
@@ -85,10 +153,7 @@ impl SimDisk {
 
     /// Bytes written to `file` but not yet synced, if the file was only appended to.
     pub fn unsynced_tail(&self, file: &str) -> Option<usize> {
-        let f = self.files.get(file)?;
-        f.written
-            .starts_with(&f.synced)
-            .then(|| f.written.len() - f.synced.len())
+        self.files.get(file)?.tail()
     }
 
     /// Crashes the disk. For each file that was only appended to since its last sync,
@@ -96,14 +161,14 @@ impl SimDisk {
     /// other files revert to their synced layer.
     pub fn crash(&mut self, mut keep: impl FnMut(&str, usize) -> usize) {
         for (name, f) in self.files.iter_mut() {
-            if f.written.starts_with(&f.synced) {
-                let tail = f.written.len() - f.synced.len();
+            if let Some(tail) = f.tail() {
                 let kept = keep(name, tail).min(tail);
-                f.written.truncate(f.synced.len() + kept);
-            } else {
-                f.written = f.synced.clone();
+                let synced = f.written.len() - tail;
+                f.written.truncate(synced + kept);
+            } else if let Synced::Apart(bytes) = std::mem::replace(&mut f.synced, Synced::Prefix(0)) {
+                f.written = bytes;
             }
-            f.synced = f.written.clone();
+            f.sync();
         }
     }
 
@@ -213,5 +278,102 @@ mod tests {
         d.sync_all();
         d.crash(|_, n| n);
         assert_eq!(payloads(&d, "log").len(), 1);
+    }
+
+    /// The disk as first written (every sync copies every file): the reference the
+    /// copy-free layers must agree with, operation by operation.
+    #[derive(Default)]
+    struct Naive(BTreeMap<String, (Vec<u8>, Vec<u8>)>);
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Append(u8, Vec<u8>),
+        WriteAll(u8, Vec<u8>),
+        Truncate(u8, u16),
+        Sync(u8),
+        SyncAll,
+        Crash(u16),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let bytes = proptest::collection::vec(0u8..3, 0..6);
+        prop_oneof![
+            (0u8..2, bytes.clone()).prop_map(|(f, b)| Op::Append(f, b)),
+            (0u8..2, bytes).prop_map(|(f, b)| Op::WriteAll(f, b)),
+            (0u8..2, 0u16..40).prop_map(|(f, n)| Op::Truncate(f, n)),
+            (0u8..2).prop_map(Op::Sync),
+            Just(Op::SyncAll),
+            (0u16..40).prop_map(Op::Crash),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn layers_agree_with_copying_on_every_sync(ops in proptest::collection::vec(op(), 0..40)) {
+            let mut d = SimDisk::new();
+            let mut n = Naive::default();
+            let name = |f: u8| format!("f{f}");
+            for op in ops {
+                match op {
+                    Op::Append(f, b) => {
+                        d.append_record(&name(f), &b);
+                        let w = &mut n.0.entry(name(f)).or_default().0;
+                        w.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                        w.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
+                        w.extend_from_slice(&b);
+                    }
+                    Op::WriteAll(f, b) => {
+                        d.write_all(&name(f), &b);
+                        n.0.entry(name(f)).or_default().0 = b;
+                    }
+                    Op::Truncate(f, len) => {
+                        d.truncate(&name(f), len as u64);
+                        if let Some((w, _)) = n.0.get_mut(&name(f)) {
+                            w.truncate(len as usize);
+                        }
+                    }
+                    Op::Sync(f) => {
+                        d.sync(&name(f));
+                        if let Some((w, s)) = n.0.get_mut(&name(f)) {
+                            *s = w.clone();
+                        }
+                    }
+                    Op::SyncAll => {
+                        d.sync_all();
+                        for (w, s) in n.0.values_mut() {
+                            *s = w.clone();
+                        }
+                    }
+                    Op::Crash(keep) => {
+                        let mut asked = Vec::new();
+                        d.crash(|f, tail| {
+                            asked.push((f.to_string(), tail));
+                            keep as usize
+                        });
+                        let mut expected = Vec::new();
+                        for (f, (w, s)) in n.0.iter_mut() {
+                            if w.starts_with(s) {
+                                let tail = w.len() - s.len();
+                                expected.push((f.clone(), tail));
+                                w.truncate(s.len() + (keep as usize).min(tail));
+                            } else {
+                                *w = s.clone();
+                            }
+                            *s = w.clone();
+                        }
+                        proptest::prop_assert_eq!(asked, expected);
+                    }
+                }
+                for f in 0..2 {
+                    let naive = n.0.get(&name(f));
+                    proptest::prop_assert_eq!(d.read(&name(f)), naive.map_or(&[][..], |(w, _)| w));
+                    proptest::prop_assert_eq!(
+                        d.unsynced_tail(&name(f)),
+                        naive.and_then(|(w, s)| w.starts_with(s).then(|| w.len() - s.len()))
+                    );
+                }
+            }
+        }
     }
 }

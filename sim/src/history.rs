@@ -251,6 +251,8 @@ pub struct Recorder {
     counts: Arc<MessageCounts>,
     origin: madsim::time::Instant,
     messages: bool,
+    /// Envelopes travel in their serde encoding instead of as values.
+    encodes: bool,
     /// Agents record every change under this prefix (for the watch checks).
     changes_under: Option<tenure_core::key::Key>,
 }
@@ -282,8 +284,21 @@ impl Recorder {
             counts: Arc::default(),
             origin: madsim::time::Instant::now(),
             messages,
+            encodes: false,
             changes_under: None,
         }
+    }
+
+    /// Has every envelope of the run travel in its serde encoding (as bytes would on a real
+    /// network) instead of as the value itself.
+    pub fn with_encoding(mut self, encodes: bool) -> Recorder {
+        self.encodes = encodes;
+        self
+    }
+
+    /// Whether envelopes travel encoded.
+    pub fn encodes(&self) -> bool {
+        self.encodes
     }
 
     /// Has the agents record every change of `prefix` and the keys under it.

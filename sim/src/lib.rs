@@ -14,6 +14,7 @@ compile_error!(
 );
 
 pub mod actor;
+pub mod bench;
 pub use tenure_core::bugs;
 pub mod check;
 pub mod clock;

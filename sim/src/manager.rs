@@ -143,7 +143,7 @@ impl Actor for LeaseManagerActor {
                 }
                 ManagerMsg::Reply { .. } => return,
             };
-            sender.send(from, &ManagerMsg::Reply { id, outcome }).await;
+            sender.send(from, ManagerMsg::Reply { id, outcome }).await;
         });
     }
 
@@ -214,7 +214,7 @@ impl ManagerClient {
             while let Ok(d) = actor::recv(&ep).await {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Some(ManagerMsg::Reply { id, outcome }) =
-                    actor::receive::<ManagerMsg>(&rec, &me, &d)
+                    actor::receive::<ManagerMsg>(&rec, &me, d)
                 {
                     if let Some(tx) = inner.state.lock().unwrap().waiting.remove(&id) {
                         let _ = tx.send(outcome);
@@ -237,7 +237,7 @@ impl ManagerClient {
             st.waiting.insert(id, tx);
             (id, rx, i.managers[st.current % i.managers.len()])
         };
-        actor::send(&i.ep, &i.rec, &i.name, to, &make(id)).await;
+        actor::send(&i.ep, &i.rec, &i.name, to, make(id)).await;
         let answer = tenure_core::clock::timeout(&*i.clock, i.timeout, rx).await;
         let mut st = i.state.lock().unwrap();
         st.waiting.remove(&id);

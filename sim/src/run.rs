@@ -62,6 +62,10 @@ pub struct RunConfig {
     pub liveness_bound: Duration,
     /// Record every envelope in the history (large; for replays).
     pub record_messages: bool,
+    /// Send every envelope through its serde encoding (JSON) instead of moving the value:
+    /// slower, and the same history byte for byte (the tests hold the two to it); for
+    /// checking that what actors send survives a real network's encoding.
+    pub encode_messages: bool,
     /// Virtual time after which a run is stopped as hung.
     pub time_limit: Duration,
     /// Processes contending for one agency `Lock` (`/locks/0`), writing to a fenced resource
@@ -131,6 +135,7 @@ impl Default for RunConfig {
             op_pause: Duration::from_millis(100),
             liveness_bound: Duration::from_secs(5),
             record_messages: false,
+            encode_messages: false,
             time_limit: Duration::from_secs(3_600),
             lockers: 0,
             leasers: 0,
@@ -646,7 +651,7 @@ async fn fenced_write(
         id,
     };
     p.op_on("fenced_write", name, json!({ "token": token }), async {
-        actor::send(ep, &p.rec, &p.node, resource, &w).await;
+        actor::send(ep, &p.rec, &p.node, resource, w).await;
         Ok::<_, AgencyError>(Value::Null)
     })
     .await;
@@ -1403,7 +1408,8 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -> Report {
-    let mut rec = Recorder::into_shared(shared, config.record_messages);
+    let mut rec = Recorder::into_shared(shared, config.record_messages)
+        .with_encoding(config.encode_messages);
     if config.watchers > 0 {
         rec = rec.with_changes_under(key(WATCHED));
     }
