@@ -5,6 +5,7 @@
 //! the same digest. Cluster scenarios are data (`library`, TOML files in `library/`); the
 //! in-process `lock-contention` scenario over `mem:` is code (below).
 
+pub mod bench;
 pub mod check;
 pub mod library;
 pub mod margin;

@@ -105,6 +105,7 @@ impl Default for FaultSpec {
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("quiet", include_str!("../library/quiet.toml")),
     ("swarm", include_str!("../library/swarm.toml")),
+    ("standard", include_str!("../library/standard.toml")),
     (
         "leader-loss-while-locked",
         include_str!("../library/leader-loss-while-locked.toml"),
@@ -301,8 +302,8 @@ impl Scenario {
         if !(1..=9).contains(&c.cluster.agents) {
             return problem("agents", "must be 1 to 9");
         }
-        if c.processes() > 200 {
-            return problem("clients", "at most 200 processes in all");
+        if c.processes() > 2_000 {
+            return problem("clients", "at most 2000 processes in all");
         }
         if c.duration.is_zero() || c.duration > Duration::from_secs(3_600) {
             return problem("duration_ms", "must be more than 0 and at most an hour");

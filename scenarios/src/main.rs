@@ -2,6 +2,12 @@
 //! histories.
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: a run allocates and frees a small object for nearly every message, and
+/// mimalloc's per-thread free lists make that about a quarter cheaper than glibc's malloc
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 use std::time::Duration;
 use tenure_scenarios::check::{FormatName, ModelName};
@@ -189,6 +195,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measures whole runs in one process: the raw madsim ping-pong (the simulator's own
+    /// message rate), the `standard` scenario against it (virtual seconds per wall second,
+    /// messages per second, their ratio), seeds per second on one and two threads, peak
+    /// memory, and how a run's cost grows with agents, clients and virtual duration. Build
+    /// with `--release`: a debug build's figures mean nothing. Exit 0: measured (targets met
+    /// or not; see `targets`); 2: bad input.
+    Bench {
+        /// Prints the figures as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// A few seconds instead of about a minute: fewer seeds, up to 100 clients.
+        #[arg(long)]
+        quick: bool,
+        /// Seeds of the standard scenario (default 20; 4 with --quick).
+        #[arg(long)]
+        seeds: Option<u64>,
+    },
     /// Merges the JSON results of sweep shards into one (printed, or written with `--out`).
     Merge {
         /// Result files written by `tenure sweep --out`.
@@ -262,6 +285,35 @@ const SHIVIZ_EVENTS: usize = 5_000;
 const FAULTS_SHOWN: usize = 12;
 
 /// Exit status 2 with a message.
+fn bench(json: bool, quick: bool, seeds: Option<u64>) -> ExitCode {
+    use tenure_scenarios::bench;
+    let mut opts = if quick {
+        bench::Options::quick()
+    } else {
+        bench::Options::full()
+    };
+    if let Some(n) = seeds {
+        if n == 0 {
+            return usage("--seeds: must be at least 1");
+        }
+        opts.seeds = n;
+    }
+    match bench::run(opts, |what| eprintln!("bench: {what}")) {
+        Ok(f) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&f).expect("figures serialize")
+                );
+            } else {
+                print!("{}", bench::show(&f));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage(e),
+    }
+}
+
 fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("tenure: {message}");
     ExitCode::from(2)
@@ -400,6 +452,7 @@ fn main() -> ExitCode {
             bugs: &bugs,
             json,
         }),
+        Command::Bench { json, quick, seeds } => bench(json, quick, seeds),
         Command::Shrink {
             scenario,
             seed,

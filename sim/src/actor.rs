@@ -187,6 +187,12 @@ pub trait Actor: 'static {
     /// The timer set with [`Ctx::set_timer`] is due.
     fn timer(&mut self, ctx: &mut Ctx<Self::Msg>);
 
+    /// Every event of a batch has been handed over (the start, or the first message or timer
+    /// and whatever else had already arrived), and the disk is about to be synced: an actor
+    /// that gathers its output across events (the agent's Raft sends one append per follower
+    /// for a whole burst of proposals) writes and sends it here.
+    fn batch_end(&mut self, _ctx: &mut Ctx<Self::Msg>) {}
+
     /// The disk was synced after an event: what was written is durable now (before any of the
     /// event's messages leave).
     fn synced(&mut self) {}
@@ -372,6 +378,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                 }
             }
         }
+        actor.batch_end(&mut ctx);
         if let Some(at) = ctx.timer {
             timer = Some(at);
         }

@@ -559,7 +559,6 @@ impl Actor for Agent {
         // Ticks follow the agent's own (possibly drifting, jumping) clock.
         self.next_tick = ctx.now() + self.tick;
         ctx.set_timer(self.next_tick);
-        self.flush(ctx);
     }
 
     fn message(&mut self, from: SocketAddr, msg: Envelope, ctx: &mut Ctx<Envelope>) {
@@ -570,9 +569,8 @@ impl Actor for Agent {
                 self.clients.insert(self.next_req, (from, id));
                 self.core.request(self.next_req, request, ctx.now());
             }
-            Envelope::Response { .. } => return,
+            Envelope::Response { .. } => {}
         }
-        self.flush(ctx);
     }
 
     fn timer(&mut self, ctx: &mut Ctx<Envelope>) {
@@ -587,6 +585,9 @@ impl Actor for Agent {
             next + tick
         };
         ctx.set_timer(self.next_tick);
+    }
+
+    fn batch_end(&mut self, ctx: &mut Ctx<Envelope>) {
         self.flush(ctx);
     }
 

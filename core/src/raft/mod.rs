@@ -228,6 +228,12 @@ pub struct Raft {
     reads: Vec<PendingRead>,
     ready_reads: Vec<ReadState>,
     pending_reads_without_leader_commit: Vec<u64>,
+    /// A leader owes its followers an append (new entries, or a heartbeat is due): sent by
+    /// the next `ready()`, once for everything proposed since the last.
+    bcast: bool,
+    /// A read-index round is owed, for the reads up to this context: one round confirms
+    /// every read registered before it is sent.
+    read_round: Option<u64>,
 }
 
 impl Raft {
@@ -296,6 +302,8 @@ impl Raft {
             reads: Vec::new(),
             ready_reads: Vec::new(),
             pending_reads_without_leader_commit: Vec::new(),
+            bcast: false,
+            read_round: None,
         };
         r.reset_election_timeout();
         r
@@ -525,7 +533,7 @@ impl Raft {
                 self.heartbeat_elapsed += 1;
                 if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
                     self.heartbeat_elapsed = 0;
-                    self.broadcast_append(None);
+                    self.bcast = true;
                 }
                 if self.election_elapsed >= self.config.election_ticks {
                     self.election_elapsed = 0;
@@ -562,7 +570,7 @@ impl Raft {
             return Err(self.not_leader());
         }
         let index = self.append(Payload::Command(command));
-        self.broadcast_append(None);
+        self.bcast = true;
         Ok(index)
     }
 
@@ -598,7 +606,7 @@ impl Raft {
         });
         self.maybe_release_reads();
         if !self.reads.is_empty() {
-            self.broadcast_append(Some(ctx));
+            self.read_round = Some(self.read_round.map_or(ctx, |c| c.max(ctx)));
         }
     }
 
@@ -925,7 +933,20 @@ impl Raft {
     }
 
     /// Collects what the caller must persist, send and apply, and marks it handed over.
+    ///
+    /// A leader's appends go out here, one to each follower for everything proposed (and
+    /// every read registered) since the last call: a burst of proposals handled together
+    /// costs one message per follower, not one per proposal.
     pub fn ready(&mut self) -> Ready {
+        if self.role == Role::Leader {
+            if self.bcast || self.read_round.is_some() {
+                let round = self.read_round.take();
+                self.broadcast_append(round);
+            }
+        } else {
+            self.read_round = None;
+        }
+        self.bcast = false;
         let hs = self.hard_state();
         let hard_state = (hs != self.persisted_hs).then(|| {
             self.persisted_hs = hs;
