@@ -858,10 +858,21 @@ impl NetClient {
     /// per address, in its snapshots too). If the ones it needs next were dropped, the stream
     /// ends, so a gap is never silent. The task ends when the receiver is dropped.
     pub fn callback_inbox(&self, url: &str) -> futures::channel::mpsc::UnboundedReceiver<Event> {
+        self.callback_inbox_after(url, 0)
+    }
+
+    /// Like [`NetClient::callback_inbox`], for the notifications after revision `after` (a
+    /// registration repeated after an unknown outcome answers with a later revision than the
+    /// first one took effect at, and the notifications in between are not this stream's).
+    pub fn callback_inbox_after(
+        &self,
+        url: &str,
+        after: Revision,
+    ) -> futures::channel::mpsc::UnboundedReceiver<Event> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let (me, url) = (self.clone(), url.to_string());
         self.inner.clock.spawn(Box::pin(async move {
-            let mut after = 0;
+            let mut after = after;
             loop {
                 match me.call(Request::Callbacks(url.clone(), after)).await {
                     Ok(Response::Events(Ok(events))) => {

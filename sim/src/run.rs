@@ -1293,7 +1293,7 @@ async fn callbacks(p: &Process, store: &Arc<NetClient>, seen: &Watched) {
     };
     record_watch_start(p, "callback", from);
     seen.lock().unwrap().insert((p.id, "callback"), from);
-    let mut inbox = store.callback_inbox(&url);
+    let mut inbox = store.callback_inbox_after(&url, from);
     while let Some(e) = futures::StreamExt::next(&mut inbox).await {
         record_watched(p, "callback", &e);
         seen.lock().unwrap().insert((p.id, "callback"), e.revision);
