@@ -430,7 +430,7 @@ fn the_html_report_shows_every_violation_and_fault_and_links_them_to_records() {
     std::fs::create_dir_all(&dir).unwrap();
     let page = dir.join("drift.html");
     // A failing run: its summary as JSON, then its report.
-    let (code, out, _) = tenure(&["run", "drift-beyond-rho", "--seed", "1", "--json"]);
+    let (code, out, _) = tenure(&["run", "drift-beyond-rho", "--seed", "2", "--json"]);
     assert_eq!(code, 1);
     let run: serde_json::Value = serde_json::from_str(&out).unwrap();
     let violations = run["violations"].as_array().unwrap();
@@ -441,7 +441,7 @@ fn the_html_report_shows_every_violation_and_fault_and_links_them_to_records() {
         "report",
         "drift-beyond-rho",
         "--seed",
-        "1",
+        "2",
         "--html",
         page.to_str().unwrap(),
     ]);
@@ -588,23 +588,23 @@ fn a_planted_bug_is_listed_switched_on_by_name_and_found() {
     assert_eq!(unfenced["invariant"], "S10 fencing");
     let scenario = unfenced["scenario"].as_str().unwrap();
     // The scenario that finds it does, and names the rule; without the bug the same seed holds.
-    let (code, out, _) = tenure(&["run", scenario, "--seed", "1"]);
+    let (code, out, _) = tenure(&["run", scenario, "--seed", "2"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("S10 fencing"), "{out}");
-    let (code, out, _) = tenure(&["run", "paused-holder", "--seed", "1"]);
+    let (code, out, _) = tenure(&["run", "paused-holder", "--seed", "2"]);
     assert_eq!(code, 0, "{out}");
     // --bug plants it in any scenario, and the replay command carries it.
     let (code, out, _) = tenure(&[
         "run",
         "paused-holder",
         "--seed",
-        "1",
+        "2",
         "--bug",
         "resource-skips-token-check",
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("tenure replay paused-holder --bug resource-skips-token-check --seed 1"),
+        out.contains("tenure replay paused-holder --bug resource-skips-token-check --seed 2"),
         "{out}"
     );
     let (code, _, err) = tenure(&["run", "quiet", "--bug", "nope"]);
@@ -628,7 +628,7 @@ fn shrink_writes_a_smaller_scenario_that_replays_and_refuses_what_does_not_fail(
         "shrink",
         "paused-holder",
         "--seed",
-        "1",
+        "2",
         "--bug",
         "resource-skips-token-check",
         "--out",
@@ -656,7 +656,7 @@ fn shrink_writes_a_smaller_scenario_that_replays_and_refuses_what_does_not_fail(
     assert_eq!(code, 1, "{again}{err}");
     assert!(!err.contains("differs"), "{err}");
     assert!(again.contains(&format!("digest     {digest}")), "{again}");
-    let (code, run, _) = tenure(&["run", file.to_str().unwrap(), "--seed", "1"]);
+    let (code, run, _) = tenure(&["run", file.to_str().unwrap(), "--seed", "2"]);
     assert_eq!(code, 1, "{run}");
     assert!(run.contains("S10 fencing"), "{run}");
     // A seed that holds, a rule it does not break, and bad arguments: exit 2, nothing written.

@@ -14,7 +14,7 @@
 use super::{Footprint, Model, Operation};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A JSON value as canonical text.
@@ -88,6 +88,12 @@ impl Model for Register {
         | RegisterOp::Cas { key, .. }) = i;
         Footprint::Keys(vec![key.clone()])
     }
+    fn key<'a>(&self, i: &'a RegisterOp) -> Option<&'a str> {
+        let (RegisterOp::Read { key }
+        | RegisterOp::Write { key, .. }
+        | RegisterOp::Cas { key, .. }) = i;
+        Some(key)
+    }
     fn describe(&self, i: &RegisterOp, o: Option<&RegisterOut>) -> String {
         let on = |key: &str| {
             if key.is_empty() {
@@ -112,7 +118,7 @@ impl Model for Register {
     /// nothing anyone saw: in any linearization with it, drop it (and move any unknown cas it
     /// enabled to the end) and the rest still fits.
     fn redundant(&self, ops: &[Operation<RegisterOp, RegisterOut>]) -> Vec<bool> {
-        let mut observed: HashSet<(&str, &str)> = HashSet::new();
+        let mut observed: rustc_hash::FxHashSet<(&str, &str)> = Default::default();
         for o in ops {
             match (&o.input, &o.output) {
                 (RegisterOp::Read { key }, Some(RegisterOut::Read(Some(v)))) => {
