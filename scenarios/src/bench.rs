@@ -470,6 +470,68 @@ mod tests {
     }
 
     #[test]
+    fn a_small_bench_gives_every_figure_under_its_json_name() {
+        let opts = Options {
+            seeds: 1,
+            sweep_seeds: 2,
+            raw_messages: 2_000,
+            scaling_seeds: 0,
+            max_clients: 10,
+        };
+        let mut heard = Vec::new();
+        let f = run(opts, |what| heard.push(what.to_string())).unwrap();
+        assert_eq!(f.raw.messages, 2_000);
+        assert!(f.raw.msgs_per_s > 0.0 && f.standard.msgs_per_s > 0.0);
+        assert!(f.standard.virtual_s >= 10.0, "{}", f.standard.virtual_s);
+        assert!(f.standard.failed_seeds.is_empty());
+        assert!(f.standard.ops > 0 && f.standard.messages > 0);
+        assert!(f.seeds.seeds_per_s_jobs_1 > 0.0 && f.seeds.seeds_per_s_jobs_2 > 0.0);
+        assert!(f.growth.is_empty());
+        assert_eq!(f.targets.len(), 3);
+        assert!(heard.iter().any(|h| h.contains("standard")));
+        let json = serde_json::to_value(&f).unwrap();
+        for key in [
+            "/raw/msgs_per_s",
+            "/standard/speedup_x",
+            "/standard/msgs_per_s",
+            "/standard/peak_rss_mib",
+            "/ratio_full_vs_raw",
+            "/seeds/seeds_per_s_jobs_1",
+            "/seeds/seeds_per_s_jobs_2",
+            "/peak_rss_mib",
+            "/machine/cores",
+        ] {
+            assert!(json.pointer(key).is_some(), "{key} in {json}");
+        }
+        let shown = show(&f);
+        assert!(shown.contains("virtual s per wall s"), "{shown}");
+        // Bad options are refused, not run.
+        let none = Options { seeds: 0, ..opts };
+        assert!(run(none, |_| {}).is_err());
+    }
+
+    #[test]
+    fn growth_fits_wall_time_and_messages_against_the_setting() {
+        let g = growth(
+            "duration_s",
+            &[1.0, 2.0],
+            1,
+            |x| {
+                let mut s = standard_scenario();
+                s.settings.agents = Some(3);
+                s.settings.duration_ms = Some(x as u64 * 1_000);
+                s.run_config()
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(g.points.len(), 2);
+        assert!(g.points[1].messages_per_run > g.points[0].messages_per_run);
+        assert!(g.points[1].virtual_s_per_run > g.points[0].virtual_s_per_run);
+        assert!(g.messages_exponent > 0.0);
+    }
+
+    #[test]
     fn the_standard_scenario_is_what_the_bench_describes() {
         let c = standard_scenario().run_config().unwrap();
         assert_eq!(c.cluster.agents, 5);

@@ -94,6 +94,9 @@ fn bad_input_exits_2_with_a_message() {
             "1",
         ],
         vec!["frobnicate"],
+        vec!["bench", "--seeds", "0"],
+        vec!["bench", "--seeds", "many"],
+        vec!["bench", "--bogus"],
     ] {
         let (code, _, err) = tenure(&args);
         assert_eq!(code, 2, "{args:?}: {err}");

@@ -2,8 +2,8 @@
 //! `cargo bench -p tenure-sim --bench linearizability`.
 //!
 //! - the 102 Jepsen etcd histories of porcupine's test data, all of them per iteration;
-//! - generated register histories (8 processes, 1% unknown outcomes) of 10k operations on one
-//!   key, 100k operations on 1 and on 1,000 keys, and 1M operations on 1,000 keys.
+//! - generated register histories (8 processes, 1% unknown outcomes) of 10k, 100k and 1M
+//!   operations, each on one key and on 1,000 keys.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
@@ -37,8 +37,10 @@ fn generated(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     for (ops, keys) in [
         (10_000, 1),
+        (10_000, 1_000),
         (100_000, 1),
         (100_000, 1_000),
+        (1_000_000, 1),
         (1_000_000, 1_000),
     ] {
         let h = registers(Spec {
