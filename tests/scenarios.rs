@@ -52,7 +52,10 @@ fn moved_and_encoded_envelopes_give_the_same_history() {
         let seed = 2;
         let a = tenure::sim::run::run(&moved, seed).unwrap();
         let b = tenure::sim::run::run(&encoded, seed).unwrap();
-        assert_eq!(a.digest, b.digest, "{name}: the encoding changed the history");
+        assert_eq!(
+            a.digest, b.digest,
+            "{name}: the encoding changed the history"
+        );
         assert!(a.counters.messages_delivered > 0, "{name}");
         compared += 1;
     }

@@ -233,9 +233,7 @@ impl Links {
 pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, m: M) {
     rec.count_sent();
     let payload: Payload = if rec.encodes() {
-        Box::new(Encoded(
-            serde_json::to_vec(&m).expect("messages serialize"),
-        ))
+        Box::new(Encoded(serde_json::to_vec(&m).expect("messages serialize")))
     } else {
         Box::new(m)
     };

@@ -165,7 +165,8 @@ impl SimDisk {
                 let kept = keep(name, tail).min(tail);
                 let synced = f.written.len() - tail;
                 f.written.truncate(synced + kept);
-            } else if let Synced::Apart(bytes) = std::mem::replace(&mut f.synced, Synced::Prefix(0)) {
+            } else if let Synced::Apart(bytes) = std::mem::replace(&mut f.synced, Synced::Prefix(0))
+            {
                 f.written = bytes;
             }
             f.sync();

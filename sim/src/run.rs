@@ -1408,8 +1408,8 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -> Report {
-    let mut rec = Recorder::into_shared(shared, config.record_messages)
-        .with_encoding(config.encode_messages);
+    let mut rec =
+        Recorder::into_shared(shared, config.record_messages).with_encoding(config.encode_messages);
     if config.watchers > 0 {
         rec = rec.with_changes_under(key(WATCHED));
     }
