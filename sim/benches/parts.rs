@@ -74,32 +74,24 @@ fn beliefs(n: usize) -> History {
         let r = (i % resources) as usize;
         let process = (i * 7919) % 1_000;
         token[r] += 1;
-        for renewal in 0..4 {
-            let at = t[r] + renewal * 1_000;
-            records.push(Record {
-                t_us: at,
-                node: format!("client-{process}"),
-                event: Event::Belief {
-                    process,
-                    resource: format!("lock-{r}"),
-                    token: token[r],
-                    until_local_us: Some(at + 2_000),
-                    until_us: Some(at + 2_000),
-                },
-            });
-        }
-        let end = t[r] + 3_500;
-        records.push(Record {
-            t_us: end,
+        // A renewal believing until `until`, or (`None`) the end of the belief.
+        let belief = |at: u64, until: Option<u64>| Record {
+            t_us: at,
             node: format!("client-{process}"),
             event: Event::Belief {
                 process,
                 resource: format!("lock-{r}"),
                 token: token[r],
-                until_local_us: None,
-                until_us: None,
+                until_local_us: until,
+                until_us: until,
             },
-        });
+        };
+        for renewal in 0..4 {
+            let at = t[r] + renewal * 1_000;
+            records.push(belief(at, Some(at + 2_000)));
+        }
+        let end = t[r] + 3_500;
+        records.push(belief(end, None));
         t[r] = end + 10;
         i += 1;
     }
