@@ -188,7 +188,10 @@ impl AgentCore {
         self.raft.role() == Role::Leader
     }
 
-    /// A Raft tick at local time `now`; the leader also proposes agency time.
+    /// A Raft tick at local time `now`; the leader also proposes agency time, every
+    /// `agency_tick` of its clock while something waits on it (a TTL, a lease, a
+    /// lock-delay). While nothing does, no `Tick` is proposed: the time is not lost, the next
+    /// `Tick` (before a write, or once something waits) carries all of it since the last.
     pub fn tick(&mut self, now: Duration) {
         self.raft.tick();
         if !self.is_leader() {
@@ -205,8 +208,41 @@ impl AgentCore {
             }
         }
         let since = *self.ticked_until.get_or_insert(now);
-        if now.saturating_sub(since) >= self.config.agency_tick {
+        if now.saturating_sub(since) >= self.config.agency_tick && self.store.waits_on_time() {
             self.advance_agency_time(now, false);
+        }
+    }
+
+    /// How many ticks until one that acts, when they come every `period` of local time and
+    /// the next is at `next_at`: Raft's next heartbeat, quorum check or election, or (while
+    /// leading) the next agency-time proposal. At least 1. The ones before it may be counted
+    /// at once with [`AgentCore::skip_ticks`].
+    pub fn ticks_until_due(&self, next_at: Duration, period: Duration) -> u64 {
+        let raft = u64::from(self.raft.ticks_until_due());
+        if !self.is_leader() {
+            return raft;
+        }
+        let Some(since) = self.ticked_until else {
+            // The first tick as leader starts counting agency time.
+            return 1;
+        };
+        if !self.store.waits_on_time() {
+            return raft;
+        }
+        let due_at = since + self.config.agency_tick;
+        let agency = if due_at <= next_at || period.is_zero() {
+            1
+        } else {
+            ((due_at - next_at).as_nanos().div_ceil(period.as_nanos()) as u64).saturating_add(1)
+        };
+        raft.min(agency)
+    }
+
+    /// `n` ticks that do nothing but count (fewer than [`AgentCore::ticks_until_due`]).
+    pub fn skip_ticks(&mut self, n: u64) {
+        self.raft.skip_ticks(n.min(u64::from(u32::MAX)) as u32);
+        if !self.is_leader() {
+            self.ticked_until = None;
         }
     }
 
@@ -466,6 +502,9 @@ mod tests {
         wire: Vec<Message>,
         answers: BTreeMap<u64, Response>,
         cut: Option<NodeId>,
+        /// Count the ticks that would only count instead of ticking (as the simulator's agent
+        /// does when it sleeps until the next tick that acts).
+        skip_idle: bool,
     }
 
     impl World {
@@ -484,6 +523,7 @@ mod tests {
                 wire: Vec::new(),
                 answers: BTreeMap::new(),
                 cut: None,
+                skip_idle: false,
             }
         }
 
@@ -509,9 +549,13 @@ mod tests {
         fn run(&mut self, ms: u64) {
             for _ in 0..ms / 10 {
                 self.now += Duration::from_millis(10);
-                let now = self.now;
+                let (now, skip) = (self.now, self.skip_idle);
                 for a in self.agents.values_mut() {
-                    a.tick(now);
+                    if skip && a.ticks_until_due(now, Duration::from_millis(10)) > 1 {
+                        a.skip_ticks(1);
+                    } else {
+                        a.tick(now);
+                    }
                 }
                 self.flush();
             }
@@ -570,6 +614,8 @@ mod tests {
         let mut w = World::new();
         w.run(500);
         let l = w.leader().unwrap();
+        // Something waits on agency time, so the leader proposes it as it passes.
+        assert!(w.ask(l, 9, set_ttl("/long", 60_000)).is_some());
         let before = w.agents[&l].store().now_ms();
         w.run(10_000);
         let after = w.agents[&l].store().now_ms();
@@ -598,6 +644,87 @@ mod tests {
         assert!(read(&mut w, 2).is_some());
         w.run(4_000);
         assert!(read(&mut w, 3).is_none(), "expired on agency time");
+    }
+
+    #[test]
+    fn an_idle_leader_proposes_no_time_yet_loses_none() {
+        let mut w = World::new();
+        w.run(500);
+        let l = w.leader().unwrap();
+        let (index, t0) = {
+            let a = &w.agents[&l];
+            (a.raft().last_index(), a.store().now_ms())
+        };
+        w.run(5_000);
+        assert_eq!(
+            w.agents[&l].raft().last_index(),
+            index,
+            "no Tick while nothing waits"
+        );
+        assert_eq!(w.agents[&l].store().now_ms(), t0);
+        // The first write after the quiet spell carries its time: a TTL set now runs from now.
+        assert!(w.ask(l, 1, set_ttl("/ttl", 1_000)).is_some());
+        let t1 = w.agents[&l].store().now_ms();
+        // All the leader's time so far (it led for a while before the quiet 5 s), at 0.99.
+        assert!(
+            (t0 + 4_950..=t0 + 5_445).contains(&t1),
+            "at least 5 s of leader time at rho = 0.01: {t0} -> {t1}"
+        );
+        // Now something waits, time is proposed again, and the TTL expires on schedule.
+        w.run(900);
+        let read =
+            |w: &mut World, id| match w.ask(l, id, Request::Read(Key::parse("/ttl").unwrap())) {
+                Some(Response::Read(r)) => r.value,
+                other => panic!("{other:?}"),
+            };
+        assert!(read(&mut w, 2).is_some());
+        w.run(300);
+        assert!(read(&mut w, 3).is_none(), "expired on agency time");
+        // Nothing waits any more: the leader goes quiet again.
+        let index = w.agents[&l].raft().last_index();
+        w.run(2_000);
+        assert_eq!(w.agents[&l].raft().last_index(), index);
+    }
+
+    #[test]
+    fn skipping_the_ticks_that_only_count_changes_nothing() {
+        let run = |skip_idle: bool| {
+            let mut w = World::new();
+            w.skip_idle = skip_idle;
+            w.run(3_000);
+            let l = w.leader().unwrap();
+            assert!(w.ask(l, 1, set_ttl("/ttl", 2_500)).is_some());
+            w.run(1_000);
+            // The leader is cut off: it steps down by check-quorum, the others elect.
+            w.cut = Some(l);
+            w.run(3_000);
+            w.cut = None;
+            w.run(3_000);
+            w.agents
+                .values()
+                .map(|a| {
+                    let r = a.raft();
+                    let st = a.store();
+                    (
+                        r.role(),
+                        r.term(),
+                        r.last_index(),
+                        st.now_ms(),
+                        st.revision(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let (ticked, skipped) = (run(false), run(true));
+        assert_eq!(ticked, skipped);
+        assert!(
+            ticked.iter().any(|a| a.1 > 1),
+            "a second election: {ticked:?}"
+        );
+        assert!(
+            ticked.iter().all(|a| a.4 > 1),
+            "the TTL expired: {ticked:?}"
+        );
     }
 
     #[test]

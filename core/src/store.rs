@@ -260,6 +260,12 @@ impl Store {
         }
     }
 
+    /// Whether anything waits on agency time: a key with a TTL, a lease, or a lock-delay.
+    /// While nothing does, the leader need not propose `Tick`s (see `AgentCore::tick`).
+    pub fn waits_on_time(&self) -> bool {
+        !self.ttl_index.is_empty() || !self.leases.is_empty() || !self.delayed.is_empty()
+    }
+
     /// The URLs registered for changes of `key` or of a key related to it, sorted.
     pub fn observers_of(&self, key: &Key) -> Vec<String> {
         let mut out = BTreeSet::new();

@@ -109,7 +109,7 @@ pub struct Ctx<M> {
     timer: Option<Duration>,
     durable: bool,
     out: Vec<(SocketAddr, M)>,
-    sender: Sender<M>,
+    sender: Arc<Sender<M>>,
 }
 
 /// Sends messages from tasks an actor spawns (an answer that needs `await`s first). What it
@@ -164,7 +164,7 @@ impl<M> Ctx<M> {
 
     /// A sender for tasks the handler spawns (on this node, so they die with it).
     pub fn sender(&self) -> Sender<M> {
-        self.sender.clone()
+        Sender::clone(&self.sender)
     }
 
     /// What the handler wrote to disk must be durable before its messages leave: the runtime
@@ -311,19 +311,23 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
     spawn_receivers(&ep, tx, |task| {
         madsim::task::spawn(task);
     });
-    let sender = Sender {
-        ep: ep.clone(),
+    let sender = Arc::new(Sender {
+        ep,
         rec: env.rec.clone(),
         name: env.name.clone(),
         addr: env.addr,
         links: env.links.clone(),
         _m: std::marker::PhantomData,
-    };
+    });
     let mut timer: Option<Duration> = None;
+    // The sleep for the timer (its local deadline, and whether its wake-up is registered):
+    // kept across events while the deadline stands, so a burst of messages does not add a
+    // madsim timer each.
+    let mut wait: Option<(Duration, std::pin::Pin<Box<madsim::time::Sleep>>, bool)> = None;
     let mut first = true;
     loop {
         let mut ctx = Ctx {
-            now: env.clock.now(),
+            now: Duration::ZERO,
             timer: None,
             durable: false,
             out: Vec::new(),
@@ -331,21 +335,49 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         };
         if first {
             first = false;
+            ctx.now = env.clock.now();
             actor.start(&mut ctx);
         } else {
-            let next = futures::StreamExt::next(&mut inbox);
-            let received = match timer {
+            let received = loop {
+                let now = env.clock.now();
+                let Some(at) = timer else {
+                    break Some(futures::StreamExt::next(&mut inbox).await);
+                };
                 // A due timer goes first: under a steady stream of messages the inbox is never
                 // empty, and a leader whose timer waited for a quiet moment stopped sending
                 // heartbeats (found by the S17 health check).
-                Some(at) if env.clock.now() >= at => None,
-                Some(at) => {
-                    let wait = env
-                        .clock
-                        .node_true_duration(at.saturating_sub(env.clock.now()));
-                    madsim::time::timeout(wait, next).await.ok()
+                if now >= at {
+                    break None;
                 }
-                None => Some(next.await),
+                if wait.as_ref().is_none_or(|w| w.0 != at) {
+                    let true_wait = env.clock.node_true_duration(at - now);
+                    wait = Some((at, Box::pin(madsim::time::sleep(true_wait)), false));
+                }
+                let (_, sleep, registered) = wait.as_mut().expect("set above");
+                let got = std::future::poll_fn(|cx| {
+                    if let std::task::Poll::Ready(d) =
+                        futures::StreamExt::poll_next_unpin(&mut inbox, cx)
+                    {
+                        return std::task::Poll::Ready(Some(d));
+                    }
+                    if sleep.is_elapsed() {
+                        return std::task::Poll::Ready(None);
+                    }
+                    if !*registered {
+                        *registered = true;
+                        if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
+                            return std::task::Poll::Ready(None);
+                        }
+                    }
+                    std::task::Poll::Pending
+                })
+                .await;
+                match got {
+                    Some(d) => break Some(d),
+                    // The sleep ended: due by the node's clock now, unless the clock was
+                    // slowed or set back meanwhile (then wait again).
+                    None => wait = None,
+                }
             };
             ctx.now = env.clock.now();
             match received {
@@ -359,17 +391,17 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                 Some(None) => return,
                 None => {
                     timer = None;
+                    wait = None;
                     actor.timer(&mut ctx);
                 }
             }
             // Group commit: handle what else has already arrived before one sync, as a server
             // batches a burst of requests behind one fsync (one sync per message collapses
-            // under load).
+            // under load). No virtual time passes meanwhile: `ctx.now` stands.
             for _ in 0..GROUP_COMMIT {
                 let Ok(d) = inbox.try_recv() else {
                     break;
                 };
-                ctx.now = env.clock.now();
                 let from = d.from;
                 if let Some(m) = receive(&env.rec, &env.name, d) {
                     actor.message(from, m, &mut ctx);
@@ -393,12 +425,12 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         // answering hundreds of requests fell behind for good). The network reorders anyway.
         for (to, m) in ctx.out {
             let delay = env.links.draw(env.addr, to);
-            let (ep, rec, name) = (ep.clone(), env.rec.clone(), env.name.clone());
+            let s = sender.clone();
             madsim::task::spawn(async move {
                 if let Some(delay) = delay {
                     madsim::time::sleep(delay).await;
                 }
-                send(&ep, &rec, &name, to, m).await;
+                send(&s.ep, &s.rec, &s.name, to, m).await;
             });
         }
     }

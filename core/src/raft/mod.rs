@@ -564,6 +564,28 @@ impl Raft {
         }
     }
 
+    /// How many ticks from now the first one that acts comes (a heartbeat or quorum check
+    /// while leading, an election otherwise): the ones before it only count. At least 1.
+    /// A driver may count those at once with [`Raft::skip_ticks`] instead of waking for each.
+    pub fn ticks_until_due(&self) -> u32 {
+        let left = |elapsed: u32, limit: u32| limit.saturating_sub(elapsed).max(1);
+        match self.role {
+            Role::Leader => left(self.heartbeat_elapsed, self.config.heartbeat_ticks)
+                .min(left(self.election_elapsed, self.config.election_ticks)),
+            _ => left(self.election_elapsed, self.election_timeout),
+        }
+    }
+
+    /// `n` ticks that do nothing but count: the same as `n` calls of [`Raft::tick`] when
+    /// `n` is less than [`Raft::ticks_until_due`].
+    pub fn skip_ticks(&mut self, n: u32) {
+        debug_assert!(n < self.ticks_until_due(), "{n} ticks would act");
+        self.election_elapsed += n;
+        if self.role == Role::Leader {
+            self.heartbeat_elapsed += n;
+        }
+    }
+
     /// Proposes a command; returns the index it will have if it commits.
     pub fn propose(&mut self, command: Command) -> Result<Index, NotLeader> {
         if self.role != Role::Leader {
