@@ -10,6 +10,33 @@ use clap::{Parser, Subcommand};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// Writes to standard output; when the reader has gone (`tenure sweep ... | head`) the process
+/// ends quietly with 141, the status of a process killed by SIGPIPE, as a C tool's would,
+/// instead of panicking.
+fn out(args: std::fmt::Arguments, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_fmt(args)
+        .and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("tenure: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
+macro_rules! println {
+    () => { out(format_args!(""), true) };
+    ($($arg:tt)*) => { out(format_args!($($arg)*), true) };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => { out(format_args!($($arg)*), false) };
+}
 use tenure_scenarios::check::{FormatName, ModelName};
 use tenure_scenarios::{library, resolve, run, sweep, Params, ScenarioError, SCENARIOS};
 

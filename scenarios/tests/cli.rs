@@ -15,6 +15,22 @@ fn tenure(args: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
+fn a_closed_standard_output_ends_the_run_quietly() {
+    // `tenure sweep ... | head -0`: the reader is gone before anything is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["sweep", "quiet", "--seeds", "0..2", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn list_names_the_scenarios() {
     let (code, out, _) = tenure(&["list"]);
     assert_eq!(code, 0);

@@ -430,11 +430,8 @@ fn start_resource(
     {
         resource = resource.without_token_check();
     }
-    madsim::runtime::Handle::current()
-        .create_node()
-        .name(name)
-        .ip(addr.ip())
-        .build()
+    cluster
+        .node(&name, addr.ip())
         .spawn(run_actor(resource, env));
     addr
 }
@@ -584,11 +581,7 @@ fn start_managers(cluster: &Cluster, rec: &Recorder, config: &RunConfig) -> Vec<
                 cluster.links.clone(),
                 name.clone(),
             );
-            let node = madsim::runtime::Handle::current()
-                .create_node()
-                .name(&name)
-                .ip(addr.ip())
-                .build();
+            let node = cluster.node(&name, addr.ip());
             cluster.register_process((first + k) as u64 + 1, &node);
             node.spawn(async move {
                 let (clock, c) = drifting_client(agents, &cfg, &rec, &n).await;
@@ -1370,10 +1363,16 @@ async fn workload(p: Process, registers: usize, pause: Duration, until: Duration
 pub fn run(config: &RunConfig, seed: u64) -> Result<Report, Box<RunError>> {
     let shared: Arc<Mutex<History>> = Arc::default();
     let (cfg, h) = (config.clone(), shared.clone());
-    run_seed(seed, Some(config.time_limit), move || {
+    let r = run_seed(seed, Some(config.time_limit), move || {
         run_inside(cfg, seed, h)
-    })
-    .map_err(|failure| {
+    });
+    // Every task of a finished run is gone with it (`Cluster::release`): nothing still holds
+    // its history. (A run that broke off may leave tasks behind; it ends the sweep's seed.)
+    debug_assert!(
+        r.is_err() || Arc::strong_count(&shared) == 1,
+        "a finished run's tasks outlived it"
+    );
+    r.map_err(|failure| {
         let history = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
         Box::new(RunError {
             seed,
@@ -1734,7 +1733,7 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
     let (broken, noted) = check::split_warnings(violations);
     violations = broken;
     warnings.extend(noted);
-    Report {
+    let report = Report {
         seed,
         digest: history.digest(),
         counters: counters(&history, rec.message_counts()),
@@ -1743,7 +1742,9 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
         swarm,
         schedule,
         history,
-    }
+    };
+    cluster.release().await;
+    report
 }
 
 /// The determinism self-check: runs `seed` twice and compares the histories. `Err` names the
