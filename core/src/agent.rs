@@ -403,7 +403,7 @@ impl AgentCore {
         for e in ready.committed {
             debug_assert_eq!(e.index, self.applied + 1, "entries apply in order");
             self.applied = e.index;
-            let outcome = match &e.payload {
+            let outcome = match &*e.payload {
                 Payload::Noop => {
                     // A new leader's first entry.
                     if self.config.bugs.contains(Bug::TtlResetOnLeaderChange) {

@@ -22,7 +22,8 @@ fn envelopes() -> Vec<Envelope> {
         payload: Payload::Command(Command::Txn(Txn::new().then(Op::set(
             Key::parse(&format!("/r/{i}")).unwrap(),
             Value::from(i * 1_000),
-        )))),
+        ))))
+        .into(),
     };
     vec![
         Envelope::Raft(Message {

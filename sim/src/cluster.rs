@@ -306,7 +306,7 @@ fn restore(disk: &Mutex<SimDisk>) -> Recovered {
 /// What an agent last put in the history, to record only changes.
 #[derive(Default, PartialEq)]
 struct Seen {
-    role: Option<(String, Term, Option<NodeId>)>,
+    role: Option<(&'static str, Term, Option<NodeId>)>,
     hard: Option<(Term, Option<NodeId>)>,
 }
 
@@ -547,11 +547,7 @@ impl Agent {
             self.unsynced_hard = hard;
         }
         let raft = self.core.raft();
-        let role = Some((
-            role_name(raft.role()).to_string(),
-            raft.term(),
-            raft.leader(),
-        ));
+        let role = Some((role_name(raft.role()), raft.term(), raft.leader()));
         if self.seen.role != role {
             self.seen.role = role;
             self.rec.record(

@@ -472,7 +472,7 @@ mod tests {
         let e = Entry {
             term: 3,
             index: 9,
-            payload: Payload::Command(tenure_core::Command::Tick { advance_ms: 50 }),
+            payload: Payload::Command(tenure_core::Command::Tick { advance_ms: 50 }).into(),
         };
         let json = serde_json::to_vec(&(e.term, &e.payload)).unwrap();
         assert_eq!(entry_hash(&e), bytes_hash(&json));

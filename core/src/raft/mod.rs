@@ -52,7 +52,9 @@ pub struct Snapshot {
 pub struct Entry {
     pub term: Term,
     pub index: Index,
-    pub payload: Payload,
+    /// Shared: an entry is cloned into every append, the disk and the apply queue, and its
+    /// command is never changed once proposed.
+    pub payload: std::sync::Arc<Payload>,
 }
 
 /// What must survive a crash besides the log.
@@ -511,7 +513,7 @@ impl Raft {
         self.log.push(Entry {
             term: self.term,
             index,
-            payload,
+            payload: std::sync::Arc::new(payload),
         });
         self.mark_unstable(index);
         let id = self.id;

@@ -292,7 +292,7 @@ fn a_partitioned_leader_steps_down_and_the_majority_moves_on() {
     }
     assert!(!reference
         .iter()
-        .any(|e| e.payload == Payload::Command(cmd(99))));
+        .any(|e| *e.payload == Payload::Command(cmd(99))));
     c.check_safety();
 }
 
@@ -486,7 +486,7 @@ fn a_stale_append_never_moves_commit_back() {
         .map(|i| Entry {
             term: 1,
             index: i,
-            payload: Payload::Noop,
+            payload: Payload::Noop.into(),
         })
         .collect();
     let hs = HardState {
