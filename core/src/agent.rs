@@ -568,6 +568,14 @@ mod tests {
                 .map(|(id, _)| *id)
         }
 
+        /// The value at `key`, read linearizably through agent `at` as request `id`.
+        fn read(&mut self, at: NodeId, id: u64, key: &str) -> Option<serde_json::Value> {
+            match self.ask(at, id, Request::Read(Key::parse(key).unwrap())) {
+                Some(Response::Read(r)) => r.value,
+                other => panic!("{other:?}"),
+            }
+        }
+
         fn ask(&mut self, to: NodeId, id: u64, req: Request) -> Option<Response> {
             let now = self.now;
             self.agents.get_mut(&to).unwrap().request(id, req, now);
@@ -636,14 +644,9 @@ mod tests {
         let t1 = w.agents[&nl].store().now_ms();
         assert!(t1 >= t0, "agency time never goes back: {t0} -> {t1}");
         assert!(t1 < t0 + 2_000, "the leaderless gap is not counted");
-        let read =
-            |w: &mut World, id| match w.ask(nl, id, Request::Read(Key::parse("/ttl").unwrap())) {
-                Some(Response::Read(r)) => r.value,
-                other => panic!("{other:?}"),
-            };
-        assert!(read(&mut w, 2).is_some());
+        assert!(w.read(nl, 2, "/ttl").is_some());
         w.run(4_000);
-        assert!(read(&mut w, 3).is_none(), "expired on agency time");
+        assert!(w.read(nl, 3, "/ttl").is_none(), "expired on agency time");
     }
 
     #[test]
@@ -672,14 +675,9 @@ mod tests {
         );
         // Now something waits, time is proposed again, and the TTL expires on schedule.
         w.run(900);
-        let read =
-            |w: &mut World, id| match w.ask(l, id, Request::Read(Key::parse("/ttl").unwrap())) {
-                Some(Response::Read(r)) => r.value,
-                other => panic!("{other:?}"),
-            };
-        assert!(read(&mut w, 2).is_some());
+        assert!(w.read(l, 2, "/ttl").is_some());
         w.run(300);
-        assert!(read(&mut w, 3).is_none(), "expired on agency time");
+        assert!(w.read(l, 3, "/ttl").is_none(), "expired on agency time");
         // Nothing waits any more: the leader goes quiet again.
         let index = w.agents[&l].raft().last_index();
         w.run(2_000);
