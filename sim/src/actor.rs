@@ -62,34 +62,98 @@ pub async fn recv(ep: &Endpoint) -> std::io::Result<Datagram> {
     })
 }
 
-/// How many receives an endpoint keeps pending at once (see [`spawn_receivers`]).
+/// How many receives an endpoint keeps pending at once (see [`Inbox`]).
 pub const RECEIVERS: usize = 16;
 
-/// Moves every datagram arriving at `ep` into `tx`, through [`RECEIVERS`] receiver tasks
-/// started with `spawn`.
+type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Every datagram arriving at an endpoint, as a stream: [`RECEIVERS`] receives kept pending at
+/// once, each replaced when it completes, all polled by the one task that reads the stream
+/// (no task or channel per receive).
 ///
-/// Dedicated receivers, because dropping a pending `recv_from` (as a timeout would) can lose
-/// the datagram it was about to return, while a channel keeps it. Several, because madsim
-/// holds every received datagram for at least 1 ms of virtual time (a random delay that its
-/// timer rounds up), so one receiver takes at most 1,000 datagrams per virtual second, and
-/// because madsim's mailbox hands out its backlog last-in first: an agent resumed after a long
-/// pause had thousands of stale datagrams queued, its replies kept the leader's mailbox above
-/// that rate, and a client's request sat in the middle of the leader's backlog for as long as
-/// the storm lasted (found by the S17 health check: nemesis seeds 184, 205, 224).
-pub fn spawn_receivers(
-    ep: &Endpoint,
-    tx: futures::channel::mpsc::UnboundedSender<Datagram>,
-    mut spawn: impl FnMut(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
-) {
-    for _ in 0..RECEIVERS {
-        let (ep, tx) = (ep.clone(), tx.clone());
-        spawn(Box::pin(async move {
-            while let Ok(d) = recv(&ep).await {
-                if tx.unbounded_send(d).is_err() {
-                    return;
+/// Pending receives are kept, never dropped early, because dropping a pending `recv_from` (as
+/// a timeout would) can lose the datagram it was about to return. Several, because madsim
+/// holds every received datagram for a random delay before handing it over, one receive at a
+/// time takes at most one datagram per delay, and madsim's mailbox hands out its backlog
+/// last-in first: an agent resumed after a long pause had thousands of stale datagrams
+/// queued, its replies kept the leader's mailbox above that rate, and a client's request sat
+/// in the middle of the leader's backlog for as long as the storm lasted (found by the S17
+/// health check: nemesis seeds 184, 205, 224).
+///
+/// The stream ends when the network refuses every receive (the node is gone).
+pub struct Inbox {
+    ep: Endpoint,
+    receives: futures::stream::FuturesUnordered<Pending<std::io::Result<Datagram>>>,
+}
+
+impl Inbox {
+    pub fn new(ep: &Endpoint) -> Inbox {
+        let mut inbox = Inbox {
+            ep: ep.clone(),
+            receives: futures::stream::FuturesUnordered::new(),
+        };
+        for _ in 0..RECEIVERS {
+            inbox.arm();
+        }
+        inbox
+    }
+
+    fn arm(&mut self) {
+        let ep = self.ep.clone();
+        self.receives.push(Box::pin(async move { recv(&ep).await }));
+    }
+
+    /// The next datagram if one has arrived, without waiting. Safe between waits: whatever
+    /// this poll leaves ready is taken by the next [`futures::StreamExt::next`], which polls
+    /// (and registers its task) before it waits.
+    pub fn try_next(&mut self) -> Option<Datagram> {
+        futures::FutureExt::now_or_never(futures::StreamExt::next(self)).flatten()
+    }
+}
+
+// The endpoint is never pinned through the inbox (each receive holds its own clone).
+impl Unpin for Inbox {}
+
+impl futures::Stream for Inbox {
+    type Item = Datagram;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Datagram>> {
+        use std::task::Poll;
+        loop {
+            match futures::StreamExt::poll_next_unpin(&mut self.receives, cx) {
+                Poll::Ready(Some(Ok(d))) => {
+                    self.arm();
+                    return Poll::Ready(Some(d));
                 }
+                // The network refused this receive: not replaced.
+                Poll::Ready(Some(Err(_))) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
             }
-        }));
+        }
+    }
+}
+
+/// Sends under way, driven by the task that started them (no task per send): each waits its
+/// link's extra delay if any, then madsim's own send delay.
+#[derive(Default)]
+struct Outbox {
+    sends: futures::stream::FuturesUnordered<Pending<()>>,
+}
+
+impl Outbox {
+    fn push(&mut self, send: Pending<()>) {
+        self.sends.push(send);
+    }
+
+    /// Moves every send on as far as it goes now; wakes the task when one can go further.
+    fn drive(&mut self, cx: &mut std::task::Context<'_>) {
+        while let std::task::Poll::Ready(Some(())) =
+            futures::StreamExt::poll_next_unpin(&mut self.sends, cx)
+        {}
     }
 }
 
@@ -303,14 +367,18 @@ pub struct ActorEnv {
 }
 
 /// Drives `actor` on the current node until the node is killed.
+///
+/// One task does it all: it handles events, receives (an [`Inbox`]) and moves its sends on
+/// (an `Outbox`), so every wait below polls all three.
 pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
+    use std::task::Poll;
     let ep = Endpoint::bind(env.addr)
         .await
         .expect("an actor binds its address");
-    let (tx, mut inbox) = futures::channel::mpsc::unbounded::<Datagram>();
-    spawn_receivers(&ep, tx, |task| {
-        madsim::task::spawn(task);
-    });
+    let mut inbox = Inbox::new(&ep);
+    // Datagrams that arrived while the actor waited for its disk, handled first.
+    let mut arrived = std::collections::VecDeque::new();
+    let mut outbox = Outbox::default();
     let sender = Arc::new(Sender {
         ep,
         rec: env.rec.clone(),
@@ -340,36 +408,41 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         } else {
             let received = loop {
                 let now = env.clock.now();
-                let Some(at) = timer else {
-                    break Some(futures::StreamExt::next(&mut inbox).await);
-                };
+                let due = timer.is_some_and(|at| now >= at);
                 // A due timer goes first: under a steady stream of messages the inbox is never
                 // empty, and a leader whose timer waited for a quiet moment stopped sending
                 // heartbeats (found by the S17 health check).
-                if now >= at {
+                if due {
                     break None;
                 }
-                if wait.as_ref().is_none_or(|w| w.0 != at) {
-                    let true_wait = env.clock.node_true_duration(at - now);
-                    wait = Some((at, Box::pin(madsim::time::sleep(true_wait)), false));
+                if let Some(d) = arrived.pop_front() {
+                    break Some(Some(d));
                 }
-                let (_, sleep, registered) = wait.as_mut().expect("set above");
-                let got = std::future::poll_fn(|cx| {
-                    if let std::task::Poll::Ready(d) =
-                        futures::StreamExt::poll_next_unpin(&mut inbox, cx)
-                    {
-                        return std::task::Poll::Ready(Some(d));
+                if let Some(at) = timer {
+                    if wait.as_ref().is_none_or(|w| w.0 != at) {
+                        let true_wait = env.clock.node_true_duration(at - now);
+                        wait = Some((at, Box::pin(madsim::time::sleep(true_wait)), false));
                     }
+                }
+                let got = std::future::poll_fn(|cx| {
+                    outbox.drive(cx);
+                    if let Poll::Ready(d) = futures::StreamExt::poll_next_unpin(&mut inbox, cx) {
+                        return Poll::Ready(Some(d));
+                    }
+                    let Some((_, sleep, registered)) = wait.as_mut().filter(|_| timer.is_some())
+                    else {
+                        return Poll::Pending;
+                    };
                     if sleep.is_elapsed() {
-                        return std::task::Poll::Ready(None);
+                        return Poll::Ready(None);
                     }
                     if !*registered {
                         *registered = true;
                         if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
-                            return std::task::Poll::Ready(None);
+                            return Poll::Ready(None);
                         }
                     }
-                    std::task::Poll::Pending
+                    Poll::Pending
                 })
                 .await;
                 match got {
@@ -399,7 +472,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             // batches a burst of requests behind one fsync (one sync per message collapses
             // under load). No virtual time passes meanwhile: `ctx.now` stands.
             for _ in 0..GROUP_COMMIT {
-                let Ok(d) = inbox.try_recv() else {
+                let Some(d) = arrived.pop_front().or_else(|| inbox.try_next()) else {
                     break;
                 };
                 let from = d.from;
@@ -415,23 +488,33 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         if let Some(disk) = &env.disk {
             if ctx.durable && !env.fsync.is_zero() {
                 // A kill while the sync is under way loses (part of) what was written.
-                madsim::time::sleep(env.fsync).await;
+                let mut sync = std::pin::pin!(madsim::time::sleep(env.fsync));
+                std::future::poll_fn(|cx| {
+                    outbox.drive(cx);
+                    while let Poll::Ready(Some(d)) =
+                        futures::StreamExt::poll_next_unpin(&mut inbox, cx)
+                    {
+                        arrived.push_back(d);
+                    }
+                    std::future::Future::poll(sync.as_mut(), cx)
+                })
+                .await;
             }
             disk.lock().unwrap().sync_all();
             actor.synced();
         }
-        // Each send is its own task: a madsim send waits at least 1 ms of virtual time, so
-        // sending a burst one after another would stall the actor 1 ms per message (a leader
-        // answering hundreds of requests fell behind for good). The network reorders anyway.
+        // Sends go on concurrently: a madsim send waits a random delay first, so sending a
+        // burst one after another would stall the actor per message (a leader answering
+        // hundreds of requests fell behind for good). The network reorders anyway.
         for (to, m) in ctx.out {
             let delay = env.links.draw(env.addr, to);
             let s = sender.clone();
-            madsim::task::spawn(async move {
+            outbox.push(Box::pin(async move {
                 if let Some(delay) = delay {
                     madsim::time::sleep(delay).await;
                 }
                 send(&s.ep, &s.rec, &s.name, to, m).await;
-            });
+            }));
         }
     }
 }

@@ -10,7 +10,7 @@
 use crate::actor::{self, receive, send, Actor, ActorEnv, Ctx, Links, Wire};
 use crate::clock::{NodeClock, SkewedClock};
 use crate::disk::SimDisk;
-use crate::history::{bytes_hash, entry_hash, Event as HistEvent, Recorder};
+use crate::history::{bytes_fnv, bytes_hash, entry_hash, hash_hex, Event as HistEvent, Recorder};
 use crate::MadsimClock;
 use async_trait::async_trait;
 use futures::channel::oneshot;
@@ -247,9 +247,17 @@ impl Cluster {
 struct Recovered {
     hs: HardState,
     snapshot: Option<Snapshot>,
-    /// Log entries after the snapshot, with the byte offset of each record.
+    /// Log entries after the snapshot, with where each one's record is.
     entries: Vec<Entry>,
-    offsets: Vec<u64>,
+    records: Vec<Written>,
+}
+
+/// Where an entry's log record starts in its file, and the FNV-1a of the record: the entry's
+/// hash in the history's apply records ([`entry_hash`]), computed once, when written.
+#[derive(Clone, Copy)]
+struct Written {
+    offset: u64,
+    hash: u64,
 }
 
 /// A snapshot as its file holds it: index and term (8 bytes each, little-endian), then the
@@ -287,11 +295,14 @@ fn restore(disk: &Mutex<SimDisk>) -> Recovered {
         d.sync(LOG_FILE);
     }
     let mut entries = Vec::new();
-    let mut offsets = Vec::new();
-    for (off, payload) in recs.records {
+    let mut records = Vec::new();
+    for (offset, payload) in recs.records {
         let e: Entry = serde_json::from_slice(&payload).expect("log records decode");
         if e.index > base {
-            offsets.push(off);
+            records.push(Written {
+                offset,
+                hash: bytes_fnv(&payload),
+            });
             entries.push(e);
         }
     }
@@ -299,7 +310,7 @@ fn restore(disk: &Mutex<SimDisk>) -> Recovered {
         hs,
         snapshot,
         entries,
-        offsets,
+        records,
     }
 }
 
@@ -388,8 +399,8 @@ pub struct Agent {
     core: AgentCore,
     addrs: Vec<SocketAddr>,
     disk: Arc<Mutex<SimDisk>>,
-    /// Byte offset of each log record after the snapshot on disk.
-    offsets: Vec<u64>,
+    /// Each log record after the snapshot on disk (entry `base + 1` first).
+    records: Vec<Written>,
     /// The index the snapshot on disk ends at: the log file starts after it.
     base: Index,
     tick: Duration,
@@ -419,7 +430,7 @@ impl Agent {
             hs,
             snapshot,
             entries: log,
-            offsets,
+            records,
         } = restore(&disk);
         let base = snapshot.as_ref().map_or(0, |s| s.index);
         rec.record(
@@ -443,7 +454,7 @@ impl Agent {
             core,
             addrs,
             disk,
-            offsets,
+            records,
             base,
             tick: cfg.tick,
             next_tick: Duration::ZERO,
@@ -488,6 +499,22 @@ impl Agent {
 
     /// Carries out the core's output: disk writes now (synced by the runtime before the
     /// messages leave), messages and answers into `ctx`, records into the history.
+    /// The hash of `e`'s log record: the one computed when it was written, if this agent
+    /// still holds it, else computed now (the same bytes).
+    fn record_hash(&self, e: &Entry) -> u64 {
+        let written = e
+            .index
+            .checked_sub(self.base + 1)
+            .and_then(|i| self.records.get(i as usize));
+        match written {
+            Some(w) => {
+                debug_assert_eq!(w.hash, entry_hash(e), "entry {} has another record", e.index);
+                w.hash
+            }
+            None => entry_hash(e),
+        }
+    }
+
     fn flush(&mut self, ctx: &mut Ctx<Envelope>) {
         let out = self.core.output();
         let id = self.id;
@@ -510,7 +537,7 @@ impl Agent {
                 d.write_all(SNAPSHOT_FILE, &encode_snapshot(snap));
                 d.sync(SNAPSHOT_FILE);
                 d.truncate(LOG_FILE, 0);
-                self.offsets.clear();
+                self.records.clear();
                 self.base = snap.index;
                 self.rec.record(
                     &self.me,
@@ -525,15 +552,16 @@ impl Agent {
             }
             if let Some(from) = out.persist_from {
                 let keep = (from - self.base) as usize - 1;
-                if keep < self.offsets.len() {
-                    d.truncate(LOG_FILE, self.offsets[keep]);
-                    self.offsets.truncate(keep);
+                if keep < self.records.len() {
+                    d.truncate(LOG_FILE, self.records[keep].offset);
+                    self.records.truncate(keep);
                 }
                 for e in &out.entries {
-                    self.offsets.push(d.append_record(
-                        LOG_FILE,
-                        &serde_json::to_vec(e).expect("entries serialize"),
-                    ));
+                    let record = serde_json::to_vec(e).expect("entries serialize");
+                    self.records.push(Written {
+                        offset: d.append_record(LOG_FILE, &record),
+                        hash: bytes_fnv(&record),
+                    });
                 }
             }
             if let Some(hs) = out.hard_state {
@@ -569,7 +597,7 @@ impl Agent {
                     agent: id,
                     index: e.index,
                     term: e.term,
-                    hash: entry_hash(e),
+                    hash: hash_hex(self.record_hash(e)),
                 },
             );
         }
@@ -777,8 +805,7 @@ impl NetClient {
         });
         // The dispatcher routes answers to the calls waiting for them.
         let weak = Arc::downgrade(&inner);
-        let (tx, mut arrived) = futures::channel::mpsc::unbounded();
-        actor::spawn_receivers(&inner.ep, tx, |task| clock.spawn(task));
+        let mut arrived = actor::Inbox::new(&inner.ep);
         clock.spawn(Box::pin(async move {
             while let Some(d) = futures::StreamExt::next(&mut arrived).await {
                 let Some(inner) = weak.upgrade() else { return };

@@ -233,19 +233,29 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A short, stable identity of an entry's content (FNV-1a over its JSON), for comparing what
-/// different agents applied at one index.
-pub fn entry_hash(e: &Entry) -> String {
+/// A short, stable identity of an entry (FNV-1a over its JSON, the bytes of its log record),
+/// for comparing what different agents applied at one index.
+pub fn entry_hash(e: &Entry) -> u64 {
     let mut h = Fnv::new();
-    serde_json::to_writer(&mut h, &(e.term, &e.payload)).expect("entries serialize");
-    h.hex()
+    serde_json::to_writer(&mut h, e).expect("entries serialize");
+    h.0
+}
+
+/// FNV-1a of `bytes`.
+pub fn bytes_fnv(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    h.add(bytes);
+    h.0
 }
 
 /// FNV-1a of `bytes`, in hex.
 pub fn bytes_hash(bytes: &[u8]) -> String {
-    let mut h = Fnv::new();
-    h.add(bytes);
-    h.hex()
+    hash_hex(bytes_fnv(bytes))
+}
+
+/// A hash as the history writes it: 16 hex digits.
+pub fn hash_hex(h: u64) -> String {
+    format!("{h:016x}")
 }
 
 /// FNV-1a, fed as bytes are written (no buffer).
@@ -263,9 +273,6 @@ impl Fnv {
         }
     }
 
-    fn hex(&self) -> String {
-        format!("{:016x}", self.0)
-    }
 }
 
 impl std::io::Write for Fnv {
@@ -468,14 +475,16 @@ mod tests {
     use tenure_core::raft::Payload;
 
     #[test]
-    fn an_entry_hashes_as_its_json_does() {
+    fn an_entry_hashes_as_its_log_record_does() {
         let e = Entry {
             term: 3,
             index: 9,
             payload: Payload::Command(tenure_core::Command::Tick { advance_ms: 50 }).into(),
         };
-        let json = serde_json::to_vec(&(e.term, &e.payload)).unwrap();
-        assert_eq!(entry_hash(&e), bytes_hash(&json));
+        let json = serde_json::to_vec(&e).unwrap();
+        assert_eq!(hash_hex(entry_hash(&e)), bytes_hash(&json));
+        let other = Entry { index: 10, ..e.clone() };
+        assert_ne!(entry_hash(&e), entry_hash(&other));
         assert_eq!(bytes_hash(b""), "cbf29ce484222325");
         assert_eq!(bytes_hash(b"a"), "af63dc4c8601ec8c");
     }
