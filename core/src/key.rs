@@ -134,6 +134,14 @@ impl Key {
     }
 }
 
+/// A key compares, orders and hashes as its segments do (the derives above see only them), so
+/// maps keyed by `Key` can be searched by a slice of segments: an ancestor without a new key.
+impl std::borrow::Borrow<[String]> for Key {
+    fn borrow(&self) -> &[String] {
+        &self.segments
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.segments.is_empty() {
@@ -213,6 +221,28 @@ pub fn validate_string(what: &'static str, s: &str) -> Result<(), KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_of_keys_is_searched_by_segments() {
+        let keys = ["/", "/a", "/a/b", "/a/b/c", "/a/bc", "/b", "/a b"];
+        let mut map = std::collections::BTreeMap::new();
+        for k in keys {
+            map.insert(Key::parse(k).unwrap(), k);
+        }
+        for k in keys {
+            let key = Key::parse(k).unwrap();
+            assert_eq!(map.get(key.segments()), Some(&k));
+            for n in 0..key.len() {
+                let by_slice = map.get(&key.segments()[..n]);
+                assert_eq!(by_slice, map.get(&key.prefix(n)));
+            }
+        }
+        // Ordered as their segments are, so `Borrow` agrees with `Ord`.
+        let mut sorted: Vec<Key> = keys.iter().map(|k| Key::parse(k).unwrap()).collect();
+        sorted.sort();
+        let segs: Vec<&[String]> = sorted.iter().map(|k| k.segments()).collect();
+        assert!(segs.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn parses_paths() {

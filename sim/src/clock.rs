@@ -43,7 +43,16 @@ impl NodeClock {
 
     fn local_ns(&self, true_now: Duration) -> i128 {
         let dt = true_now.as_nanos() as i128 - self.anchor_true_ns;
-        self.anchor_local_ns + (dt as f64 * (1.0 + self.drift)).round() as i128
+        if self.drift == 0.0 {
+            return self.anchor_local_ns + dt;
+        }
+        // Through i64 where it fits (every run's does: 292 years): the same value as from
+        // i128, without the slow wide conversions on every clock reading.
+        let scaled = match i64::try_from(dt) {
+            Ok(dt) => (dt as f64 * (1.0 + self.drift)).round() as i64 as i128,
+            Err(_) => (dt as f64 * (1.0 + self.drift)).round() as i128,
+        };
+        self.anchor_local_ns + scaled
     }
 
     /// The local reading at true time `true_now` (never below zero).
