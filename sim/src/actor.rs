@@ -151,6 +151,10 @@ impl Outbox {
 
     /// Moves every send on as far as it goes now; wakes the task when one can go further.
     fn drive(&mut self, cx: &mut std::task::Context<'_>) {
+        // Most polls find nothing under way: skip registering the waker then.
+        if self.sends.is_empty() {
+            return;
+        }
         while let std::task::Poll::Ready(Some(())) =
             futures::StreamExt::poll_next_unpin(&mut self.sends, cx)
         {}
