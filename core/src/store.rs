@@ -295,9 +295,11 @@ impl Store {
     }
 
     fn ancestor_node(&self, key: &Key) -> Option<&Key> {
-        (0..key.len())
-            .rev()
-            .find_map(|n| self.nodes.get_key_value(&key.segments()[..n]).map(|(k, _)| k))
+        (0..key.len()).rev().find_map(|n| {
+            self.nodes
+                .get_key_value(&key.segments()[..n])
+                .map(|(k, _)| k)
+        })
     }
 
     fn descendants(&self, key: &Key) -> Vec<Key> {

@@ -73,12 +73,13 @@ type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>
 ///
 /// Pending receives are kept, never dropped early, because dropping a pending `recv_from` (as
 /// a timeout would) can lose the datagram it was about to return. Several, because madsim
-/// holds every received datagram for a random delay before handing it over, one receive at a
-/// time takes at most one datagram per delay, and madsim's mailbox hands out its backlog
-/// last-in first: an agent resumed after a long pause had thousands of stale datagrams
-/// queued, its replies kept the leader's mailbox above that rate, and a client's request sat
-/// in the middle of the leader's backlog for as long as the storm lasted (found by the S17
-/// health check: nemesis seeds 184, 205, 224).
+/// holds every received datagram for a random delay before handing it over (at least 1 ms of
+/// virtual time: its timer rounds up), so one receive at a time takes at most 1,000 datagrams
+/// per virtual second, and madsim's mailbox hands out its backlog last-in first: an agent
+/// resumed after a long pause had thousands of stale datagrams queued, its replies kept the
+/// leader's mailbox above that rate, and a client's request sat in the middle of the
+/// leader's backlog for as long as the storm lasted (found by the S17 health check: nemesis
+/// seeds 184, 205, 224).
 ///
 /// The stream ends when the network refuses every receive (the node is gone).
 pub struct Inbox {

@@ -508,7 +508,12 @@ impl Agent {
             .and_then(|i| self.records.get(i as usize));
         match written {
             Some(w) => {
-                debug_assert_eq!(w.hash, entry_hash(e), "entry {} has another record", e.index);
+                debug_assert_eq!(
+                    w.hash,
+                    entry_hash(e),
+                    "entry {} has another record",
+                    e.index
+                );
                 w.hash
             }
             None => entry_hash(e),

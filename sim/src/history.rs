@@ -299,7 +299,6 @@ impl Fnv {
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-
 }
 
 impl std::io::Write for Fnv {
@@ -522,10 +521,17 @@ mod tests {
                 detail: String::new(),
             },
         };
-        for r in [rec("agent-3", "00ff"), rec("a \"quoted\"\n\u{e9}", "\\"), other] {
+        for r in [
+            rec("agent-3", "00ff"),
+            rec("a \"quoted\"\n\u{e9}", "\\"),
+            other,
+        ] {
             let mut direct = Vec::new();
             r.write_json(&mut direct);
-            assert_eq!(String::from_utf8(direct).unwrap(), serde_json::to_string(&r).unwrap());
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                serde_json::to_string(&r).unwrap()
+            );
         }
     }
 
@@ -538,7 +544,10 @@ mod tests {
         };
         let json = serde_json::to_vec(&e).unwrap();
         assert_eq!(hash_hex(entry_hash(&e)), bytes_hash(&json));
-        let other = Entry { index: 10, ..e.clone() };
+        let other = Entry {
+            index: 10,
+            ..e.clone()
+        };
         assert_ne!(entry_hash(&e), entry_hash(&other));
         assert_eq!(bytes_hash(b""), "cbf29ce484222325");
         assert_eq!(bytes_hash(b"a"), "af63dc4c8601ec8c");
