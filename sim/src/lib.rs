@@ -24,6 +24,7 @@ pub mod history;
 pub mod lin;
 pub mod manager;
 pub mod nemesis;
+pub mod net;
 pub mod page;
 pub mod resource;
 pub mod run;
@@ -127,6 +128,7 @@ where
             }
             let mut rt =
                 madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            rt.add_simulator::<net::Net>();
             if let Some(limit) = time_limit {
                 rt.set_time_limit(limit);
             }
