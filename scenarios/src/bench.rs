@@ -1,5 +1,6 @@
 //! `tenure bench`: whole runs measured in one process and one report. The raw madsim
-//! ping-pong (the simulator's own limit), the `standard` scenario against it, seeds per
+//! ping-pong over its `Endpoint` (the yardstick) and over tenure's own network (what
+//! runs use: the limit under every run), the `standard` scenario against both, seeds per
 //! second on one and two threads, peak memory, and how the cost grows with agents, clients
 //! and virtual duration.
 //!
@@ -9,7 +10,7 @@
 use crate::library::{self, Scenario};
 use serde::Serialize;
 use std::time::{Duration, Instant};
-use tenure_sim::bench::{peak_rss, raw_ping_pong, reset_peak_rss};
+use tenure_sim::bench::{net_ping_pong, peak_rss, raw_ping_pong, reset_peak_rss, Raw};
 use tenure_sim::run::RunConfig;
 
 /// How much to measure.
@@ -130,10 +131,16 @@ pub struct Growth {
 #[derive(Clone, Debug, Serialize)]
 pub struct Figures {
     pub machine: Machine,
+    /// The ping-pong over madsim's `Endpoint`.
     pub raw: RawFigures,
+    /// The same ping-pong over tenure's network (`tenure_sim::net`), which every run uses.
+    pub raw_net: RawFigures,
     pub standard: StandardFigures,
-    /// The standard scenario's message rate over the raw ping-pong's.
+    /// The standard scenario's message rate over the madsim ping-pong's.
     pub ratio_full_vs_raw: f64,
+    /// The standard scenario's message rate over the ping-pong's on tenure's network: the
+    /// share of a run's time its messages' own delivery takes.
+    pub ratio_full_vs_raw_net: f64,
     pub seeds: SeedsFigures,
     pub growth: Vec<Growth>,
     /// Peak resident memory of the whole bench process, MiB.
@@ -266,13 +273,15 @@ pub fn run(opts: Options, mut progress: impl FnMut(&str)) -> Result<Figures, Str
         },
     };
 
-    progress("raw madsim ping-pong");
-    let r = raw_ping_pong(opts.raw_messages, 64, 1);
-    let raw = RawFigures {
+    let figures = |r: Raw| RawFigures {
         messages: r.messages,
         wall_s: r.wall.as_secs_f64(),
         msgs_per_s: r.msgs_per_s(),
     };
+    progress("raw madsim ping-pong");
+    let raw = figures(raw_ping_pong(opts.raw_messages, 64, 1));
+    progress("ping-pong over tenure's network");
+    let raw_net = figures(net_ping_pong(opts.raw_messages, 64, 1));
 
     progress("the standard scenario");
     let std_scenario = standard_scenario();
@@ -294,6 +303,7 @@ pub fn run(opts: Options, mut progress: impl FnMut(&str)) -> Result<Figures, Str
         peak_rss_mib: mib(peak_rss()),
     };
     let ratio_full_vs_raw = standard.msgs_per_s / raw.msgs_per_s;
+    let ratio_full_vs_raw_net = standard.msgs_per_s / raw_net.msgs_per_s;
 
     progress("seeds per second");
     let mut three = standard_scenario();
@@ -384,8 +394,10 @@ pub fn run(opts: Options, mut progress: impl FnMut(&str)) -> Result<Figures, Str
     Ok(Figures {
         machine,
         raw,
+        raw_net,
         standard,
         ratio_full_vs_raw,
+        ratio_full_vs_raw_net,
         seeds,
         growth: grown,
         peak_rss_mib: mib(peak_rss()),
@@ -408,6 +420,11 @@ pub fn show(f: &Figures) -> String {
         "raw madsim ping-pong   {:>12.0} msgs/s  ({} messages in {:.2} s)",
         f.raw.msgs_per_s, f.raw.messages, f.raw.wall_s
     );
+    let _ = writeln!(
+        o,
+        "ping-pong, tenure net  {:>12.0} msgs/s  ({} messages in {:.2} s)",
+        f.raw_net.msgs_per_s, f.raw_net.messages, f.raw_net.wall_s
+    );
     let s = &f.standard;
     let _ = writeln!(
         o,
@@ -415,7 +432,8 @@ pub fn show(f: &Figures) -> String {
         s.msgs_per_s, s.messages, s.seeds, s.virtual_s, s.wall_s
     );
     let _ = writeln!(o, "  virtual s per wall s {:>12.0}x", s.speedup_x);
-    let _ = writeln!(o, "  ratio to raw         {:>12.2}", f.ratio_full_vs_raw);
+    let _ = writeln!(o, "  ratio to raw madsim  {:>12.2}", f.ratio_full_vs_raw);
+    let _ = writeln!(o, "  ratio to tenure net  {:>12.2}", f.ratio_full_vs_raw_net);
     if let Some(p) = s.peak_rss_mib {
         let _ = writeln!(o, "  peak memory          {:>12.1} MiB", p);
     }
@@ -481,6 +499,7 @@ mod tests {
         let mut heard = Vec::new();
         let f = run(opts, |what| heard.push(what.to_string())).unwrap();
         assert_eq!(f.raw.messages, 2_000);
+        assert_eq!(f.raw_net.messages, 2_000);
         assert!(f.raw.msgs_per_s > 0.0 && f.standard.msgs_per_s > 0.0);
         assert!(f.standard.virtual_s >= 10.0, "{}", f.standard.virtual_s);
         assert!(f.standard.failed_seeds.is_empty());
@@ -496,6 +515,8 @@ mod tests {
             "/standard/msgs_per_s",
             "/standard/peak_rss_mib",
             "/ratio_full_vs_raw",
+            "/ratio_full_vs_raw_net",
+            "/raw_net/msgs_per_s",
             "/seeds/seeds_per_s_jobs_1",
             "/seeds/seeds_per_s_jobs_2",
             "/peak_rss_mib",

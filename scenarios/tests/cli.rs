@@ -463,7 +463,7 @@ fn the_html_report_shows_every_violation_and_fault_and_links_them_to_records() {
     std::fs::create_dir_all(&dir).unwrap();
     let page = dir.join("drift.html");
     // A failing run: its summary as JSON, then its report.
-    let (code, out, _) = tenure(&["run", "drift-beyond-rho", "--seed", "2", "--json"]);
+    let (code, out, _) = tenure(&["run", "drift-beyond-rho", "--seed", "18", "--json"]);
     assert_eq!(code, 1);
     let run: serde_json::Value = serde_json::from_str(&out).unwrap();
     let violations = run["violations"].as_array().unwrap();
@@ -474,7 +474,7 @@ fn the_html_report_shows_every_violation_and_fault_and_links_them_to_records() {
         "report",
         "drift-beyond-rho",
         "--seed",
-        "2",
+        "18",
         "--html",
         page.to_str().unwrap(),
     ]);

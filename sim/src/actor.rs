@@ -2,10 +2,10 @@
 //! a message, its timer) by changing its state and filling a [`Ctx`]: messages to send,
 //! whether what it wrote to its disk must be durable before they leave, and when it next
 //! wants its timer. [`run_actor`] is the runtime that drives one actor on its madsim node:
-//! it receives from the network, keeps the timer on the node's own (possibly skewed) clock,
-//! syncs the node's `SimDisk` (waiting `fsync` first when something durable was written, so a
-//! kill in that window loses or tears it), then sends, applying per-link delays, counting and
-//! (on request) recording every envelope in the run's history.
+//! it receives from the network ([`crate::net`]), keeps the timer on the node's own (possibly
+//! skewed) clock, syncs the node's `SimDisk` (waiting `fsync` first when something durable was
+//! written, so a kill in that window loses or tears it), then sends, counting and (on request)
+//! recording every envelope in the run's history.
 //!
 //! The agent (`cluster::Agent`) is the first actor; workloads, lease managers and fenced
 //! resources are written the same way.
@@ -13,158 +13,24 @@
 use crate::clock::SkewedClock;
 use crate::disk::SimDisk;
 use crate::history::{Event as HistEvent, Recorder};
-use madsim::net::Endpoint;
+pub use crate::net::{Datagram, Socket};
+use crate::net::Payload;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_core::clock::Clock;
 
-/// The tag every envelope travels under.
-pub const TAG: u64 = 7;
 /// The most queued messages the runtime handles behind one disk sync.
 const GROUP_COMMIT: usize = 256;
-
-/// What madsim carries: any value that may cross threads.
-type Payload = Box<dyn std::any::Any + Send + Sync>;
-
-/// A datagram as received: the message (the value itself, or its serde encoding when the run
-/// encodes messages), its sender, and the message id the sender gave it when the run records
-/// messages (0 otherwise), which pairs its delivery with its sending.
-pub struct Datagram {
-    payload: Payload,
-    pub from: SocketAddr,
-    pub id: u64,
-}
-
-/// What travels when the run records messages: the id, then the message.
-struct Tagged(u64, Payload);
 
 /// A message in its serde encoding (runs with `encode_messages`).
 struct Encoded(Vec<u8>);
 
-/// Receives the next datagram on `ep`, handed over by madsim without a copy or a
-/// preallocated buffer (a buffer per endpoint cost megabytes per run).
-pub async fn recv(ep: &Endpoint) -> std::io::Result<Datagram> {
-    let (payload, from) = ep.recv_from_raw(TAG).await?;
-    Ok(match payload.downcast::<Tagged>() {
-        Ok(t) => {
-            let Tagged(id, payload) = *t;
-            Datagram { payload, from, id }
-        }
-        Err(payload) => Datagram {
-            payload,
-            from,
-            id: 0,
-        },
-    })
-}
-
-/// How many receives an endpoint keeps pending at once (see [`Inbox`]).
-pub const RECEIVERS: usize = 16;
-
-type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
-/// Every datagram arriving at an endpoint, as a stream: [`RECEIVERS`] receives kept pending at
-/// once, each replaced when it completes, all polled by the one task that reads the stream
-/// (no task or channel per receive).
-///
-/// Pending receives are kept, never dropped early, because dropping a pending `recv_from` (as
-/// a timeout would) can lose the datagram it was about to return. Several, because madsim
-/// holds every received datagram for a random delay before handing it over (at least 1 ms of
-/// virtual time: its timer rounds up), so one receive at a time takes at most 1,000 datagrams
-/// per virtual second, and madsim's mailbox hands out its backlog last-in first: an agent
-/// resumed after a long pause had thousands of stale datagrams queued, its replies kept the
-/// leader's mailbox above that rate, and a client's request sat in the middle of the
-/// leader's backlog for as long as the storm lasted (found by the S17 health check: nemesis
-/// seeds 184, 205, 224).
-///
-/// The stream ends when the network refuses every receive (the node is gone).
-pub struct Inbox {
-    ep: Endpoint,
-    receives: futures::stream::FuturesUnordered<Pending<std::io::Result<Datagram>>>,
-}
-
-impl Inbox {
-    pub fn new(ep: &Endpoint) -> Inbox {
-        let mut inbox = Inbox {
-            ep: ep.clone(),
-            receives: futures::stream::FuturesUnordered::new(),
-        };
-        for _ in 0..RECEIVERS {
-            inbox.arm();
-        }
-        inbox
-    }
-
-    fn arm(&mut self) {
-        let ep = self.ep.clone();
-        self.receives.push(Box::pin(async move { recv(&ep).await }));
-    }
-
-    /// The next datagram if one has arrived, without waiting. Safe between waits: whatever
-    /// this poll leaves ready is taken by the next [`futures::StreamExt::next`], which polls
-    /// (and registers its task) before it waits.
-    pub fn try_next(&mut self) -> Option<Datagram> {
-        futures::FutureExt::now_or_never(futures::StreamExt::next(self)).flatten()
-    }
-}
-
-// The endpoint is never pinned through the inbox (each receive holds its own clone).
-impl Unpin for Inbox {}
-
-impl futures::Stream for Inbox {
-    type Item = Datagram;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Datagram>> {
-        use std::task::Poll;
-        loop {
-            match futures::StreamExt::poll_next_unpin(&mut self.receives, cx) {
-                Poll::Ready(Some(Ok(d))) => {
-                    self.arm();
-                    return Poll::Ready(Some(d));
-                }
-                // The network refused this receive: not replaced.
-                Poll::Ready(Some(Err(_))) => continue,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
-/// Sends under way, driven by the task that started them (no task per send): each waits its
-/// link's extra delay if any, then madsim's own send delay.
-#[derive(Default)]
-struct Outbox {
-    sends: futures::stream::FuturesUnordered<Pending<()>>,
-}
-
-impl Outbox {
-    fn push(&mut self, send: Pending<()>) {
-        self.sends.push(send);
-    }
-
-    /// Moves every send on as far as it goes now; wakes the task when one can go further.
-    fn drive(&mut self, cx: &mut std::task::Context<'_>) {
-        // Most polls find nothing under way: skip registering the waker then.
-        if self.sends.is_empty() {
-            return;
-        }
-        while let std::task::Poll::Ready(Some(())) =
-            futures::StreamExt::poll_next_unpin(&mut self.sends, cx)
-        {}
-    }
-}
-
 /// A message type actors exchange: serde data with a one-line summary for the history.
 ///
-/// Messages cross the simulated network as values, moved, not copied or encoded: madsim
+/// Messages cross the simulated network as values, moved, not copied or encoded: the network
 /// carries any `Send + Sync` value, and every node lives in one process. A run with
 /// `encode_messages` sends each one through its serde encoding instead, as a real network
 /// would; the tests check that both give the same history, byte for byte.
@@ -184,34 +50,27 @@ pub struct Ctx<M> {
 /// Sends messages from tasks an actor spawns (an answer that needs `await`s first). What it
 /// sends does not wait for the actor's disk.
 pub struct Sender<M> {
-    ep: Endpoint,
+    sock: Socket,
     rec: Recorder,
     name: String,
-    addr: SocketAddr,
-    links: Links,
     _m: std::marker::PhantomData<fn(M)>,
 }
 
 impl<M> Clone for Sender<M> {
     fn clone(&self) -> Self {
         Sender {
-            ep: self.ep.clone(),
+            sock: self.sock.clone(),
             rec: self.rec.clone(),
             name: self.name.clone(),
-            addr: self.addr,
-            links: self.links.clone(),
             _m: std::marker::PhantomData,
         }
     }
 }
 
 impl<M: Wire> Sender<M> {
-    /// Sends `m` to `to`, after the link's extra delay if it has one.
-    pub async fn send(&self, to: SocketAddr, m: M) {
-        if let Some(delay) = self.links.draw(self.addr, to) {
-            madsim::time::sleep(delay).await;
-        }
-        send(&self.ep, &self.rec, &self.name, to, m).await;
+    /// Sends `m` to `to` now.
+    pub fn send(&self, to: SocketAddr, m: M) {
+        send(&self.sock, &self.rec, &self.name, to, m);
     }
 }
 
@@ -267,47 +126,18 @@ pub trait Actor: 'static {
     fn synced(&mut self) {}
 }
 
-/// Extra one-way delays between addresses, `(from, to) -> [min, max]` ms, drawn per message
-/// on top of the network's own latency (madsim's latency is global; this is per link).
-#[derive(Clone, Default)]
-pub struct Links(Arc<Mutex<LinkDelays>>);
-
-type LinkDelays = BTreeMap<(SocketAddr, SocketAddr), (u64, u64)>;
-
-impl Links {
-    /// Sets (or with `max_ms == 0` clears) the delay of one direction of a link.
-    pub fn set(&self, from: SocketAddr, to: SocketAddr, min_ms: u64, max_ms: u64) {
-        let mut m = self.0.lock().unwrap();
-        if max_ms == 0 {
-            m.remove(&(from, to));
-        } else {
-            m.insert((from, to), (min_ms, max_ms));
-        }
-    }
-
-    pub fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-
-    /// A delay for one message on `from -> to`, if that link is slowed.
-    fn draw(&self, from: SocketAddr, to: SocketAddr) -> Option<Duration> {
-        let (lo, hi) = *self.0.lock().unwrap().get(&(from, to))?;
-        let ms = lo + madsim::rand::random::<u64>() % (hi - lo + 1);
-        Some(Duration::from_millis(ms))
-    }
-}
-
-/// Sends a message now (madsim drops it on a clogged or lossy link), counting it and
+/// Sends a message now (the network drops it on a clogged or lossy link), counting it and
 /// recording it when the run records messages.
-pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: SocketAddr, m: M) {
+pub fn send<M: Wire>(sock: &Socket, rec: &Recorder, from: &str, to: SocketAddr, m: M) {
     rec.count_sent();
     let payload: Payload = if rec.encodes() {
         Box::new(Encoded(serde_json::to_vec(&m).expect("messages serialize")))
     } else {
         Box::new(m)
     };
-    let payload: Payload = if rec.messages() {
-        let id = rec.next_message_id();
+    let mut id = 0;
+    if rec.messages() {
+        id = rec.next_message_id();
         let summary = match payload.downcast_ref::<M>() {
             Some(m) => m.summary(),
             None => decode::<M>(&payload).map_or_else(String::new, |m| m.summary()),
@@ -322,11 +152,8 @@ pub async fn send<M: Wire>(ep: &Endpoint, rec: &Recorder, from: &str, to: Socket
                 id,
             },
         );
-        Box::new(Tagged(id, payload))
-    } else {
-        payload
-    };
-    let _ = ep.send_to_raw(to, TAG, payload).await;
+    }
+    sock.send_to(to, id, payload);
 }
 
 fn decode<M: Wire>(payload: &Payload) -> Option<M> {
@@ -367,29 +194,17 @@ pub struct ActorEnv {
     pub disk: Option<Arc<Mutex<SimDisk>>>,
     /// How long a sync takes when something durable was written.
     pub fsync: Duration,
-    pub links: Links,
     pub rec: Recorder,
 }
 
 /// Drives `actor` on the current node until the node is killed.
-///
-/// One task does it all: it handles events, receives (an [`Inbox`]) and moves its sends on
-/// (an `Outbox`), so every wait below polls all three.
 pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
     use std::task::Poll;
-    let ep = Endpoint::bind(env.addr)
-        .await
-        .expect("an actor binds its address");
-    let mut inbox = Inbox::new(&ep);
-    // Datagrams that arrived while the actor waited for its disk, handled first.
-    let mut arrived = std::collections::VecDeque::new();
-    let mut outbox = Outbox::default();
+    let sock = Socket::bind(env.addr).expect("an actor binds its address");
     let sender = Arc::new(Sender {
-        ep,
+        sock: sock.clone(),
         rec: env.rec.clone(),
         name: env.name.clone(),
-        addr: env.addr,
-        links: env.links.clone(),
         _m: std::marker::PhantomData,
     });
     let mut timer: Option<Duration> = None;
@@ -413,15 +228,11 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         } else {
             let received = loop {
                 let now = env.clock.now();
-                let due = timer.is_some_and(|at| now >= at);
-                // A due timer goes first: under a steady stream of messages the inbox is never
-                // empty, and a leader whose timer waited for a quiet moment stopped sending
-                // heartbeats (found by the S17 health check).
-                if due {
+                // A due timer goes first: under a steady stream of messages the mailbox is
+                // never empty, and a leader whose timer waited for a quiet moment stopped
+                // sending heartbeats (found by the S17 health check).
+                if timer.is_some_and(|at| now >= at) {
                     break None;
-                }
-                if let Some(d) = arrived.pop_front() {
-                    break Some(Some(d));
                 }
                 if let Some(at) = timer {
                     if wait.as_ref().is_none_or(|w| w.0 != at) {
@@ -430,8 +241,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                     }
                 }
                 let got = std::future::poll_fn(|cx| {
-                    outbox.drive(cx);
-                    if let Poll::Ready(d) = futures::StreamExt::poll_next_unpin(&mut inbox, cx) {
+                    if let Poll::Ready(d) = sock.poll_recv(cx) {
                         return Poll::Ready(Some(d));
                     }
                     let Some((_, sleep, registered)) = wait.as_mut().filter(|_| timer.is_some())
@@ -473,11 +283,11 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                     actor.timer(&mut ctx);
                 }
             }
-            // Group commit: handle what else has already arrived before one sync, as a server
-            // batches a burst of requests behind one fsync (one sync per message collapses
-            // under load). No virtual time passes meanwhile: `ctx.now` stands.
+            // Group commit: handle what else is due before one sync, as a server batches a
+            // burst of requests behind one fsync (one sync per message collapses under load).
+            // No virtual time passes meanwhile: `ctx.now` stands.
             for _ in 0..GROUP_COMMIT {
-                let Some(d) = arrived.pop_front().or_else(|| inbox.try_next()) else {
+                let Some(d) = sock.try_recv() else {
                     break;
                 };
                 let from = d.from;
@@ -492,34 +302,15 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         }
         if let Some(disk) = &env.disk {
             if ctx.durable && !env.fsync.is_zero() {
-                // A kill while the sync is under way loses (part of) what was written.
-                let mut sync = std::pin::pin!(madsim::time::sleep(env.fsync));
-                std::future::poll_fn(|cx| {
-                    outbox.drive(cx);
-                    while let Poll::Ready(Some(d)) =
-                        futures::StreamExt::poll_next_unpin(&mut inbox, cx)
-                    {
-                        arrived.push_back(d);
-                    }
-                    std::future::Future::poll(sync.as_mut(), cx)
-                })
-                .await;
+                // A kill while the sync is under way loses (part of) what was written; what
+                // arrives meanwhile waits in the mailbox.
+                madsim::time::sleep(env.fsync).await;
             }
             disk.lock().unwrap().sync_all();
             actor.synced();
         }
-        // Sends go on concurrently: a madsim send waits a random delay first, so sending a
-        // burst one after another would stall the actor per message (a leader answering
-        // hundreds of requests fell behind for good). The network reorders anyway.
         for (to, m) in ctx.out {
-            let delay = env.links.draw(env.addr, to);
-            let s = sender.clone();
-            outbox.push(Box::pin(async move {
-                if let Some(delay) = delay {
-                    madsim::time::sleep(delay).await;
-                }
-                send(&s.ep, &s.rec, &s.name, to, m).await;
-            }));
+            sender.send(to, m);
         }
     }
 }
@@ -598,7 +389,6 @@ mod tests {
                 clock,
                 disk: Some(disk.clone()),
                 fsync: Duration::from_millis(2),
-                links: Links::default(),
                 rec: rec.clone(),
             };
             let counter_env = ActorEnv {

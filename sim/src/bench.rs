@@ -1,5 +1,6 @@
 //! Whole-run measurements for `tenure bench`: the raw madsim ping-pong every full-stack figure
-//! is compared with, and peak memory.
+//! is compared with, the same ping-pong over tenure's own network ([`crate::net`]), and peak
+//! memory.
 
 use madsim::net::Endpoint;
 use std::net::SocketAddr;
@@ -68,6 +69,52 @@ pub fn raw_ping_pong(messages: u64, window: u64, seed: u64) -> Raw {
     }
 }
 
+/// The same ping-pong over tenure's network ([`crate::net::Socket`], what every run's actors
+/// use): the fastest a run's messages can go, with nothing above the network.
+pub fn net_ping_pong(messages: u64, window: u64, seed: u64) -> Raw {
+    use crate::net::Socket;
+    let start = Instant::now();
+    let virtual_time = crate::run_seed(seed, None, move || async move {
+        let handle = madsim::runtime::Handle::current();
+        let a: SocketAddr = "10.9.0.1:1".parse().unwrap();
+        let b: SocketAddr = "10.9.0.2:1".parse().unwrap();
+        let origin = madsim::time::Instant::now();
+        let echo = handle.create_node().name("pong").ip(b.ip()).build();
+        echo.spawn(async move {
+            let s = Socket::bind(b).expect("pong binds");
+            while let Some(d) = s.recv().await {
+                s.send_to(d.from, 0, d.payload);
+            }
+        });
+        let ping = handle.create_node().name("ping").ip(a.ip()).build();
+        ping.spawn(async move {
+            let s = Socket::bind(a).expect("ping binds");
+            let rounds = messages / 2;
+            let mut sent = 0u64;
+            for _ in 0..window.min(rounds) {
+                s.send_to(b, 0, Box::new(sent));
+                sent += 1;
+            }
+            for _ in 0..rounds {
+                drop(s.recv().await.expect("ping receives"));
+                if sent < rounds {
+                    s.send_to(b, 0, Box::new(sent));
+                    sent += 1;
+                }
+            }
+        })
+        .await
+        .expect("ping ends");
+        madsim::time::Instant::now() - origin
+    })
+    .expect("the ping-pong runs");
+    Raw {
+        messages: messages / 2 * 2,
+        wall: start.elapsed(),
+        virtual_time,
+    }
+}
+
 /// The process's peak resident memory so far, in bytes (Linux; `None` elsewhere).
 pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -91,5 +138,9 @@ mod tests {
         let r = raw_ping_pong(1_000, 8, 1);
         assert_eq!(r.messages, 1_000);
         assert!(r.virtual_time > Duration::ZERO);
+        let n = net_ping_pong(1_000, 8, 1);
+        assert_eq!(n.messages, 1_000);
+        // 500 round trips, 8 at a time, 2 - 20 ms each.
+        assert!(n.virtual_time > Duration::from_millis(500 / 8 * 2), "{n:?}");
     }
 }

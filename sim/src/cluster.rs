@@ -7,14 +7,13 @@
 //! answer, record. Its disk lives outside the node, so a killed and restarted node recovers
 //! from what it synced.
 
-use crate::actor::{self, receive, send, Actor, ActorEnv, Ctx, Links, Wire};
+use crate::actor::{self, receive, send, Actor, ActorEnv, Ctx, Socket, Wire};
 use crate::clock::{NodeClock, SkewedClock};
 use crate::disk::SimDisk;
 use crate::history::{bytes_fnv, bytes_hash, entry_hash, hash_hex, Event as HistEvent, Recorder};
 use crate::MadsimClock;
 use async_trait::async_trait;
 use futures::channel::oneshot;
-use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -90,8 +89,6 @@ pub struct Cluster {
     pub origin: madsim::time::Instant,
     /// The run's history, which the agents write to.
     pub recorder: Recorder,
-    /// Extra delay per directed link between agents (the nemesis sets them).
-    pub links: Links,
     /// Client processes' nodes, by process number (for process faults).
     processes: Arc<Mutex<BTreeMap<u64, madsim::task::NodeId>>>,
     /// Client processes the nemesis has paused and not resumed.
@@ -116,7 +113,7 @@ impl Cluster {
         let handle = madsim::runtime::Handle::current();
         let addrs: Vec<SocketAddr> = (0..config.agents).map(agent_addr).collect();
         let origin = recorder.origin();
-        let links = Links::default();
+        let net = crate::net::Net::current();
         let mut nodes = Vec::new();
         let mut disks = Vec::new();
         let mut clocks = Vec::new();
@@ -125,12 +122,11 @@ impl Cluster {
             let clock = Arc::new(Mutex::new(
                 NodeClock::new(config.clock_offset_ms(i), 0.0).expect("zero drift is valid"),
             ));
-            let (addrs2, disk2, cfg, rec, links2) = (
+            let (addrs2, disk2, cfg, rec) = (
                 addrs.clone(),
                 disk.clone(),
                 config.clone(),
                 recorder.clone(),
-                links.clone(),
             );
             let clock2 = SkewedClock::with_origin(origin, clock.clone());
             let node = handle
@@ -145,7 +141,6 @@ impl Cluster {
                         clock: clock2.clone(),
                         disk: Some(disk2.clone()),
                         fsync: cfg.fsync,
-                        links: links2.clone(),
                         rec: rec.clone(),
                     };
                     let agent =
@@ -153,6 +148,7 @@ impl Cluster {
                     actor::run_actor(agent, env)
                 })
                 .build();
+            net.set_ip(node.id(), addrs[i].ip());
             nodes.push(node);
             disks.push(disk);
             clocks.push(clock);
@@ -164,7 +160,6 @@ impl Cluster {
             clocks,
             origin,
             recorder,
-            links,
             processes: Arc::default(),
             paused: Arc::default(),
             others: Arc::default(),
@@ -217,6 +212,7 @@ impl Cluster {
             .name(name)
             .ip(ip)
             .build();
+        crate::net::Net::current().set_ip(node.id(), ip);
         self.others.lock().unwrap().push(node.id());
         node
     }
@@ -755,7 +751,7 @@ pub struct NetClient {
 }
 
 struct NetInner {
-    ep: Endpoint,
+    sock: Socket,
     /// The history to count (and maybe record) envelopes in, and this client's node name (a
     /// history of its own when the caller gave none).
     rec: (Recorder, String),
@@ -799,9 +795,9 @@ impl NetClient {
         rec: Option<(Recorder, String)>,
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<NetClient> {
-        let ep = Endpoint::bind("0.0.0.0:0").await?;
+        let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
         let inner = Arc::new(NetInner {
-            ep,
+            sock: sock.clone(),
             rec: rec.unwrap_or_else(|| (Recorder::new(false), String::new())),
             agents,
             clock: clock.clone(),
@@ -810,9 +806,8 @@ impl NetClient {
         });
         // The dispatcher routes answers to the calls waiting for them.
         let weak = Arc::downgrade(&inner);
-        let mut arrived = actor::Inbox::new(&inner.ep);
         clock.spawn(Box::pin(async move {
-            while let Some(d) = futures::StreamExt::next(&mut arrived).await {
+            while let Some(d) = sock.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 let (rec, me) = &inner.rec;
                 let decoded = receive(rec, me, d);
@@ -843,7 +838,7 @@ impl NetClient {
             (id, rx)
         };
         let e = Envelope::Request { id, request };
-        send(&i.ep, &i.rec.0, &i.rec.1, i.agents[to], e).await;
+        send(&i.sock, &i.rec.0, &i.rec.1, i.agents[to], e);
         (id, rx)
     }
 

@@ -31,7 +31,8 @@ pub mod run;
 pub mod shiviz;
 pub mod trace;
 
-pub use actor::{run_actor, Actor, ActorEnv, Ctx, Links, Wire};
+pub use actor::{run_actor, Actor, ActorEnv, Ctx, Wire};
+pub use net::{Net, Socket};
 pub use bugs::{Bug, Bugs};
 pub use check::Violation;
 pub use clock::{ClockFault, NodeClock, SkewedClock};

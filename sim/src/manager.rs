@@ -10,10 +10,9 @@
 //! Client actors talk to managers through [`ManagerClient`], which asks one manager and moves
 //! to the next when it does not answer in time.
 
-use crate::actor::{self, Actor, Ctx, Wire};
+use crate::actor::{self, Actor, Ctx, Socket, Wire};
 use crate::history::Recorder;
 use futures::channel::oneshot;
-use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -143,7 +142,7 @@ impl Actor for LeaseManagerActor {
                 }
                 ManagerMsg::Reply { .. } => return,
             };
-            sender.send(from, ManagerMsg::Reply { id, outcome }).await;
+            sender.send(from, ManagerMsg::Reply { id, outcome });
         });
     }
 
@@ -173,7 +172,7 @@ pub struct ManagerClient {
 }
 
 struct ClientInner {
-    ep: Endpoint,
+    sock: Socket,
     managers: Vec<SocketAddr>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
@@ -198,9 +197,9 @@ impl ManagerClient {
         rec: Recorder,
         name: &str,
     ) -> std::io::Result<ManagerClient> {
-        let ep = Endpoint::bind("0.0.0.0:0").await?;
+        let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
         let inner = Arc::new(ClientInner {
-            ep: ep.clone(),
+            sock: sock.clone(),
             managers,
             clock,
             timeout,
@@ -211,7 +210,7 @@ impl ManagerClient {
         let weak = Arc::downgrade(&inner);
         let me = name.to_string();
         madsim::task::spawn(async move {
-            while let Ok(d) = actor::recv(&ep).await {
+            while let Some(d) = sock.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Some(ManagerMsg::Reply { id, outcome }) =
                     actor::receive::<ManagerMsg>(&rec, &me, d)
@@ -237,7 +236,7 @@ impl ManagerClient {
             st.waiting.insert(id, tx);
             (id, rx, i.managers[st.current % i.managers.len()])
         };
-        actor::send(&i.ep, &i.rec, &i.name, to, make(id)).await;
+        actor::send(&i.sock, &i.rec, &i.name, to, make(id));
         let answer = tenure_core::clock::timeout(&*i.clock, i.timeout, rx).await;
         let mut st = i.state.lock().unwrap();
         st.waiting.remove(&id);

@@ -10,6 +10,7 @@
 
 use crate::clock::ClockFault;
 use crate::cluster::Cluster;
+use crate::net::DEFAULT_LATENCY_MS;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -496,8 +497,8 @@ pub fn swarm_with(seed: u64, spec: &SwarmSpec) -> (Swarm, Schedule) {
     if kinds.network {
         lift.push(Fault::Loss { rate: 0.0 });
         lift.push(Fault::Latency {
-            min_ms: 1,
-            max_ms: 10,
+            min_ms: DEFAULT_LATENCY_MS.0,
+            max_ms: DEFAULT_LATENCY_MS.1,
         });
     }
     lift.extend(down.into_iter().map(|agent| Fault::Restart { agent }));
@@ -539,7 +540,7 @@ impl Schedule {
                 | Fault::PauseHolder
                 | Fault::ResumeProcesses => {}
                 Fault::Loss { rate } => loss = *rate > 0.0,
-                Fault::Latency { min_ms, max_ms } => latency = (*min_ms, *max_ms) != (1, 10),
+                Fault::Latency { min_ms, max_ms } => latency = (*min_ms, *max_ms) != DEFAULT_LATENCY_MS,
                 Fault::Delay {
                     from, to, max_ms, ..
                 } => {
@@ -578,8 +579,8 @@ impl Schedule {
         }
         if latency {
             lift.push(Fault::Latency {
-                min_ms: 1,
-                max_ms: 10,
+                min_ms: DEFAULT_LATENCY_MS.0,
+                max_ms: DEFAULT_LATENCY_MS.1,
             });
         }
         lift.extend(delays.into_iter().map(|(from, to)| Fault::Delay {
@@ -607,7 +608,7 @@ impl Schedule {
 /// Carries out one fault now, against `cluster`.
 pub fn apply(cluster: &Cluster, fault: &Fault) {
     let handle = madsim::runtime::Handle::current();
-    let net = madsim::net::NetSim::current();
+    let net = crate::net::Net::current();
     let node = |agent: u64| cluster.nodes[agent as usize - 1].id();
     let agents = cluster.nodes.len() as u64;
     match fault {
@@ -631,7 +632,7 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
             }
         }
         Fault::Heal => {
-            cluster.links.clear();
+            net.clear_delays();
             for p in cluster.process_nodes() {
                 for a in 1..=agents {
                     net.unclog_link(p, node(a));
@@ -652,17 +653,12 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
             to,
             min_ms,
             max_ms,
-        } => cluster.links.set(
-            cluster.addrs[*from as usize - 1],
-            cluster.addrs[*to as usize - 1],
-            *min_ms,
-            *max_ms,
-        ),
+        } => net.set_delay(node(*from), node(*to), *min_ms, *max_ms),
         Fault::Unclog { from, to } => net.unclog_link(node(*from), node(*to)),
-        Fault::Loss { rate } => net.update_config(|c| c.packet_loss_rate = *rate),
-        Fault::Latency { min_ms, max_ms } => net.update_config(|c| {
-            c.send_latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms)
-        }),
+        Fault::Loss { rate } => net.set_loss(*rate),
+        Fault::Latency { min_ms, max_ms } => {
+            net.set_latency(Duration::from_millis(*min_ms), Duration::from_millis(*max_ms))
+        }
         Fault::Kill { agent } => {
             handle.kill(node(*agent));
             crash(cluster, *agent);

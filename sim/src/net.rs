@@ -15,8 +15,8 @@
 //!
 //! Faults, as madsim's network had them: a clogged directed link (between nodes) and packet
 //! loss drop a datagram when it is sent; latency is drawn per datagram from a range (default
-//! 3 - 12 ms one way, what madsim's `Endpoint` gave: its 1 - 10 ms link latency and a 1 ms
-//! hold at each end); a directed link can be slowed by an extra delay drawn per datagram. A
+//! 1 - 10 ms one way, madsim's default, without the 1 ms holds its `Endpoint` added at each
+//! end); a directed link can be slowed by an extra delay drawn per datagram. A
 //! killed node's sockets close and what waited in them is gone; a datagram already under way
 //! from it still arrives. A paused node's datagrams wait in its mailboxes. A datagram may be
 //! taken up to 1 ms after it is due: madsim's timers wait at least 1 ms, so an owner that
@@ -43,9 +43,13 @@ pub struct Datagram {
     pub id: u64,
 }
 
-/// The default one-way latency range, `[min, max)`.
-pub const DEFAULT_LATENCY: (Duration, Duration) =
-    (Duration::from_millis(3), Duration::from_millis(12));
+/// The default one-way latency range in ms, `[min, max)` (madsim's default).
+pub const DEFAULT_LATENCY_MS: (u64, u64) = (1, 10);
+
+const DEFAULT_LATENCY: (Duration, Duration) = (
+    Duration::from_millis(DEFAULT_LATENCY_MS.0),
+    Duration::from_millis(DEFAULT_LATENCY_MS.1),
+);
 
 /// The network of one run (one madsim runtime).
 pub struct Net {
@@ -63,6 +67,8 @@ struct State {
     node_ip: FxHashMap<NodeId, IpAddr>,
     ip_node: FxHashMap<IpAddr, NodeId>,
     sockets: FxHashMap<SocketAddr, Arc<Mailbox>>,
+    /// Datagrams under way to an address nobody has bound (yet), by due instant.
+    parked: FxHashMap<SocketAddr, BinaryHeap<Reverse<Entry>>>,
     clogged: FxHashSet<(NodeId, NodeId)>,
     /// Extra one-way delay of a directed link, `[min, max]` ms.
     delays: FxHashMap<(NodeId, NodeId), (u64, u64)>,
@@ -72,10 +78,12 @@ struct State {
 /// What the network did with the datagrams handed to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetStats {
-    /// Put in a mailbox.
+    /// Taken by the network (not dropped at sending).
     pub sent: u64,
-    /// Dropped at sending: clogged link, loss, or nobody bound at the destination.
+    /// Dropped at sending: clogged link, loss, or an address of no node.
     pub dropped: u64,
+    /// Taken, then due at an address nobody had bound by then (a node down or not yet up).
+    pub undeliverable: u64,
 }
 
 struct Mailbox {
@@ -129,6 +137,7 @@ impl madsim::plugin::Simulator for Net {
                 node_ip: FxHashMap::default(),
                 ip_node: FxHashMap::default(),
                 sockets: FxHashMap::default(),
+                parked: FxHashMap::default(),
                 clogged: FxHashSet::default(),
                 delays: FxHashMap::default(),
                 stats: NetStats::default(),
@@ -145,15 +154,8 @@ impl madsim::plugin::Simulator for Net {
             }
             m.node != id
         });
-        // Dropped outside the network's lock: a payload may hold anything.
         for m in closed {
-            let (heap, waker) = {
-                let mut q = m.queue.lock().unwrap();
-                q.closed = true;
-                (std::mem::take(&mut q.heap), q.waker.take())
-            };
-            drop(heap);
-            drop(waker);
+            close(&self.state, &m);
         }
     }
 }
@@ -213,8 +215,9 @@ impl Net {
         self.state.lock().unwrap().stats
     }
 
-    /// Binds `addr` on the current node (an unspecified IP takes the node's registered
-    /// address, port 0 a free port).
+    /// Binds `addr` on the current node (an unspecified IP takes the node's address, port 0 a
+    /// free port). A node's address is the one registered with [`Net::set_ip`], or else the
+    /// one its first bind names.
     pub fn bind(self: &Arc<Net>, addr: SocketAddr) -> std::io::Result<Socket> {
         use std::io::{Error, ErrorKind};
         let node = madsim::plugin::node();
@@ -228,6 +231,11 @@ impl Net {
         }
         match s.ip_node.get(&addr.ip()) {
             Some(n) if *n == node => {}
+            None if !s.node_ip.contains_key(&node) => {
+                // The node's first bind names its address.
+                s.node_ip.insert(node, addr.ip());
+                s.ip_node.insert(addr.ip(), node);
+            }
             _ => {
                 return Err(Error::new(
                     ErrorKind::AddrNotAvailable,
@@ -247,9 +255,17 @@ impl Net {
                 format!("{addr} is already bound"),
             ));
         }
+        // What is under way to the address and not yet due arrives here.
+        let mut queue = Queue::default();
+        if let Some(parked) = s.parked.remove(&addr) {
+            let now = Instant::now();
+            let before = parked.len();
+            queue.heap = parked.into_iter().filter(|e| e.0.at >= now).collect();
+            s.stats.undeliverable += (before - queue.heap.len()) as u64;
+        }
         let mailbox = Arc::new(Mailbox {
             node,
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(queue),
         });
         s.sockets.insert(addr, mailbox.clone());
         Ok(Socket(Arc::new(Bound {
@@ -261,12 +277,18 @@ impl Net {
     }
 
     /// Puts `payload` in `to`'s mailbox, due after the latency (and the link's extra delay),
-    /// unless the link is clogged, the datagram is lost, or nobody is bound at `to`.
+    /// unless the link is clogged, the datagram is lost, or `to` is no node's address. When
+    /// nobody is bound at `to` (its node is down, or has not bound yet), the datagram waits
+    /// for a bind until it is due, and is lost if none comes by then.
     fn send(&self, src: (NodeId, SocketAddr), to: SocketAddr, id: u64, payload: Payload) {
-        let (mailbox, at, seq) = {
+        let (mailbox, entry) = {
             let mut s = self.state.lock().unwrap();
-            let target = s.sockets.get(&to).map(|m| (m.node, m.clone()));
-            let Some((dst, mailbox)) = target else {
+            let mailbox = s.sockets.get(&to).cloned();
+            let dst = match &mailbox {
+                Some(m) => Some(m.node),
+                None => s.ip_node.get(&to.ip()).copied(),
+            };
+            let Some(dst) = dst else {
                 s.stats.dropped += 1;
                 return;
             };
@@ -286,26 +308,53 @@ impl Net {
             }
             s.seq += 1;
             s.stats.sent += 1;
-            (mailbox, Instant::now() + delay, s.seq)
+            let now = Instant::now();
+            let entry = Entry {
+                at: now + delay,
+                seq: s.seq,
+                from: src.1,
+                id,
+                payload,
+            };
+            let Some(mailbox) = mailbox else {
+                let parked = s.parked.entry(to).or_default();
+                let mut expired = 0;
+                while parked.peek().is_some_and(|e| e.0.at < now) {
+                    parked.pop();
+                    expired += 1;
+                }
+                parked.push(Reverse(entry));
+                s.stats.undeliverable += expired;
+                return;
+            };
+            (mailbox, entry)
         };
+        let at = entry.at;
         let mut q = mailbox.queue.lock().unwrap();
         if q.closed {
             return;
         }
         let q = &mut *q;
-        q.heap.push(Reverse(Entry {
-            at,
-            seq,
-            from: src.1,
-            id,
-            payload,
-        }));
+        q.heap.push(Reverse(entry));
         // The owner sleeps until its earliest armed deadline; arm one for this datagram if
         // none comes before it.
         if let Some(waker) = &q.waker {
             arm(&mut q.armed, at, waker);
         }
     }
+}
+
+/// Closes `mailbox`: what waited in it is lost.
+fn close(state: &Mutex<State>, mailbox: &Mailbox) {
+    let (heap, waker) = {
+        let mut q = mailbox.queue.lock().unwrap();
+        q.closed = true;
+        (std::mem::take(&mut q.heap), q.waker.take())
+    };
+    state.lock().unwrap().stats.undeliverable += heap.len() as u64;
+    // Dropped outside the locks: a payload may hold anything.
+    drop(heap);
+    drop(waker);
 }
 
 impl State {
@@ -361,12 +410,7 @@ impl Drop for Bound {
             s.sockets.remove(&self.addr);
         }
         drop(s);
-        let heap = {
-            let mut q = self.mailbox.queue.lock().unwrap();
-            q.closed = true;
-            std::mem::take(&mut q.heap)
-        };
-        drop(heap);
+        close(&self.net.state, &self.mailbox);
     }
 }
 
@@ -476,7 +520,14 @@ mod tests {
         })
         .unwrap();
         let (got, stats) = got;
-        assert_eq!(stats, NetStats { sent: 50, dropped: 1 });
+        assert_eq!(
+            stats,
+            NetStats {
+                sent: 50,
+                dropped: 1,
+                undeliverable: 0
+            }
+        );
         for (v, from, id, after) in &got {
             assert_eq!(*from, addr(1, 7));
             assert_eq!(*id, u64::from(*v) + 100);
@@ -540,13 +591,47 @@ mod tests {
             handle.kill(b.id());
             madsim::time::sleep(Duration::from_secs(1)).await;
             let got = count.lock().unwrap().clone();
-            (got, net.stats())
+            // Under way to an address not bound yet: taken if it is bound before the
+            // datagram is due, lost if not.
+            let c = handle.create_node().build();
+            net.set_ip(c.id(), IpAddr::from([10, 0, 0, 3]));
+            let s2 = s.clone();
+            a.spawn(async move {
+                s2.send_to(addr(3, 1), 0, Box::new(7u32));
+                s2.send_to(addr(3, 2), 0, Box::new(8u32));
+            })
+            .await
+            .unwrap();
+            let early = c
+                .spawn(async move {
+                    let s = Socket::bind(addr(3, 1)).unwrap();
+                    *s.recv().await.unwrap().payload.downcast::<u32>().unwrap()
+                })
+                .await
+                .unwrap();
+            madsim::time::sleep(Duration::from_secs(1)).await;
+            let late = c
+                .spawn(async move {
+                    let s = Socket::bind(addr(3, 2)).unwrap();
+                    s.try_recv().is_none()
+                })
+                .await
+                .unwrap();
+            (got, early, late, net.stats())
         })
         .unwrap();
-        let (got, stats) = r;
+        let (got, early, late, stats) = r;
         assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![3, 4]);
         // The extra delay came on top of the latency.
         assert!(got[0].1 >= Duration::from_millis(503), "{:?}", got[0].1);
-        assert_eq!(stats, NetStats { sent: 3, dropped: 2 });
+        assert_eq!((early, late), (7, true));
+        assert_eq!(
+            stats,
+            NetStats {
+                sent: 5,
+                dropped: 2,
+                undeliverable: 2
+            }
+        );
     }
 }

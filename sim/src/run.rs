@@ -7,7 +7,7 @@
 //! The same seed, config and build give a byte-identical history, so the same digest;
 //! [`self_check`] runs a seed twice and says where two runs first differ if they do.
 
-use crate::actor::{self, run_actor, ActorEnv};
+use crate::actor::{self, run_actor, ActorEnv, Socket};
 use crate::check::{self, Violation};
 use crate::clock::{NodeClock, SkewedClock};
 use crate::cluster::{ClientConfig, Cluster, ClusterConfig, NetClient};
@@ -16,7 +16,6 @@ use crate::manager::{LeaseManagerActor, ManagerClient};
 use crate::nemesis::{self, Schedule, Swarm, SwarmSpec};
 use crate::resource::{FencedResource, ResourceMsg};
 use crate::{run_seed, MadsimClock, RunFailure};
-use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -419,7 +418,6 @@ fn start_resource(
         ),
         disk: None,
         fsync: Duration::ZERO,
-        links: cluster.links.clone(),
         rec: rec.clone(),
     };
     let name = format!("resource-{}", kind.role());
@@ -440,7 +438,7 @@ fn start_resource(
 /// at least `work` of belief left) writes to the resource with its fencing token; then
 /// unlocks. Every belief change is recorded with the true time it ends at.
 async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunConfig) {
-    let ep = Endpoint::bind("0.0.0.0:0").await.expect("a locker binds");
+    let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0))).expect("a locker binds");
     let (rec, node, process) = (p.rec.clone(), p.node.clone(), p.id);
     let belief_clock = clock.clone();
     let lock = Lock::new(
@@ -500,8 +498,8 @@ async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunC
             // The work between the check and the write: a pause here makes it late.
             clock.sleep(cfg.work).await;
             writes += 1;
-            fenced_write(&p, &ep, (resource, LOCK_RESOURCE), token, writes).await;
-            clock.sleep(Duration::from_millis(100)).await;
+            fenced_write(&p, &sock, (resource, LOCK_RESOURCE), token, writes).await;
+            clock.sleep(between_writes()).await;
         }
         // Let go when done, as a deferred unlock does, whether or not the belief lasted: the
         // library answers "not locked" without asking the agency if it no longer holds it.
@@ -574,11 +572,10 @@ fn start_managers(cluster: &Cluster, rec: &Recorder, config: &RunConfig) -> Vec<
         .map(|k| {
             let addr = SocketAddr::from(([10, 0, 8, k as u8 + 1], 6000));
             let name = format!("manager-{}", k + 1);
-            let (agents, rec, cfg, links, n) = (
+            let (agents, rec, cfg, n) = (
                 cluster.addrs.clone(),
                 rec.clone(),
                 config.clone(),
-                cluster.links.clone(),
                 name.clone(),
             );
             let node = cluster.node(&name, addr.ip());
@@ -598,7 +595,6 @@ fn start_managers(cluster: &Cluster, rec: &Recorder, config: &RunConfig) -> Vec<
                     clock,
                     disk: None,
                     fsync: Duration::ZERO,
-                    links,
                     rec,
                 };
                 run_actor(actor, env).await;
@@ -629,11 +625,18 @@ fn record_belief(
     );
 }
 
+/// A holder's pause after a fenced write, drawn from 50 - 150 ms: with a fixed pause every
+/// holder wrote in the same rhythm, and a fault at a fixed instant (a scheduled pause) hit
+/// the same phase of it on every seed.
+fn between_writes() -> Duration {
+    Duration::from_millis(50 + madsim::rand::random::<u64>() % 101)
+}
+
 /// Writes to `resource` (called `name` in beliefs) with `token`, recorded as a `fenced_write`
 /// operation on that name.
 async fn fenced_write(
     p: &Process,
-    ep: &Endpoint,
+    sock: &Socket,
     (resource, name): (SocketAddr, &str),
     token: u64,
     id: u64,
@@ -644,7 +647,7 @@ async fn fenced_write(
         id,
     };
     p.op_on("fenced_write", name, json!({ "token": token }), async {
-        actor::send(ep, &p.rec, &p.node, resource, w).await;
+        actor::send(sock, &p.rec, &p.node, resource, w);
         Ok::<_, AgencyError>(Value::Null)
     })
     .await;
@@ -736,7 +739,7 @@ async fn leaser(
     managers: &[SocketAddr],
     cfg: &RunConfig,
 ) {
-    let ep = Endpoint::bind("0.0.0.0:0").await.expect("a leaser binds");
+    let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0))).expect("a leaser binds");
     let rho = cfg.cluster.agent.rho;
     let client = LeaseClient::new(store.clone())
         .with_drift_bound(rho)
@@ -873,8 +876,8 @@ async fn leaser(
                 .await;
             }
             writes += 1;
-            fenced_write(&p, &ep, (resource, resource_name), token, writes).await;
-            clock.sleep(Duration::from_millis(100)).await;
+            fenced_write(&p, &sock, (resource, resource_name), token, writes).await;
+            clock.sleep(between_writes()).await;
         }
         clock.sleep(Duration::from_millis(50)).await;
     }
