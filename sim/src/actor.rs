@@ -237,7 +237,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                 if let Some(at) = timer {
                     if wait.as_ref().is_none_or(|w| w.0 != at) {
                         let true_wait = env.clock.node_true_duration(at - now);
-                        wait = Some((at, Box::pin(madsim::time::sleep(true_wait)), false));
+                        wait = Some((at, Box::pin(env.clock.true_sleep(true_wait)), false));
                     }
                 }
                 let got = std::future::poll_fn(|cx| {
@@ -304,7 +304,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             if ctx.durable && !env.fsync.is_zero() {
                 // A kill while the sync is under way loses (part of) what was written; what
                 // arrives meanwhile waits in the mailbox.
-                madsim::time::sleep(env.fsync).await;
+                env.clock.true_sleep(env.fsync).await;
             }
             disk.lock().unwrap().sync_all();
             actor.synced();

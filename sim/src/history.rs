@@ -318,6 +318,7 @@ pub struct Recorder {
     inner: Arc<Mutex<History>>,
     counts: Arc<MessageCounts>,
     origin: madsim::time::Instant,
+    time: crate::clock::VirtualNow,
     messages: bool,
     /// Envelopes travel in their serde encoding instead of as values.
     encodes: bool,
@@ -347,10 +348,12 @@ impl Recorder {
     /// A recorder appending to `history`, which outlives the run (so a run that panics still
     /// leaves the history up to the panic).
     pub fn into_shared(history: Arc<Mutex<History>>, messages: bool) -> Recorder {
+        let time = crate::clock::VirtualNow::current();
         Recorder {
             inner: history,
             counts: Arc::default(),
-            origin: madsim::time::Instant::now(),
+            origin: time.now(),
+            time,
             messages,
             encodes: false,
             changes_under: None,
@@ -410,7 +413,7 @@ impl Recorder {
 
     /// True time since the run began.
     pub fn true_now(&self) -> std::time::Duration {
-        madsim::time::Instant::now() - self.origin
+        self.time.now() - self.origin
     }
 
     pub fn record(&self, node: &str, event: Event) {

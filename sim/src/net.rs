@@ -53,6 +53,9 @@ const DEFAULT_LATENCY: (Duration, Duration) = (
 
 /// The network of one run (one madsim runtime).
 pub struct Net {
+    /// The run's time, read without going through `Instant::now()` (see
+    /// [`crate::clock::VirtualNow`]).
+    time: madsim::time::TimeHandle,
     state: Mutex<State>,
 }
 
@@ -127,8 +130,9 @@ impl Ord for Entry {
 }
 
 impl madsim::plugin::Simulator for Net {
-    fn new(rand: &GlobalRng, _time: &madsim::time::TimeHandle, _config: &madsim::Config) -> Self {
+    fn new(rand: &GlobalRng, time: &madsim::time::TimeHandle, _config: &madsim::Config) -> Self {
         Net {
+            time: time.clone(),
             state: Mutex::new(State {
                 rng: rand.clone(),
                 seq: 0,
@@ -258,7 +262,7 @@ impl Net {
         // What is under way to the address and not yet due arrives here.
         let mut queue = Queue::default();
         if let Some(parked) = s.parked.remove(&addr) {
-            let now = Instant::now();
+            let now = self.time.now_instant();
             let before = parked.len();
             queue.heap = parked.into_iter().filter(|e| e.0.at >= now).collect();
             s.stats.undeliverable += (before - queue.heap.len()) as u64;
@@ -308,7 +312,7 @@ impl Net {
             }
             s.seq += 1;
             s.stats.sent += 1;
-            let now = Instant::now();
+            let now = self.time.now_instant();
             let entry = Entry {
                 at: now + delay,
                 seq: s.seq,
@@ -339,7 +343,7 @@ impl Net {
         // The owner sleeps until its earliest armed deadline; arm one for this datagram if
         // none comes before it.
         if let Some(waker) = &q.waker {
-            arm(&mut q.armed, at, waker);
+            arm(&self.time, &mut q.armed, at, waker);
         }
     }
 }
@@ -366,8 +370,8 @@ impl State {
 
 /// Makes sure a timer wakes `waker` by `at` (`armed`: the deadlines of the timers already
 /// armed for it, ascending).
-fn arm(armed: &mut Vec<Instant>, at: Instant, waker: &Waker) {
-    let now = Instant::now();
+fn arm(time: &madsim::time::TimeHandle, armed: &mut Vec<Instant>, at: Instant, waker: &Waker) {
+    let now = time.now_instant();
     armed.retain(|d| *d > now);
     if armed.first().is_some_and(|d| *d <= at) {
         return;
@@ -376,7 +380,7 @@ fn arm(armed: &mut Vec<Instant>, at: Instant, waker: &Waker) {
         waker.wake_by_ref();
         return;
     }
-    let mut sleep = madsim::time::sleep_until(at);
+    let mut sleep = time.sleep_until(at);
     let deadline = sleep.deadline();
     // Registers the timer (madsim adds one per pending poll); the sleep itself can go.
     let _ = std::future::Future::poll(
@@ -432,8 +436,8 @@ impl Socket {
     /// The next datagram due, if any, without waiting.
     pub fn try_recv(&self) -> Option<Datagram> {
         let mut q = self.0.mailbox.queue.lock().unwrap();
-        let now = Instant::now();
-        if q.heap.peek().is_some_and(|e| e.0.at <= now) {
+        let at = q.heap.peek()?.0.at;
+        if at <= self.0.net.time.now_instant() {
             let Reverse(e) = q.heap.pop().expect("peeked");
             return Some(Datagram {
                 payload: e.payload,
@@ -460,7 +464,7 @@ impl Socket {
             q.armed.clear();
         }
         if let Some(at) = q.heap.peek().map(|e| e.0.at) {
-            arm(&mut q.armed, at, cx.waker());
+            arm(&self.0.net.time, &mut q.armed, at, cx.waker());
         }
         Poll::Pending
     }
