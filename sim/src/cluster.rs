@@ -114,6 +114,7 @@ impl Cluster {
         let addrs: Vec<SocketAddr> = (0..config.agents).map(agent_addr).collect();
         let origin = recorder.origin();
         let net = crate::net::Net::current();
+        let log_records = LogRecords::default();
         let mut nodes = Vec::new();
         let mut disks = Vec::new();
         let mut clocks = Vec::new();
@@ -122,11 +123,12 @@ impl Cluster {
             let clock = Arc::new(Mutex::new(
                 NodeClock::new(config.clock_offset_ms(i), 0.0).expect("zero drift is valid"),
             ));
-            let (addrs2, disk2, cfg, rec) = (
+            let (addrs2, disk2, cfg, rec, records) = (
                 addrs.clone(),
                 disk.clone(),
                 config.clone(),
                 recorder.clone(),
+                log_records.clone(),
             );
             let clock2 = SkewedClock::with_origin(origin, clock.clone());
             let node = handle
@@ -144,7 +146,8 @@ impl Cluster {
                         rec: rec.clone(),
                     };
                     let agent =
-                        Agent::restart(id, addrs2.clone(), &cfg, seed, disk2.clone(), rec.clone());
+                        Agent::restart(id, addrs2.clone(), &cfg, seed, disk2.clone(), rec.clone())
+                            .with_log_records(records.clone());
                     actor::run_actor(agent, env)
                 })
                 .build();
@@ -236,6 +239,37 @@ impl Cluster {
     /// True (virtual) time since the cluster started.
     pub fn true_now(&self) -> Duration {
         madsim::time::Instant::now() - self.origin
+    }
+}
+
+/// The log records of a run's entries, each encoded once for all the agents that write it
+/// (the leader's entry reaches every follower as the same shared value): the encoding was
+/// done once per agent, five times per entry in a 5-agent run. Keyed by index and term, and
+/// used only for the very entry it was made from (the same shared payload), so a different
+/// entry at the same place is encoded afresh. Keeps the latest [`LogRecords::KEEP`].
+#[derive(Clone, Default)]
+pub struct LogRecords(Arc<Mutex<BTreeMap<(Index, Term), CachedRecord>>>);
+
+type CachedRecord = (Arc<tenure_core::raft::Payload>, Arc<[u8]>, u64);
+
+impl LogRecords {
+    const KEEP: usize = 1024;
+
+    /// `e`'s log record and its FNV-1a.
+    fn get(&self, e: &Entry) -> (Arc<[u8]>, u64) {
+        let mut m = self.0.lock().unwrap();
+        if let Some((payload, bytes, hash)) = m.get(&(e.index, e.term)) {
+            if Arc::ptr_eq(payload, &e.payload) {
+                return (bytes.clone(), *hash);
+            }
+        }
+        let bytes: Arc<[u8]> = serde_json::to_vec(e).expect("entries serialize").into();
+        let hash = bytes_fnv(&bytes);
+        m.insert((e.index, e.term), (e.payload.clone(), bytes.clone(), hash));
+        if m.len() > Self::KEEP {
+            m.pop_first();
+        }
+        (bytes, hash)
     }
 }
 
@@ -408,6 +442,8 @@ pub struct Agent {
     seen: Seen,
     /// A new term or vote written in this event, recorded once synced.
     unsynced_hard: Option<(Term, Option<NodeId>)>,
+    /// Log records shared with the run's other agents.
+    log_records: LogRecords,
 }
 
 impl Agent {
@@ -459,7 +495,14 @@ impl Agent {
             rec,
             seen,
             unsynced_hard: None,
+            log_records: LogRecords::default(),
         }
+    }
+
+    /// Shares log records with the other agents holding `records` (see [`LogRecords`]).
+    pub fn with_log_records(mut self, records: LogRecords) -> Agent {
+        self.log_records = records;
+        self
     }
 
     /// Brings Raft's logical clock up to local time `now` before an event: one tick per
@@ -558,10 +601,10 @@ impl Agent {
                     self.records.truncate(keep);
                 }
                 for e in &out.entries {
-                    let record = serde_json::to_vec(e).expect("entries serialize");
+                    let (record, hash) = self.log_records.get(e);
                     self.records.push(Written {
                         offset: d.append_record(LOG_FILE, &record),
-                        hash: bytes_fnv(&record),
+                        hash,
                     });
                 }
             }
