@@ -907,9 +907,14 @@ const LINEARIZABILITY_STEPS: u64 = 20_000_000;
 /// budget could not decide is reported under the rule [`S13_UNKNOWN`] (the runner lists those
 /// as warnings, not violations).
 pub fn linearizability(h: &History) -> Vec<Violation> {
+    linearizability_in(h, &paired(h))
+}
+
+fn linearizability_in(h: &History, paired: &Paired) -> Vec<Violation> {
     use crate::lin::models::Register;
     linearizable(
         h,
+        paired,
         &Register,
         |r| !r.key.as_deref().unwrap_or("").starts_with("/storage/"),
         |_| "S13 linearizability",
@@ -922,9 +927,14 @@ pub fn linearizability(h: &History) -> Vec<Violation> {
 /// version, a failed one changes nothing, and a wait never returns while the version is the
 /// one it waited on (S16). Expiries of records are operations of the system.
 pub fn storage_versions(h: &History) -> Vec<Violation> {
+    storage_versions_in(h, &paired(h))
+}
+
+fn storage_versions_in(h: &History, paired: &Paired) -> Vec<Violation> {
     use crate::lin::models::Storage;
     linearizable(
         h,
+        paired,
         &Storage,
         |r| r.key.as_deref().unwrap_or("").starts_with("/storage/"),
         |op| {
@@ -944,9 +954,14 @@ pub fn storage_versions(h: &History) -> Vec<Violation> {
 /// the holder, a grant found the lease free (or the claimant holding it under that token), and
 /// a wait returned while nobody held it.
 pub fn honest_answers(h: &History) -> Vec<Violation> {
+    honest_answers_in(h, &paired(h))
+}
+
+fn honest_answers_in(h: &History, paired: &Paired) -> Vec<Violation> {
     use crate::lin::models::Lease;
     linearizable(
         h,
+        paired,
         &Lease,
         |r| r.key.as_deref().unwrap_or("").starts_with("/lease/"),
         |_| "S3 honest answers",
@@ -959,9 +974,14 @@ pub fn honest_answers(h: &History) -> Vec<Violation> {
 /// system's operations. An unlock that succeeded while another process held the lock (the
 /// key of someone else's grant deleted), or a grant while the lock was held, cannot be placed.
 pub fn owner_deletes(h: &History) -> Vec<Violation> {
+    owner_deletes_in(h, &paired(h))
+}
+
+fn owner_deletes_in(h: &History, paired: &Paired) -> Vec<Violation> {
     use crate::lin::models::Mutex;
     linearizable(
         h,
+        paired,
         &Mutex,
         |r| {
             let k = r.key.as_deref().unwrap_or("");
@@ -1001,16 +1021,26 @@ pub fn grants_to_live_leases(h: &History) -> Vec<Violation> {
     out
 }
 
+/// A history's client calls paired into operations (failed calls left out), or why they
+/// cannot be: read once for the four linearizability checks.
+type Paired = Result<Vec<crate::lin::input::RawOp>, crate::lin::input::InputError>;
+
+fn paired(h: &History) -> Paired {
+    use crate::lin::input;
+    input::pair(&input::from_history(h)).map(|(raw, _failed)| raw)
+}
+
 fn linearizable<M: crate::lin::input::FromRaw>(
     h: &History,
+    paired: &Paired,
     model: &M,
     keep: impl Fn(&crate::lin::input::RawOp) -> bool,
     rule: impl Fn(&str) -> &'static str,
 ) -> Vec<Violation> {
     use crate::lin::{input, Budget};
     let name = rule("");
-    let checked = input::pair(&input::from_history(h)).and_then(|(mut raw, _failed)| {
-        raw.retain(|r| keep(r));
+    let checked = paired.as_ref().map_err(Clone::clone).and_then(|all| {
+        let raw: Vec<input::RawOp> = all.iter().filter(|r| keep(r)).cloned().collect();
         let (ops, _skipped) = input::operations(model, &raw)?;
         let budget = Budget {
             max_steps: Some(LINEARIZABILITY_STEPS),
@@ -1110,10 +1140,11 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(token_order(h));
     v.extend(extensions(h));
     v.extend(failed_checks(h));
-    v.extend(linearizability(h));
-    v.extend(storage_versions(h));
-    v.extend(honest_answers(h));
-    v.extend(owner_deletes(h));
+    let paired = paired(h);
+    v.extend(linearizability_in(h, &paired));
+    v.extend(storage_versions_in(h, &paired));
+    v.extend(honest_answers_in(h, &paired));
+    v.extend(owner_deletes_in(h, &paired));
     v.extend(grants_to_live_leases(h));
     v.extend(watch_order(h));
     v.extend(calls_return(h));
