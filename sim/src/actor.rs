@@ -208,6 +208,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
         _m: std::marker::PhantomData,
     });
     let mut timer: Option<Duration> = None;
+    let mut due = std::collections::VecDeque::new();
     // The sleep for the timer (its local deadline, and whether its wake-up is registered):
     // kept across events while the deadline stands, so a burst of messages does not add a
     // madsim timer each.
@@ -286,10 +287,8 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             // Group commit: handle what else is due before one sync, as a server batches a
             // burst of requests behind one fsync (one sync per message collapses under load).
             // No virtual time passes meanwhile: `ctx.now` stands.
-            for _ in 0..GROUP_COMMIT {
-                let Some(d) = sock.try_recv() else {
-                    break;
-                };
+            sock.take_due(GROUP_COMMIT, &mut due);
+            for d in due.drain(..) {
                 let from = d.from;
                 if let Some(m) = receive(&env.rec, &env.name, d) {
                     actor.message(from, m, &mut ctx);

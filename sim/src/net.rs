@@ -448,6 +448,27 @@ impl Socket {
         None
     }
 
+    /// Moves up to `max` datagrams due now into `out`, in due order (one lock and one
+    /// reading of the time for all of them); how many it moved.
+    pub fn take_due(&self, max: usize, out: &mut std::collections::VecDeque<Datagram>) -> usize {
+        let mut q = self.0.mailbox.queue.lock().unwrap();
+        if q.heap.is_empty() {
+            return 0;
+        }
+        let now = self.0.net.time.now_instant();
+        let mut n = 0;
+        while n < max && q.heap.peek().is_some_and(|e| e.0.at <= now) {
+            let Reverse(e) = q.heap.pop().expect("peeked");
+            out.push_back(Datagram {
+                payload: e.payload,
+                from: e.from,
+                id: e.id,
+            });
+            n += 1;
+        }
+        n
+    }
+
     /// The next datagram due; `Ready(None)` once the socket is closed (its node killed).
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Datagram>> {
         if let Some(d) = self.try_recv() {
