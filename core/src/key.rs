@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A path in the agency tree. The empty key (no segments) is the root.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Key {
     segments: Vec<String>,
 }
@@ -149,6 +149,10 @@ impl fmt::Display for Key {
         }
         for s in &self.segments {
             f.write_str("/")?;
+            if !s.contains(['/', '%']) {
+                f.write_str(s)?;
+                continue;
+            }
             // A segment holding '/' or '%' (from a flat family's key) is escaped so that
             // the printed path parses back to the same key.
             for c in s.chars() {
@@ -166,6 +170,14 @@ impl fmt::Display for Key {
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Key({self})")
+    }
+}
+
+/// As its path (the `Display` form), written straight into the serializer: a snapshot writes
+/// every key of the store.
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -372,6 +372,15 @@ impl Store {
         serde_json::to_vec(self).expect("the store serializes")
     }
 
+    /// How much a snapshot writes, in items: keys, leases, retained events and queued
+    /// notifications.
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+            + self.leases.len()
+            + self.events.len()
+            + self.outbox.values().map(|(q, _)| q.len()).sum::<usize>()
+    }
+
     /// Rebuilds a store from [`Store::snapshot`] bytes.
     pub fn restore(bytes: &[u8]) -> Result<Store, serde_json::Error> {
         serde_json::from_slice(bytes)
