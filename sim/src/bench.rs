@@ -23,27 +23,23 @@ impl Raw {
 
 /// Two madsim nodes bouncing `messages` datagrams over `Endpoint`, `window` in flight at
 /// once, with nothing else on the network: no encoding, no actor runtime, no history. The
-/// fastest any simulation of message passing on madsim can go on this machine.
+/// fastest any simulation of message passing over madsim's own network can go on this
+/// machine.
 pub fn raw_ping_pong(messages: u64, window: u64, seed: u64) -> Raw {
-    let start = Instant::now();
-    let virtual_time = crate::run_seed(seed, None, move || async move {
-        let handle = madsim::runtime::Handle::current();
-        let a: SocketAddr = "10.9.0.1:1".parse().unwrap();
-        let b: SocketAddr = "10.9.0.2:1".parse().unwrap();
-        let origin = madsim::time::Instant::now();
-        let echo = handle.create_node().name("pong").ip(b.ip()).build();
-        echo.spawn(async move {
+    let rounds = messages / 2;
+    two_nodes(
+        seed,
+        rounds,
+        |b| async move {
             let ep = Endpoint::bind(b).await.expect("pong binds");
             loop {
                 let (payload, from) = ep.recv_from_raw(1).await.expect("pong receives");
                 let _ = ep.send_to_raw(from, 1, payload).await;
             }
-        });
-        let ping = handle.create_node().name("ping").ip(a.ip()).build();
-        ping.spawn(async move {
+        },
+        move |a, b| async move {
             let ep = Endpoint::bind(a).await.expect("ping binds");
-            let rounds = messages / 2;
-            let mut sent = 0;
+            let mut sent = 0u64;
             for _ in 0..window.min(rounds) {
                 let _ = ep.send_to_raw(b, 1, Box::new(sent)).await;
                 sent += 1;
@@ -56,40 +52,26 @@ pub fn raw_ping_pong(messages: u64, window: u64, seed: u64) -> Raw {
                     sent += 1;
                 }
             }
-        })
-        .await
-        .expect("ping ends");
-        madsim::time::Instant::now() - origin
-    })
-    .expect("the ping-pong runs");
-    Raw {
-        messages: messages / 2 * 2,
-        wall: start.elapsed(),
-        virtual_time,
-    }
+        },
+    )
 }
 
 /// The same ping-pong over tenure's network ([`crate::net::Socket`], what every run's actors
 /// use): the fastest a run's messages can go, with nothing above the network.
 pub fn net_ping_pong(messages: u64, window: u64, seed: u64) -> Raw {
     use crate::net::Socket;
-    let start = Instant::now();
-    let virtual_time = crate::run_seed(seed, None, move || async move {
-        let handle = madsim::runtime::Handle::current();
-        let a: SocketAddr = "10.9.0.1:1".parse().unwrap();
-        let b: SocketAddr = "10.9.0.2:1".parse().unwrap();
-        let origin = madsim::time::Instant::now();
-        let echo = handle.create_node().name("pong").ip(b.ip()).build();
-        echo.spawn(async move {
+    let rounds = messages / 2;
+    two_nodes(
+        seed,
+        rounds,
+        |b| async move {
             let s = Socket::bind(b).expect("pong binds");
             while let Some(d) = s.recv().await {
                 s.send_to(d.from, 0, d.payload);
             }
-        });
-        let ping = handle.create_node().name("ping").ip(a.ip()).build();
-        ping.spawn(async move {
+        },
+        move |a, b| async move {
             let s = Socket::bind(a).expect("ping binds");
-            let rounds = messages / 2;
             let mut sent = 0u64;
             for _ in 0..window.min(rounds) {
                 s.send_to(b, 0, Box::new(sent));
@@ -102,14 +84,34 @@ pub fn net_ping_pong(messages: u64, window: u64, seed: u64) -> Raw {
                     sent += 1;
                 }
             }
-        })
-        .await
-        .expect("ping ends");
+        },
+    )
+}
+
+/// Runs `pong(b)` on one node and `ping(a, b)` on another until the ping ends, timing the
+/// whole seed in wall and virtual time (`rounds` round trips).
+fn two_nodes<E, EF, P, PF>(seed: u64, rounds: u64, pong: E, ping: P) -> Raw
+where
+    E: FnOnce(SocketAddr) -> EF + Send + 'static,
+    EF: std::future::Future<Output = ()> + Send + 'static,
+    P: FnOnce(SocketAddr, SocketAddr) -> PF + Send + 'static,
+    PF: std::future::Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let virtual_time = crate::run_seed(seed, None, move || async move {
+        let handle = madsim::runtime::Handle::current();
+        let a: SocketAddr = "10.9.0.1:1".parse().unwrap();
+        let b: SocketAddr = "10.9.0.2:1".parse().unwrap();
+        let origin = madsim::time::Instant::now();
+        let echo = handle.create_node().name("pong").ip(b.ip()).build();
+        echo.spawn(pong(b));
+        let pinger = handle.create_node().name("ping").ip(a.ip()).build();
+        pinger.spawn(ping(a, b)).await.expect("ping ends");
         madsim::time::Instant::now() - origin
     })
     .expect("the ping-pong runs");
     Raw {
-        messages: messages / 2 * 2,
+        messages: rounds * 2,
         wall: start.elapsed(),
         virtual_time,
     }
