@@ -626,7 +626,11 @@ mod tests {
                 Some(Response::Applied(_)) => {}
                 other => panic!("{other:?}"),
             }
-            let snaps: Vec<Index> = w.agents.values().map(|a| a.raft().snapshot_index()).collect();
+            let snaps: Vec<Index> = w
+                .agents
+                .values()
+                .map(|a| a.raft().snapshot_index())
+                .collect();
             // Every agent compacted at the same index.
             assert!(snaps.iter().all(|s| *s == snaps[0]), "{snaps:?}");
             if seen.last() != Some(&snaps[0]) {

@@ -433,7 +433,11 @@ pub fn show(f: &Figures) -> String {
     );
     let _ = writeln!(o, "  virtual s per wall s {:>12.0}x", s.speedup_x);
     let _ = writeln!(o, "  ratio to raw madsim  {:>12.2}", f.ratio_full_vs_raw);
-    let _ = writeln!(o, "  ratio to tenure net  {:>12.2}", f.ratio_full_vs_raw_net);
+    let _ = writeln!(
+        o,
+        "  ratio to tenure net  {:>12.2}",
+        f.ratio_full_vs_raw_net
+    );
     if let Some(p) = s.peak_rss_mib {
         let _ = writeln!(o, "  peak memory          {:>12.1} MiB", p);
     }

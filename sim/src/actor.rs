@@ -13,8 +13,8 @@
 use crate::clock::SkewedClock;
 use crate::disk::SimDisk;
 use crate::history::{Event as HistEvent, Recorder};
-pub use crate::net::{Datagram, Socket};
 use crate::net::Payload;
+pub use crate::net::{Datagram, Socket};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::net::SocketAddr;

@@ -32,7 +32,6 @@ pub mod shiviz;
 pub mod trace;
 
 pub use actor::{run_actor, Actor, ActorEnv, Ctx, Wire};
-pub use net::{Net, Socket};
 pub use bugs::{Bug, Bugs};
 pub use check::Violation;
 pub use clock::{ClockFault, NodeClock, SkewedClock};
@@ -40,6 +39,7 @@ pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient, 
 pub use disk::SimDisk;
 pub use history::{History, Recorder};
 pub use nemesis::{swarm, Fault, Schedule, Step, Swarm};
+pub use net::{Net, Socket};
 pub use run::{run, self_check, Counters, Faults, Report, RunConfig, RunError};
 
 use std::future::Future;

@@ -540,7 +540,9 @@ impl Schedule {
                 | Fault::PauseHolder
                 | Fault::ResumeProcesses => {}
                 Fault::Loss { rate } => loss = *rate > 0.0,
-                Fault::Latency { min_ms, max_ms } => latency = (*min_ms, *max_ms) != DEFAULT_LATENCY_MS,
+                Fault::Latency { min_ms, max_ms } => {
+                    latency = (*min_ms, *max_ms) != DEFAULT_LATENCY_MS
+                }
                 Fault::Delay {
                     from, to, max_ms, ..
                 } => {
@@ -656,9 +658,10 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         } => net.set_delay(node(*from), node(*to), *min_ms, *max_ms),
         Fault::Unclog { from, to } => net.unclog_link(node(*from), node(*to)),
         Fault::Loss { rate } => net.set_loss(*rate),
-        Fault::Latency { min_ms, max_ms } => {
-            net.set_latency(Duration::from_millis(*min_ms), Duration::from_millis(*max_ms))
-        }
+        Fault::Latency { min_ms, max_ms } => net.set_latency(
+            Duration::from_millis(*min_ms),
+            Duration::from_millis(*max_ms),
+        ),
         Fault::Kill { agent } => {
             handle.kill(node(*agent));
             crash(cluster, *agent);

@@ -535,7 +535,11 @@ mod tests {
             on_node(1, || async {
                 let s = Socket::bind(addr(1, 7)).unwrap();
                 for i in 0..50u32 {
-                    s.send_to(addr(2, 1), u64::from(i) + 100, Box::new((i, Instant::now())));
+                    s.send_to(
+                        addr(2, 1),
+                        u64::from(i) + 100,
+                        Box::new((i, Instant::now())),
+                    );
                 }
                 // Nobody there: dropped.
                 s.send_to(addr(3, 1), 0, Box::new(0u32));
