@@ -83,9 +83,10 @@ struct State {
 pub struct NetStats {
     /// Taken by the network (not dropped at sending).
     pub sent: u64,
-    /// Dropped at sending: clogged link, loss, or an address of no node.
+    /// Dropped at sending: clogged link or loss.
     pub dropped: u64,
-    /// Taken, then due at an address nobody had bound by then (a node down or not yet up).
+    /// Taken, then due at an address nobody had bound by then (a node down or not yet up),
+    /// counted when noticed: at the next send to, or bind of, that address, or a kill.
     pub undeliverable: u64,
 }
 
@@ -281,9 +282,10 @@ impl Net {
     }
 
     /// Puts `payload` in `to`'s mailbox, due after the latency (and the link's extra delay),
-    /// unless the link is clogged, the datagram is lost, or `to` is no node's address. When
-    /// nobody is bound at `to` (its node is down, or has not bound yet), the datagram waits
-    /// for a bind until it is due, and is lost if none comes by then.
+    /// unless the link is clogged or the datagram is lost. When nobody is bound at `to` (its
+    /// node is down, or has not bound yet: at the start of a run every node's first task
+    /// races the others), the datagram waits for a bind until it is due, and is lost if none
+    /// comes by then.
     fn send(&self, src: (NodeId, SocketAddr), to: SocketAddr, id: u64, payload: Payload) {
         let (mailbox, entry) = {
             let mut s = self.state.lock().unwrap();
@@ -292,13 +294,10 @@ impl Net {
                 Some(m) => Some(m.node),
                 None => s.ip_node.get(&to.ip()).copied(),
             };
-            let Some(dst) = dst else {
-                s.stats.dropped += 1;
-                return;
-            };
-            let link = (src.0, dst);
+            // Links are between nodes: an address no node has named yet has none.
+            let link = dst.map(|d| (src.0, d));
             let lost = s.loss > 0.0 && (s.draw(1 << 53) as f64) < s.loss * (1u64 << 53) as f64;
-            if lost || s.clogged.contains(&link) {
+            if lost || link.is_some_and(|l| s.clogged.contains(&l)) {
                 s.stats.dropped += 1;
                 return;
             }
@@ -307,7 +306,7 @@ impl Net {
             if hi > lo {
                 delay += Duration::from_nanos(s.draw((hi - lo).as_nanos() as u64));
             }
-            if let Some(&(lo, hi)) = s.delays.get(&link) {
+            if let Some(&(lo, hi)) = link.and_then(|l| s.delays.get(&l)) {
                 delay += Duration::from_millis(lo + s.draw(hi - lo + 1));
             }
             s.seq += 1;
@@ -541,7 +540,7 @@ mod tests {
                         Box::new((i, Instant::now())),
                     );
                 }
-                // Nobody there: dropped.
+                // Nobody there (yet): it waits for a bind that never comes.
                 s.send_to(addr(3, 1), 0, Box::new(0u32));
             });
             let got = rx.await.unwrap();
@@ -552,8 +551,8 @@ mod tests {
         assert_eq!(
             stats,
             NetStats {
-                sent: 50,
-                dropped: 1,
+                sent: 51,
+                dropped: 0,
                 undeliverable: 0
             }
         );
