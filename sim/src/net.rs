@@ -287,7 +287,7 @@ impl Net {
     /// races the others), the datagram waits for a bind until it is due, and is lost if none
     /// comes by then.
     fn send(&self, src: (NodeId, SocketAddr), to: SocketAddr, id: u64, payload: Payload) {
-        let (mailbox, entry) = {
+        let (mailbox, entry, now) = {
             let mut s = self.state.lock().unwrap();
             let mailbox = s.sockets.get(&to).cloned();
             let dst = match &mailbox {
@@ -330,7 +330,7 @@ impl Net {
                 s.stats.undeliverable += expired;
                 return;
             };
-            (mailbox, entry)
+            (mailbox, entry, now)
         };
         let at = entry.at;
         let mut q = mailbox.queue.lock().unwrap();
@@ -342,7 +342,7 @@ impl Net {
         // The owner sleeps until its earliest armed deadline; arm one for this datagram if
         // none comes before it.
         if let Some(waker) = &q.waker {
-            arm(&self.time, &mut q.armed, at, waker);
+            arm(&self.time, now, &mut q.armed, at, waker);
         }
     }
 }
@@ -367,10 +367,15 @@ impl State {
     }
 }
 
-/// Makes sure a timer wakes `waker` by `at` (`armed`: the deadlines of the timers already
-/// armed for it, ascending).
-fn arm(time: &madsim::time::TimeHandle, armed: &mut Vec<Instant>, at: Instant, waker: &Waker) {
-    let now = time.now_instant();
+/// Makes sure a timer wakes `waker` by `at` (`now`: the time; `armed`: the deadlines of the
+/// timers already armed for it, ascending).
+fn arm(
+    time: &madsim::time::TimeHandle,
+    now: Instant,
+    armed: &mut Vec<Instant>,
+    at: Instant,
+    waker: &Waker,
+) {
     armed.retain(|d| *d > now);
     if armed.first().is_some_and(|d| *d <= at) {
         return;
@@ -470,21 +475,28 @@ impl Socket {
 
     /// The next datagram due; `Ready(None)` once the socket is closed (its node killed).
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Datagram>> {
-        if let Some(d) = self.try_recv() {
-            return Poll::Ready(Some(d));
-        }
         let mut q = self.0.mailbox.queue.lock().unwrap();
+        let q = &mut *q;
+        let next = q.heap.peek().map(|e| e.0.at);
+        let now = self.0.net.time.now_instant();
+        if next.is_some_and(|at| at <= now) {
+            let Reverse(e) = q.heap.pop().expect("peeked");
+            return Poll::Ready(Some(Datagram {
+                payload: e.payload,
+                from: e.from,
+                id: e.id,
+            }));
+        }
         if q.closed {
             return Poll::Ready(None);
         }
-        let q = &mut *q;
         if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             q.waker = Some(cx.waker().clone());
             // Timers armed for another waker would wake the wrong task.
             q.armed.clear();
         }
-        if let Some(at) = q.heap.peek().map(|e| e.0.at) {
-            arm(&self.0.net.time, &mut q.armed, at, cx.waker());
+        if let Some(at) = next {
+            arm(&self.0.net.time, now, &mut q.armed, at, cx.waker());
         }
         Poll::Pending
     }
