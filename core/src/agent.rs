@@ -369,7 +369,6 @@ impl AgentCore {
         }
     }
 
-    /// Everything to carry out now.
     /// Entries between two snapshots at the store's current size (see
     /// [`AgentConfig::snapshot_every`]).
     fn snapshot_interval(&self) -> u64 {
@@ -382,6 +381,7 @@ impl AgentCore {
         interval
     }
 
+    /// Everything to carry out now.
     pub fn output(&mut self) -> AgentOutput {
         let ready = self.raft.ready();
         let leader = self.is_leader();

@@ -838,7 +838,7 @@ impl NetClient {
         rec: Option<(Recorder, String)>,
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<NetClient> {
-        let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+        let sock = Socket::bind_any()?;
         let inner = Arc::new(NetInner {
             sock: sock.clone(),
             rec: rec.unwrap_or_else(|| (Recorder::new(false), String::new())),

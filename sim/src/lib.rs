@@ -52,13 +52,16 @@ use tenure_core::clock::{BoxFuture, Clock};
 #[derive(Clone)]
 pub struct MadsimClock {
     origin: madsim::time::Instant,
+    time: clock::VirtualNow,
 }
 
 impl MadsimClock {
     /// A clock reading zero now. Must be called inside a madsim runtime.
     pub fn new() -> MadsimClock {
+        let time = clock::VirtualNow::current();
         MadsimClock {
-            origin: madsim::time::Instant::now(),
+            origin: time.now(),
+            time,
         }
     }
 
@@ -75,11 +78,11 @@ impl Default for MadsimClock {
 
 impl Clock for MadsimClock {
     fn now(&self) -> Duration {
-        madsim::time::Instant::now() - self.origin
+        self.time.now() - self.origin
     }
 
     fn sleep(&self, d: Duration) -> BoxFuture<()> {
-        Box::pin(madsim::time::sleep(d))
+        Box::pin(self.time.sleep(d))
     }
 
     fn spawn(&self, task: BoxFuture<()>) {

@@ -197,7 +197,7 @@ impl ManagerClient {
         rec: Recorder,
         name: &str,
     ) -> std::io::Result<ManagerClient> {
-        let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+        let sock = Socket::bind_any()?;
         let inner = Arc::new(ClientInner {
             sock: sock.clone(),
             managers,

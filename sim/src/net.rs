@@ -113,6 +113,16 @@ struct Entry {
     payload: Payload,
 }
 
+impl From<Entry> for Datagram {
+    fn from(e: Entry) -> Datagram {
+        Datagram {
+            payload: e.payload,
+            from: e.from,
+            id: e.id,
+        }
+    }
+}
+
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
@@ -428,6 +438,11 @@ impl Socket {
         Net::current().bind(addr)
     }
 
+    /// Binds a free port of the current node's address (a client's socket).
+    pub fn bind_any() -> std::io::Result<Socket> {
+        Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.0.addr
     }
@@ -442,12 +457,7 @@ impl Socket {
         let mut q = self.0.mailbox.queue.lock().unwrap();
         let at = q.heap.peek()?.0.at;
         if at <= self.0.net.time.now_instant() {
-            let Reverse(e) = q.heap.pop().expect("peeked");
-            return Some(Datagram {
-                payload: e.payload,
-                from: e.from,
-                id: e.id,
-            });
+            return q.heap.pop().map(|e| e.0.into());
         }
         None
     }
@@ -462,12 +472,7 @@ impl Socket {
         let now = self.0.net.time.now_instant();
         let mut n = 0;
         while n < max && q.heap.peek().is_some_and(|e| e.0.at <= now) {
-            let Reverse(e) = q.heap.pop().expect("peeked");
-            out.push_back(Datagram {
-                payload: e.payload,
-                from: e.from,
-                id: e.id,
-            });
+            out.extend(q.heap.pop().map(|e| Datagram::from(e.0)));
             n += 1;
         }
         n
@@ -480,12 +485,7 @@ impl Socket {
         let next = q.heap.peek().map(|e| e.0.at);
         let now = self.0.net.time.now_instant();
         if next.is_some_and(|at| at <= now) {
-            let Reverse(e) = q.heap.pop().expect("peeked");
-            return Poll::Ready(Some(Datagram {
-                payload: e.payload,
-                from: e.from,
-                id: e.id,
-            }));
+            return Poll::Ready(q.heap.pop().map(|e| e.0.into()));
         }
         if q.closed {
             return Poll::Ready(None);

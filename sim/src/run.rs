@@ -438,7 +438,7 @@ fn start_resource(
 /// at least `work` of belief left) writes to the resource with its fencing token; then
 /// unlocks. Every belief change is recorded with the true time it ends at.
 async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunConfig) {
-    let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0))).expect("a locker binds");
+    let sock = Socket::bind_any().expect("a locker binds");
     let (rec, node, process) = (p.rec.clone(), p.node.clone(), p.id);
     let belief_clock = clock.clone();
     let lock = Lock::new(
@@ -739,7 +739,7 @@ async fn leaser(
     managers: &[SocketAddr],
     cfg: &RunConfig,
 ) {
-    let sock = Socket::bind(SocketAddr::from(([0, 0, 0, 0], 0))).expect("a leaser binds");
+    let sock = Socket::bind_any().expect("a leaser binds");
     let rho = cfg.cluster.agent.rho;
     let client = LeaseClient::new(store.clone())
         .with_drift_bound(rho)
