@@ -90,6 +90,7 @@ pub fn check_text(
     budget: Budget,
 ) -> Result<CheckReport, String> {
     let started = Instant::now();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let format = match format {
         FormatName::Auto => input::detect(text),
         FormatName::Jsonl => Format::Jsonl,
@@ -107,11 +108,18 @@ pub fn check_text(
             .find(|l| !l.trim().is_empty())
             .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .is_some_and(|v| v.get("t_us").is_some());
-    if tenure_history && model.is_none() {
+    let tenure = if tenure_history {
         let h = History::from_jsonl(text)?;
-        let (violations, mut warnings) = check::split_warnings(check::all(&h));
-        warnings.extend(check::actions_within_belief(&h));
-        let events = input::from_history(&h).len();
+        tenure_sim::shape::check(&h)
+            .map_err(|e| format!("not a well-formed tenure history: {e}"))?;
+        Some(h)
+    } else {
+        None
+    };
+    if let (Some(h), None) = (&tenure, model) {
+        let (violations, mut warnings) = check::split_warnings(check::all(h));
+        warnings.extend(check::actions_within_belief(h));
+        let events = input::from_history(h).len();
         return Ok(CheckReport {
             format: "tenure".into(),
             events,
@@ -123,9 +131,18 @@ pub fn check_text(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    let events = input::read(text, format).map_err(|e| e.to_string())?;
+    let events = match &tenure {
+        Some(h) => input::from_history(h),
+        None => input::read(text, format).map_err(|e| e.to_string())?,
+    };
+    if events.is_empty() {
+        return Err(format!(
+            "nothing to check: no operations found (read as {format_name}; an empty file, blank lines, or only nemesis records)"
+        ));
+    }
     let (raw, failed) = input::pair(&events).map_err(|e| e.to_string())?;
-    let (checked, skipped) = match model.unwrap_or(ModelName::Register) {
+    let model = model.unwrap_or(ModelName::Register);
+    let (checked, skipped) = match model {
         ModelName::Register => linearize(&Register, &raw, budget)?,
         ModelName::Kv => linearize(&Kv, &raw, budget)?,
         ModelName::Mutex => linearize(&Mutex, &raw, budget)?,
@@ -133,6 +150,24 @@ pub fn check_text(
         ModelName::Storage => linearize(&Storage, &raw, budget)?,
         ModelName::Lease => linearize(&Lease, &raw, budget)?,
     };
+    if checked.ops == 0 {
+        let found: Vec<String> = skipped.iter().map(|(f, n)| format!("{f} x{n}")).collect();
+        let model_name = serde_json::to_value(model)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Err(if found.is_empty() {
+            format!(
+                "nothing to check: all {failed} calls failed (a failed call surely had no effect)"
+            )
+        } else {
+            format!(
+                "nothing to check: the {model_name} model knows none of the operations found ({}){}; choose the model with --model",
+                found.join(", "),
+                if failed > 0 { format!(" besides {failed} failed calls") } else { String::new() }
+            )
+        });
+    }
     let (violations, warnings) = check::lin_findings(
         &checked,
         |_| "S13 linearizability",
@@ -168,17 +203,24 @@ fn linearize<M: FromRaw>(
     Ok((lin::check(model, &ops, budget), skipped))
 }
 
-/// The budget from the command line's limits.
+/// Longest `--time-limit`.
+pub const MAX_TIME_LIMIT_S: f64 = 7.0 * 24.0 * 3600.0;
+
+/// The budget from the command line's limits (`--steps` of any size: the search's memory is
+/// bounded by [`lin::MAX_MEMO`] whatever it says).
 pub fn budget(steps: Option<u64>, time_limit_s: Option<f64>) -> Result<Budget, String> {
     let max_time = match time_limit_s {
-        Some(t) if !(t.is_finite() && t > 0.0) => {
+        Some(t) if !(t.is_finite() && t > 0.0 && t <= MAX_TIME_LIMIT_S) => {
             return Err(format!(
-                "--time-limit must be a positive number of seconds, not {t}"
+                "--time-limit must be a number of seconds above 0 and at most {MAX_TIME_LIMIT_S} (a week), not {t}"
             ))
         }
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
     };
+    if steps == Some(0) {
+        return Err("--steps must be at least 1".into());
+    }
     Ok(Budget {
         max_steps: Some(steps.unwrap_or(Budget::default().max_steps.unwrap_or(u64::MAX))),
         max_time,

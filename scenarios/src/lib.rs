@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod files;
 pub mod library;
 pub mod margin;
 pub mod shrink;
@@ -107,15 +108,27 @@ pub fn resolve(name_or_path: &str) -> Result<library::Scenario, String> {
     if let Some(s) = library::built_in(name_or_path) {
         return Ok(s);
     }
-    let path = std::path::Path::new(name_or_path);
-    if path.exists() || name_or_path.ends_with(".toml") {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read scenario file {name_or_path}: {e}"))?;
+    if SCENARIOS.iter().any(|(n, _)| *n == name_or_path) {
+        return Err(format!(
+            "{name_or_path} runs in process over mem:, not on a cluster: this command takes cluster scenarios (`tenure list` marks them)"
+        ));
+    }
+    if let Some(path) = scenario_file(name_or_path) {
+        let text = files::read_text(path, "scenario file", files::SCENARIO_LIMIT)?;
         return library::parse(&text, name_or_path);
     }
     Err(format!(
         "unknown scenario {name_or_path:?}; `tenure list` shows the known ones (or give a .toml file)"
     ))
+}
+
+/// The file a command line's scenario names, if it names one (not a built-in name).
+pub fn scenario_file(name_or_path: &str) -> Option<&std::path::Path> {
+    let path = std::path::Path::new(name_or_path);
+    (library::built_in(name_or_path).is_none()
+        && !SCENARIOS.iter().any(|(n, _)| *n == name_or_path)
+        && (path.exists() || name_or_path.ends_with(".toml")))
+    .then_some(path)
 }
 
 /// Runs scenario `name` with `seed`.
@@ -129,18 +142,19 @@ pub fn run(name: &str, seed: u64, params: Params) -> Result<Report, ScenarioErro
             params.clients
         )));
     }
-    if params.duration.is_zero() {
+    if params.duration.is_zero() || params.duration > tenure_sim::limits::MAX_DURATION {
         return Err(ScenarioError::BadParam(
-            "duration: must be greater than zero".into(),
+            "duration: must be more than 0 and at most 3600 s".into(),
         ));
     }
-    if params.lock_ttl < Duration::from_millis(10) {
+    if params.lock_ttl < Duration::from_millis(10) || params.lock_ttl > Duration::from_secs(600) {
         return Err(ScenarioError::BadParam(
-            "lock ttl: must be at least 10ms".into(),
+            "lock ttl: must be 10 ms to 600000 ms".into(),
         ));
     }
     let p = params.clone();
-    let limit = params.duration * 2 + Duration::from_secs(60);
+    // The run ends 4 TTLs after its duration (every hold and pause done), exactly.
+    let limit = params.duration + params.lock_ttl * 4 + Duration::from_secs(60);
     let history = run_seed(seed, Some(limit), move || lock_contention(p))
         .map_err(|failure| ScenarioError::Failed { seed, failure })?;
     let violations = check_lock_history(&history);

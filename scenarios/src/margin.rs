@@ -247,7 +247,14 @@ pub struct Plan<'a> {
     pub rule: Option<&'a str>,
 }
 
-/// Bisects the plan's parameter over its range to its resolution, each value run on its seeds.
+/// Most bisection steps of one search, whatever the resolution asked.
+pub const MAX_STEPS: usize = 60;
+
+/// Most seeds run at each value.
+pub const MAX_SEEDS: u64 = 10_000;
+
+/// Bisects the plan's parameter over its range to its resolution (at most [`MAX_STEPS`]
+/// halvings), each value run on its seeds (at most [`MAX_SEEDS`]).
 pub fn search(
     s: &Scenario,
     plan: &Plan,
@@ -262,6 +269,12 @@ pub fn search(
         rule,
     } = *plan;
     let seeds = seeds.clone();
+    if seeds.end - seeds.start > MAX_SEEDS {
+        return Err(format!(
+            "--seeds: {} seeds at each value is over the limit of {MAX_SEEDS}",
+            seeds.end - seeds.start
+        ));
+    }
     let config = s.run_config()?;
     let (bound, bound_why) = analytic_bound(param, &config);
     let per = (seeds.end - seeds.start) as usize;
@@ -293,8 +306,15 @@ pub fn search(
             result.breaks = Some(bottom);
         } else {
             let (mut good, mut bad) = (bottom, top);
-            while bad.value - good.value > resolution {
+            // Each step halves the gap; floats run out of midpoints after at most ~1,100
+            // halvings, and MAX_STEPS ends the search long before (2^-60 of the range).
+            let mut steps = 0;
+            while bad.value - good.value > resolution && steps < MAX_STEPS {
                 let mid = (good.value + bad.value) / 2.0;
+                if mid <= good.value || mid >= bad.value {
+                    break;
+                }
+                steps += 1;
                 let side = look(mid)?;
                 if side.failing_seed.is_some() {
                     bad = side;

@@ -48,11 +48,22 @@ pub fn shrink(
     let first = tenure_sim::run::run(&config, seed).map_err(|e| e.to_string())?;
     let wanted = |v: &&tenure_sim::check::Violation| rule.is_none_or(|r| v.rule.starts_with(r));
     let Some(v) = first.violations.iter().find(wanted) else {
-        let what = rule.map_or("anything".to_string(), |r| format!("a rule named {r:?}"));
-        return Err(format!(
-            "seed {seed} of {} breaks {what}: there is no failure to shrink",
-            scenario.name
-        ));
+        let broken: Vec<&str> = first.violations.iter().map(|v| v.rule.as_str()).collect();
+        return Err(match rule {
+            None => format!(
+                "seed {seed} of {} breaks no rule (every invariant held): there is no failure to shrink",
+                scenario.name
+            ),
+            Some(r) => format!(
+                "seed {seed} of {} breaks no rule named {r:?}{}: there is no such failure to shrink",
+                scenario.name,
+                if broken.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it breaks {})", broken.join(", "))
+                }
+            ),
+        });
     };
     let rule = v.rule.clone();
     let duration_ms = config.duration.as_millis() as u64;

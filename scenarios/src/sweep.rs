@@ -5,7 +5,7 @@
 use crate::library::Scenario;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// One broken rule of one seed.
@@ -35,12 +35,20 @@ pub struct SeedResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepResults {
     pub scenario: String,
+    /// SHA-256 of the scenario as run (its TOML, with planted bugs and duration), so shards
+    /// of one name but different files or flags do not merge.
+    pub scenario_digest: String,
+    /// The build that ran it ([`build_id`]): shards of different builds do not merge.
+    pub build: String,
     /// The seed range swept (`A..B`).
     pub seeds: String,
     /// `K/N` when this is one shard of the range.
     pub shard: Option<String>,
     /// Whether the sweep stopped at its first failure (then some seeds were not run).
     pub stopped_early: bool,
+    /// Whether each seed ran twice (`--check-determinism`).
+    #[serde(default)]
+    pub checked_determinism: bool,
     pub results: Vec<SeedResult>,
 }
 
@@ -48,6 +56,28 @@ impl SweepResults {
     pub fn failures(&self) -> impl Iterator<Item = &SeedResult> {
         self.results.iter().filter(|r| !r.ok)
     }
+}
+
+/// This build: the version and a hash of the running program, so results from two builds
+/// (even of one version) are told apart.
+pub fn build_id() -> String {
+    use sha2::{Digest, Sha256};
+    let exe = std::env::current_exe()
+        .and_then(std::fs::read)
+        .map(|bytes| format!("{:x}", Sha256::digest(&bytes)))
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "tenure {} {}",
+        env!("CARGO_PKG_VERSION"),
+        &exe[..exe.len().min(16)]
+    )
+}
+
+/// SHA-256 of the scenario as it runs (its TOML, with bugs and duration in it).
+pub fn scenario_digest(s: &Scenario) -> String {
+    use sha2::{Digest, Sha256};
+    let text = crate::library::to_toml(s).unwrap_or_default();
+    format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
 /// Reads `A..B` (B excluded) or a single seed `A`.
@@ -61,7 +91,12 @@ pub fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
         Some((a, b)) => number(a)?..number(b)?,
         None => {
             let a = number(text)?;
-            a..a.saturating_add(1)
+            if a == u64::MAX {
+                return Err(format!(
+                    "seeds: {a} cannot be swept alone (ranges end before u64::MAX); give A..B"
+                ));
+            }
+            a..a + 1
         }
     };
     if range.is_empty() {
@@ -86,32 +121,60 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
-/// The seeds of shard `(k, n)` of `range`: every n-th seed from the k-th, so shards take
-/// equal shares however the range's cost is spread.
-pub fn shard_seeds(range: Range<u64>, shard: Option<(u64, u64)>) -> Vec<u64> {
-    match shard {
-        None => range.collect(),
-        Some((k, n)) => range
-            .enumerate()
-            .filter(|(i, _)| *i as u64 % n == k - 1)
-            .map(|(_, s)| s)
-            .collect(),
+/// The seeds of shard `(k, n)` of a range, never listed: every n-th seed from the k-th, so
+/// shards take equal shares however the range's cost is spread. A range of 10^11 seeds costs
+/// nothing until its seeds run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedSet {
+    pub range: Range<u64>,
+    pub shard: Option<(u64, u64)>,
+}
+
+impl SeedSet {
+    fn kn(&self) -> (u64, u64) {
+        self.shard.unwrap_or((1, 1))
+    }
+
+    /// How many seeds.
+    pub fn len(&self) -> u64 {
+        let (k, n) = self.kn();
+        let total = self.range.end - self.range.start;
+        if total < k {
+            0
+        } else {
+            (total - k) / n + 1
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th seed.
+    pub fn get(&self, i: u64) -> Option<u64> {
+        let (k, n) = self.kn();
+        (i < self.len()).then(|| self.range.start + (k - 1) + i * n)
+    }
+
+    pub fn contains(&self, seed: u64) -> bool {
+        let (k, n) = self.kn();
+        self.range.contains(&seed) && (seed - self.range.start) % n == k - 1
     }
 }
 
-/// Runs `seeds` of `scenario`, `jobs` at a time; `progress(done, total, failed)` after each.
-/// With `stop_on_failure`, no new seed starts after the first failure.
+/// Runs the seeds of `set` of `scenario`, `jobs` at a time; `progress(done, total, failed)`
+/// after each. With `stop_on_failure`, no new seed starts after the first failure.
 pub fn run_seeds(
     scenario: &Scenario,
-    seeds: &[u64],
+    set: &SeedSet,
     jobs: usize,
     stop_on_failure: bool,
-    progress: impl Fn(usize, usize, usize) + Sync,
+    progress: impl Fn(u64, u64, u64) + Sync,
 ) -> Result<(Vec<SeedResult>, bool), String> {
     let config = scenario.run_config()?;
-    let next = AtomicUsize::new(0);
+    let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
-    let failed = AtomicUsize::new(0);
+    let failed = AtomicU64::new(0);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -120,7 +183,7 @@ pub fn run_seeds(
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&seed) = seeds.get(i) else { return };
+                let Some(seed) = set.get(i) else { return };
                 let r = one(&config, seed);
                 if !r.ok {
                     failed.fetch_add(1, Ordering::SeqCst);
@@ -129,18 +192,57 @@ pub fn run_seeds(
                     }
                 }
                 let done = {
-                    let mut all = results.lock().unwrap();
+                    let mut all = results.lock().unwrap_or_else(|p| p.into_inner());
                     all.push(r);
-                    all.len()
+                    all.len() as u64
                 };
-                progress(done, seeds.len(), failed.load(Ordering::SeqCst));
+                progress(done, set.len(), failed.load(Ordering::SeqCst));
             });
         }
     });
-    let mut results = results.into_inner().unwrap();
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|r| r.seed);
-    let stopped = results.len() < seeds.len();
+    let stopped = (results.len() as u64) < set.len();
     Ok((results, stopped))
+}
+
+/// `--check-determinism`: runs the seeds of `first` again, on `jobs` threads in the opposite
+/// order (so each seed meets other neighbours and threads), and marks every seed whose second
+/// run differs (digest, verdict or violations) as failed, saying how.
+pub fn recheck(
+    scenario: &Scenario,
+    first: &mut [SeedResult],
+    jobs: usize,
+    progress: impl Fn(u64, u64) + Sync,
+) -> Result<u64, String> {
+    let config = scenario.run_config()?;
+    let next = AtomicUsize::new(0);
+    let differing = AtomicU64::new(0);
+    let total = first.len();
+    let slots: Vec<Mutex<&mut SeedResult>> = first.iter_mut().rev().map(Mutex::new).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(slot) = slots.get(i) else { return };
+                let mut r = slot.lock().unwrap_or_else(|p| p.into_inner());
+                let again = one(&config, r.seed);
+                if again != **r {
+                    differing.fetch_add(1, Ordering::SeqCst);
+                    let was = r.digest.clone().unwrap_or_else(|| "none".into());
+                    let now = again.digest.clone().unwrap_or_else(|| "none".into());
+                    r.ok = false;
+                    r.error = Some(format!(
+                        "nondeterministic: two runs differ (digest {was}, then {now}; {} then {} violations)",
+                        r.violations.len(),
+                        again.violations.len()
+                    ));
+                }
+                progress(i as u64 + 1, total as u64);
+            });
+        }
+    });
+    Ok(differing.into_inner())
 }
 
 /// One seed, summarised.
@@ -176,40 +278,141 @@ pub fn one(config: &tenure_sim::RunConfig, seed: u64) -> SeedResult {
     }
 }
 
-/// Joins shards of one sweep: same scenario and range, no seed twice with different results.
-pub fn merge(parts: Vec<(String, SweepResults)>) -> Result<SweepResults, String> {
-    let Some((_, first)) = parts.first() else {
-        return Err("merge: no result files given".into());
+/// Checks one shard's file: its seeds and shard read, every result is one of its seeds, in
+/// order, once, with a verdict that agrees with its findings, and (unless it stopped early)
+/// every seed of its share is there.
+fn check_part(origin: &str, p: &SweepResults) -> Result<SeedSet, String> {
+    let range = parse_seeds(&p.seeds).map_err(|e| format!("{origin}: {e}"))?;
+    let shard = match &p.shard {
+        Some(s) => Some(parse_shard(s).map_err(|e| format!("{origin}: {e}"))?),
+        None => None,
     };
-    let (scenario, seeds) = (first.scenario.clone(), first.seeds.clone());
-    let mut all: std::collections::BTreeMap<u64, (SeedResult, String)> = Default::default();
-    let mut stopped = false;
-    for (origin, p) in &parts {
-        if p.scenario != scenario || p.seeds != seeds {
+    let set = SeedSet { range, shard };
+    let what = match &p.shard {
+        Some(s) => format!("seeds {} shard {s}", p.seeds),
+        None => format!("seeds {}", p.seeds),
+    };
+    let mut last: Option<u64> = None;
+    for r in &p.results {
+        if !set.contains(r.seed) {
             return Err(format!(
-                "merge: {origin} holds {} seeds {}, not {scenario} seeds {seeds}",
-                p.scenario, p.seeds
+                "{origin}: seed {} is not one of its {what}",
+                r.seed
             ));
         }
-        stopped |= p.stopped_early;
-        for r in &p.results {
-            if let Some((prev, from)) = all.get(&r.seed) {
-                if prev != r {
-                    return Err(format!(
-                        "merge: seed {} differs between {from} and {origin} (digests {:?} and {:?}): were they built from the same commit?",
-                        r.seed, prev.digest, r.digest
-                    ));
+        if last.is_some_and(|l| l >= r.seed) {
+            return Err(format!(
+                "{origin}: seed {} is listed twice or out of order",
+                r.seed
+            ));
+        }
+        last = Some(r.seed);
+        let clean = r.violations.is_empty() && r.error.is_none();
+        if r.ok != clean {
+            return Err(format!(
+                "{origin}: seed {} says ok: {} but lists {} violations{}",
+                r.seed,
+                r.ok,
+                r.violations.len(),
+                if r.error.is_some() {
+                    " and an error"
+                } else {
+                    ""
                 }
-            }
-            all.insert(r.seed, (r.clone(), origin.clone()));
+            ));
         }
     }
+    let ran = p.results.len() as u64;
+    if !p.stopped_early && ran != set.len() {
+        let missing: Vec<String> = (0..set.len())
+            .filter_map(|i| set.get(i))
+            .filter(|s| p.results.binary_search_by_key(s, |r| r.seed).is_err())
+            .take(5)
+            .map(|s| s.to_string())
+            .collect();
+        return Err(format!(
+            "{origin}: holds {ran} of the {} seeds of its {what} without having stopped early (missing: {}{})",
+            set.len(),
+            missing.join(", "),
+            if set.len() - ran > 5 { ", ..." } else { "" }
+        ));
+    }
+    Ok(set)
+}
+
+/// Joins shards of one sweep, after proving they fit: the same scenario (name and content),
+/// build and range; shards K/N of one N, each once, all N of them (or one unsharded file);
+/// each file's results exactly its share.
+pub fn merge(parts: Vec<(String, SweepResults)>) -> Result<SweepResults, String> {
+    let Some((first_origin, first)) = parts.first() else {
+        return Err("merge: no result files given".into());
+    };
+    let mut stopped = false;
+    let mut checked = true;
+    let mut shards: std::collections::BTreeMap<u64, &str> = Default::default();
+    let mut of_n: Option<u64> = None;
+    for (origin, p) in &parts {
+        for (field, a, b) in [
+            ("scenario", &p.scenario, &first.scenario),
+            ("seeds", &p.seeds, &first.seeds),
+            ("build", &p.build, &first.build),
+            (
+                "scenario_digest",
+                &p.scenario_digest,
+                &first.scenario_digest,
+            ),
+        ] {
+            if a != b {
+                return Err(format!(
+                    "merge: {origin} has {field} {a:?} where {first_origin} has {b:?}: shards of one sweep share scenario, seeds and build"
+                ));
+            }
+        }
+        let set = check_part(origin, p)?;
+        stopped |= p.stopped_early;
+        checked &= p.checked_determinism;
+        let (k, n) = set.shard.unwrap_or((1, 1));
+        if *of_n.get_or_insert(n) != n {
+            return Err(format!(
+                "merge: {origin} is shard {k}/{n} but {first_origin} is one of {} shards",
+                of_n.unwrap_or(n)
+            ));
+        }
+        if let Some(other) = shards.insert(k, origin) {
+            return Err(format!(
+                "merge: {origin} and {other} are both shard {k}/{n}: each seed would count twice"
+            ));
+        }
+    }
+    let n = of_n.unwrap_or(1);
+    if (shards.len() as u64) < n {
+        let missing: Vec<String> = (1..=n)
+            .filter(|k| !shards.contains_key(k))
+            .take(10)
+            .map(|k| format!("{k}/{n}"))
+            .collect();
+        return Err(format!(
+            "merge: shards missing: {}{} (given {} of {n}); the merged results would not cover seeds {}",
+            missing.join(", "),
+            if n - shards.len() as u64 > 10 { ", ..." } else { "" },
+            shards.len(),
+            first.seeds
+        ));
+    }
+    let mut results: Vec<SeedResult> = parts
+        .iter()
+        .flat_map(|(_, p)| p.results.iter().cloned())
+        .collect();
+    results.sort_by_key(|r| r.seed);
     Ok(SweepResults {
-        scenario,
-        seeds,
+        scenario: first.scenario.clone(),
+        scenario_digest: first.scenario_digest.clone(),
+        build: first.build.clone(),
+        seeds: first.seeds.clone(),
         shard: None,
         stopped_early: stopped,
-        results: all.into_values().map(|(r, _)| r).collect(),
+        checked_determinism: checked,
+        results,
     })
 }
 
@@ -229,12 +432,35 @@ mod tests {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }
         // The shards cover the range once.
+        let seeds = |set: &SeedSet| {
+            (0..set.len())
+                .map(|i| set.get(i).unwrap())
+                .collect::<Vec<_>>()
+        };
         let mut all: Vec<u64> = (1..=3)
-            .flat_map(|k| shard_seeds(10..20, Some((k, 3))))
+            .flat_map(|k| {
+                seeds(&SeedSet {
+                    range: 10..20,
+                    shard: Some((k, 3)),
+                })
+            })
             .collect();
         all.sort();
         assert_eq!(all, (10..20).collect::<Vec<_>>());
-        assert_eq!(shard_seeds(10..20, Some((2, 3))), vec![11, 14, 17]);
+        let two = SeedSet {
+            range: 10..20,
+            shard: Some((2, 3)),
+        };
+        assert_eq!(seeds(&two), vec![11, 14, 17]);
+        assert!(two.contains(14) && !two.contains(15) && !two.contains(20));
+        // Huge ranges cost nothing until run.
+        let huge = SeedSet {
+            range: 0..u64::MAX,
+            shard: Some((7, 1000)),
+        };
+        assert_eq!(huge.get(0), Some(6));
+        assert_eq!(huge.len(), (u64::MAX - 7) / 1000 + 1);
+        assert!(parse_seeds(&u64::MAX.to_string()).is_err());
     }
 
     fn result(seed: u64, digest: &str) -> SeedResult {
@@ -253,29 +479,107 @@ mod tests {
     fn shard(k: u64, results: Vec<SeedResult>) -> SweepResults {
         SweepResults {
             scenario: "quiet".into(),
+            scenario_digest: "d".into(),
+            build: "b".into(),
             seeds: "0..4".into(),
             shard: Some(format!("{k}/2")),
             stopped_early: false,
+            checked_determinism: false,
             results,
         }
     }
 
+    fn merged(parts: &[(&str, &SweepResults)]) -> Result<SweepResults, String> {
+        merge(
+            parts
+                .iter()
+                .map(|(n, p)| (n.to_string(), (*p).clone()))
+                .collect(),
+        )
+    }
+
     #[test]
-    fn shards_merge_in_seed_order_and_conflicts_are_refused() {
+    fn shards_merge_only_when_they_cover_the_range_exactly_once() {
         let a = shard(1, vec![result(0, "a"), result(2, "c")]);
         let b = shard(2, vec![result(1, "b"), result(3, "d")]);
-        let m = merge(vec![("a.json".into(), a.clone()), ("b.json".into(), b)]).unwrap();
+        let m = merged(&[("a.json", &a), ("b.json", &b)]).unwrap();
         assert_eq!(
             m.results.iter().map(|r| r.seed).collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
         );
         assert_eq!(m.shard, None);
-        let clash = shard(2, vec![result(0, "z")]);
-        let e = merge(vec![("a.json".into(), a.clone()), ("z.json".into(), clash)]).unwrap_err();
-        assert!(e.contains("seed 0") && e.contains("z.json"), "{e}");
-        let mut other = a.clone();
-        other.scenario = "swarm".into();
-        assert!(merge(vec![("a".into(), a), ("o".into(), other)]).is_err());
+        let refused = |parts: &[(&str, &SweepResults)], says: &str| {
+            let e = merged(parts).unwrap_err();
+            assert!(e.contains(says), "{says:?} not in {e}");
+        };
+        // One shard of two; the same shard twice.
+        refused(&[("a.json", &a)], "shards missing: 2/2");
+        refused(&[("a.json", &a), ("a2.json", &a)], "both shard 1/2");
+        // A seed outside its shard, or outside the range; a seed twice; a missing seed.
+        refused(
+            &[
+                ("a.json", &a),
+                ("z.json", &shard(2, vec![result(0, "z"), result(3, "d")])),
+            ],
+            "seed 0 is not one",
+        );
+        refused(
+            &[
+                ("a.json", &a),
+                ("z.json", &shard(2, vec![result(1, "b"), result(5, "d")])),
+            ],
+            "seed 5 is not one",
+        );
+        refused(
+            &[
+                ("a.json", &a),
+                ("z.json", &shard(2, vec![result(1, "b"), result(1, "b")])),
+            ],
+            "twice",
+        );
+        refused(
+            &[("a.json", &a), ("z.json", &shard(2, vec![result(1, "b")]))],
+            "holds 1 of the 2",
+        );
+        // Nonsense in seeds or shard; other scenario, build or content; mixed shard counts.
+        let mut bad = b.clone();
+        bad.seeds = "4..0".into();
+        refused(&[("a.json", &a), ("z.json", &bad)], "seeds");
+        let mut bad = b.clone();
+        bad.shard = Some("3/2".into());
+        refused(&[("a.json", &a), ("z.json", &bad)], "shard");
+        for field in ["scenario", "build", "scenario_digest"] {
+            let mut other = b.clone();
+            match field {
+                "scenario" => other.scenario = "swarm".into(),
+                "build" => other.build = "x".into(),
+                _ => other.scenario_digest = "x".into(),
+            }
+            refused(&[("a.json", &a), ("o.json", &other)], field);
+        }
+        let mut whole = a.clone();
+        whole.shard = None;
+        whole.results = vec![
+            result(0, "a"),
+            result(1, "b"),
+            result(2, "c"),
+            result(3, "d"),
+        ];
+        merged(&[("w.json", &whole)]).unwrap();
+        refused(&[("w.json", &whole), ("b.json", &b)], "one of 1 shards");
+        // A verdict that contradicts its findings.
+        let mut lying = b.clone();
+        lying.results[0].error = Some("boom".into());
+        refused(&[("a.json", &a), ("l.json", &lying)], "says ok: true");
+        // A shard that stopped early may miss seeds; the merge says it stopped.
+        let mut early = b.clone();
+        early.stopped_early = true;
+        early.results.pop();
+        assert!(
+            merged(&[("a.json", &a), ("e.json", &early)])
+                .unwrap()
+                .stopped_early
+        );
         assert!(merge(Vec::new()).is_err());
     }
 }

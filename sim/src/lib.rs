@@ -21,6 +21,7 @@ pub mod clock;
 pub mod cluster;
 pub mod disk;
 pub mod history;
+pub mod limits;
 pub mod lin;
 pub mod manager;
 pub mod nemesis;
@@ -28,6 +29,7 @@ pub mod net;
 pub mod page;
 pub mod resource;
 pub mod run;
+pub mod shape;
 pub mod shiviz;
 pub mod trace;
 

@@ -241,6 +241,10 @@ impl Schedule {
 
     /// Like [`Schedule::validate`], also checking process numbers against `processes`.
     pub fn validate_with(&self, agents: u64, processes: u64) -> Result<(), String> {
+        /// Longest message delay or latency a step may set (a minute).
+        const MAX_DELAY_MS: u64 = 60_000;
+        /// Largest clock jump (a day).
+        const MAX_JUMP_MS: u64 = 86_400_000;
         let agent_ok = |a: u64, i: usize| {
             if (1..=agents).contains(&a) {
                 Ok(())
@@ -261,6 +265,12 @@ impl Schedule {
             last = step.at_ms;
             match &step.fault {
                 Fault::Partition { groups } => {
+                    // (An empty group cuts nobody off; swarms draw them.)
+                    if groups.len() < 2 {
+                        return Err(format!(
+                            "step {i}: a partition needs at least two groups of agents, found {groups:?}"
+                        ));
+                    }
                     let mut seen = std::collections::BTreeSet::new();
                     for a in groups.iter().flatten() {
                         agent_ok(*a, i)?;
@@ -284,6 +294,11 @@ impl Schedule {
                     if *max_ms != 0 && min_ms > max_ms {
                         return Err(format!("step {i}: delay needs min_ms <= max_ms"));
                     }
+                    if *max_ms > MAX_DELAY_MS || *min_ms > MAX_DELAY_MS {
+                        return Err(format!(
+                            "step {i}: a delay of over {MAX_DELAY_MS} ms is a partition: use one"
+                        ));
+                    }
                 }
                 Fault::Loss { rate } => {
                     if !(0.0..=1.0).contains(rate) {
@@ -293,6 +308,11 @@ impl Schedule {
                 Fault::Latency { min_ms, max_ms } => {
                     if min_ms >= max_ms {
                         return Err(format!("step {i}: latency needs min_ms < max_ms"));
+                    }
+                    if *max_ms > MAX_DELAY_MS {
+                        return Err(format!(
+                            "step {i}: a latency of over {MAX_DELAY_MS} ms is a partition: use one"
+                        ));
                     }
                 }
                 Fault::Kill { agent }
@@ -312,6 +332,13 @@ impl Schedule {
                 }
                 Fault::Clock { agent, change } => {
                     agent_ok(*agent, i)?;
+                    if let ClockFault::Jump { by_ms } = change {
+                        if by_ms.unsigned_abs() > MAX_JUMP_MS {
+                            return Err(format!(
+                                "step {i}: a clock jump of {by_ms} ms is over the limit of {MAX_JUMP_MS} ms (a day)"
+                            ));
+                        }
+                    }
                     if let ClockFault::Drift { rate } = change {
                         if !(rate.is_finite() && *rate > -1.0 && *rate < 1.0) {
                             return Err(format!("step {i}: drift {rate} is outside (-1, 1)"));

@@ -1034,7 +1034,7 @@ fn key(path: &str) -> Key {
 /// on the agency's clock read through the drift bound, the lock-delay, and the election
 /// bound (L2, L3).
 fn release_bound(cfg: &RunConfig) -> Duration {
-    cfg.lock_ttl.div_f64(1.0 - cfg.cluster.agent.rho) + cfg.lock_delay + cfg.liveness_bound
+    cfg.release_bound()
 }
 
 /// L2, run by the runner after the heal, once every holder has stopped or died: the lock, the
@@ -1715,6 +1715,12 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
     });
     let _ = checked.await;
     let history = rec.snapshot();
+    // Every history a run writes is one `tenure check` accepts as well formed.
+    debug_assert_eq!(
+        crate::shape::check(&history),
+        Ok(()),
+        "a run wrote a malformed history"
+    );
     let mut violations = check::all(&history);
     if config.lockers > 0 && !config.lock_delay.is_zero() {
         violations.extend(check::lock_delay(

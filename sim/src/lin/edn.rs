@@ -176,8 +176,26 @@ impl<'a> Reader<'a> {
                     return self.err("a map has a key without a value");
                 }
                 let mut it = items.into_iter();
-                let mut pairs = Vec::new();
+                let mut pairs: Vec<(Edn, Edn)> = Vec::new();
+                // EDN forbids a key twice in one map (which value would count is anyone's
+                // guess). Small maps are scanned; large ones keep a set, so a hostile map of
+                // many keys costs no quadratic time.
+                let mut large: Option<std::collections::BTreeSet<String>> = None;
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    let twice = match &mut large {
+                        None if pairs.len() < 16 => pairs.iter().any(|(seen, _)| *seen == k),
+                        None => {
+                            let mut set: std::collections::BTreeSet<String> =
+                                pairs.iter().map(|(seen, _)| format!("{seen:?}")).collect();
+                            let twice = !set.insert(format!("{k:?}"));
+                            large = Some(set);
+                            twice
+                        }
+                        Some(set) => !set.insert(format!("{k:?}")),
+                    };
+                    if twice {
+                        return self.err(format!("a map has the key {} twice", k.to_json()));
+                    }
                     pairs.push((k, v));
                 }
                 Edn::Map(pairs)

@@ -80,8 +80,19 @@ pub enum Format {
     JepsenLog,
 }
 
-/// Guesses the format from the first thing in the text.
+/// Guesses the format from the first thing in the text: JSON objects (a line each, or one
+/// array of them) start `{"` or `[{"`; EDN maps start `{:`.
 pub fn detect(text: &str) -> Format {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lead = text
+        .trim_start()
+        .strip_prefix('[')
+        .map(str::trim_start)
+        .and_then(|t| t.strip_prefix('{'))
+        .map(str::trim_start);
+    if lead.take().is_some_and(|t| t.starts_with('"')) {
+        return Format::Jsonl;
+    }
     let first = text
         .lines()
         .map(str::trim)
@@ -106,14 +117,29 @@ pub fn read(text: &str, format: Format) -> Result<Vec<HistoryEvent>, InputError>
 }
 
 fn read_jsonl(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     let mut expired: BTreeMap<(String, u64), ()> = BTreeMap::new();
-    for (i, l) in text.lines().enumerate() {
-        let line = i + 1;
-        if l.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(l).or_else(|e| bad(line, format!("not JSON: {e}")))?;
+    // One JSON array of operations: its elements count as lines 1, 2, ...
+    let values: Box<dyn Iterator<Item = (usize, Result<Value, InputError>)>> =
+        if text.trim_start().starts_with('[') {
+            let all: Vec<Value> = serde_json::from_str(text)
+                .or_else(|e| bad(e.line(), format!("not a JSON array of operations: {e}")))?;
+            Box::new(all.into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))))
+        } else {
+            Box::new(
+                text.lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                    .map(|(i, l)| {
+                        let v = serde_json::from_str(l)
+                            .or_else(|e| bad(i + 1, format!("not JSON: {e}")));
+                        (i + 1, v)
+                    }),
+            )
+        };
+    for (line, v) in values {
+        let v = v?;
         if v.get("t_us").is_some() {
             let r: Record = serde_json::from_value(v)
                 .or_else(|e| bad(line, format!("not a tenure history record: {e}")))?;
@@ -203,9 +229,13 @@ fn jepsen_op(v: &Value, line: usize) -> Result<Option<HistoryEvent>, InputError>
     };
     let process = match m.get("process") {
         Some(Value::String(s)) if s == "nemesis" => return Ok(None),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => return bad(line, format!(":process must be a number, found {other}")),
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(other) => {
+            return bad(
+                line,
+                format!(":process must be a whole number (or :nemesis), found {other}"),
+            )
+        }
         None => return bad(line, "the operation has no :process"),
     };
     let kind = match m.get("type") {
@@ -374,8 +404,9 @@ pub struct RawOp {
 }
 
 /// Pairs calls with completions, process by process. A completion with no call pending is an
-/// error; a call made while the process's previous call is pending ends that one as unknown
-/// (it crashed; Jepsen would have started a new process).
+/// error, and so is a call made while the process's previous call is pending: a Jepsen process
+/// makes one call at a time, and one that crashed is completed `:info` and replaced by a new
+/// process number, so a second call means the history is malformed.
 pub fn pair(events: &[HistoryEvent]) -> Result<(Vec<RawOp>, usize), InputError> {
     let mut pending: BTreeMap<&str, usize> = BTreeMap::new();
     let mut ops: Vec<Option<RawOp>> = Vec::new();
@@ -384,9 +415,14 @@ pub fn pair(events: &[HistoryEvent]) -> Result<(Vec<RawOp>, usize), InputError> 
         match e.kind {
             Kind::Invoke => {
                 if let Some(prev) = pending.insert(&e.process, ops.len()) {
-                    if let Some(op) = ops[prev].as_mut() {
-                        op.outcome = Outcome::Unknown;
-                    }
+                    let at = ops[prev].as_ref().map_or(0, |op| op.line);
+                    return bad(
+                        e.line,
+                        format!(
+                            "process {} invokes again while its call on line {at} is pending (a process makes one call at a time; a crashed one completes :info)",
+                            e.process
+                        ),
+                    );
                 }
                 ops.push(Some(RawOp {
                     process: e.process.clone(),

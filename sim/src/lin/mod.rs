@@ -104,6 +104,11 @@ pub struct Operation<I, O> {
     pub source: usize,
 }
 
+/// Most configurations (set of linearized operations, model state) one search remembers: a
+/// search that would remember more answers `unknown`, whatever its step budget, so memory
+/// stays bounded (some hundreds of MiB for small states).
+pub const MAX_MEMO: usize = 4_000_000;
+
 /// How much searching a check may do before it answers `unknown`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -447,6 +452,7 @@ fn search<M: Model>(
         }
         steps += 1;
         if steps >= max_steps
+            || memo.len() >= MAX_MEMO
             || (steps.is_multiple_of(4096) && deadline.is_some_and(|d| Instant::now() >= d))
         {
             return (Verdict::Unknown, steps, None);

@@ -1,0 +1,81 @@
+//! `tenure list`: the scenarios, or the planted bugs.
+
+use crate::print_json;
+use std::process::ExitCode;
+use tenure_scenarios::{library, SCENARIOS};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Prints them as JSON, with their descriptions and the invariants they watch.
+    #[arg(long)]
+    json: bool,
+    /// Lists the planted bugs instead (`--bug NAME` switches one on), with the invariant
+    /// each breaks and a scenario that finds it.
+    #[arg(long)]
+    bugs: bool,
+}
+
+impl Args {
+    pub fn run(self) -> ExitCode {
+        if self.bugs {
+            list_bugs(self.json)
+        } else {
+            list(self.json)
+        }
+    }
+}
+
+fn list(json: bool) -> ExitCode {
+    let scenarios = library::all();
+    if json {
+        let mut all: Vec<serde_json::Value> = scenarios
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name, "about": s.about, "description": s.description,
+                    "watches": s.watches, "kind": "cluster",
+                })
+            })
+            .collect();
+        for (name, about) in SCENARIOS {
+            all.push(serde_json::json!({"name": name, "about": about, "kind": "mem"}));
+        }
+        print_json(&all);
+    } else {
+        for s in &scenarios {
+            println!("{:<30} {}", s.name, s.about);
+        }
+        for (name, about) in SCENARIOS {
+            println!("{name:<30} {about}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn list_bugs(json: bool) -> ExitCode {
+    use tenure_sim::Bug;
+    if json {
+        let all: Vec<serde_json::Value> = Bug::ALL
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "name": b.name(), "invariant": b.invariant(), "invariants": b.invariants(),
+                    "scenario": b.scenario(),
+                    "about": b.about(),
+                })
+            })
+            .collect();
+        print_json(&all);
+    } else {
+        for b in Bug::ALL {
+            println!(
+                "{:<30} breaks {:<14} found by {}",
+                b.name(),
+                b.invariant(),
+                b.scenario()
+            );
+            println!("{:<30} {}", "", b.about());
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,141 @@
+//! `tenure`: list, run, replay and sweep seeded scenarios; merge sweep shards; shrink failing
+//! seeds; measure margins; check histories. One file per command (cargo's layout); the output
+//! helpers are here.
+//!
+//! Exit codes, for every command: 0 it held (or the command did its work), 1 a violation (or
+//! a replay that differs), 2 bad input (the message names the problem; no file is touched),
+//! 3 undecided (`check` within its budget). 141 when standard output's reader went away.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// mimalloc: a run allocates and frees a small object for nearly every message, and
+/// mimalloc's per-thread free lists make that about a quarter cheaper than glibc's malloc
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Writes to standard output; when the reader has gone (`tenure sweep ... | head`) the process
+/// ends quietly with 141, the status of a process killed by SIGPIPE, as a C tool's would,
+/// instead of panicking.
+fn out(args: std::fmt::Arguments, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_fmt(args)
+        .and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("tenure: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
+macro_rules! println {
+    () => { $crate::out(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::out(format_args!($($arg)*), true) };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::out(format_args!($($arg)*), false) };
+}
+
+mod bench;
+mod check;
+mod list;
+mod margin;
+mod run;
+mod shrink;
+mod sweep;
+
+/// Deterministic simulation of distributed coordination: run a scenario from a seed; the same
+/// seed gives the same history, byte for byte.
+#[derive(Parser)]
+#[command(name = "tenure", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lists the scenarios: the cluster scenarios (built in, or any TOML file of the same
+    /// shape) and the in-process `lock-contention`.
+    List(list::Args),
+    /// Runs one scenario with one seed, checks its history against every invariant and prints
+    /// a summary. Exit 0: every invariant held; 1: a violation; 2: bad input.
+    Run(run::RunArgs),
+    /// Runs a seed again, exactly: prints the history's digest and, with `--expect`,
+    /// compares it (exit 1 when it differs); `--trace` prints every event as it happens, in
+    /// virtual time, with node names.
+    Replay(run::ReplayArgs),
+    /// Runs one seed of a scenario and writes what happened as one self-contained HTML page
+    /// (a timeline per node of roles, beliefs against true time, grants, tokens, expiries and
+    /// faults; the violations linked to their records; every key's operations) and, with
+    /// `--shiviz`, a ShiViz log with a vector clock on every message. Prints the summary as
+    /// `run` does. Exit 0: every invariant held; 1: a violation; 2: bad input.
+    Report(run::ReportArgs),
+    /// Runs many seeds of a scenario in parallel, prints every failing seed with a command
+    /// that replays it, and writes the results as JSON (shards merge with `tenure merge`).
+    /// Exit 0: every seed held; 1: some seed failed (or, with --check-determinism, ran
+    /// differently twice); 2: bad input.
+    Sweep(sweep::SweepArgs),
+    /// Makes a failing seed small: its faults, as the run carried them out, become a written
+    /// schedule; faults are removed while the same rule still breaks (delta debugging), the
+    /// times left are rounded and the duration cut. Writes the minimal schedule as a scenario
+    /// file and prints the command that replays it. Exit 0: shrunk (the file fails as the
+    /// seed did); 2: bad input, or a seed that does not fail.
+    Shrink(shrink::Args),
+    /// Finds how much of one adversity a scenario takes: bisects the holders' true clock
+    /// drift (`drift`), the length of the schedule's pauses (`pause`, ms) or a fixed delay on
+    /// every message (`delay`, ms) to the smallest value at which some seed breaks a rule,
+    /// with a failing seed on one side and the seeds all holding on the other, beside the
+    /// bound the lease settings promise. Exit 0: searched; 2: bad input.
+    Margin(margin::Args),
+    /// Measures whole runs in one process: the raw madsim ping-pong (the simulator's own
+    /// message rate), the `standard` scenario against it (virtual seconds per wall second,
+    /// messages per second, their ratio), seeds per second on one and two threads, peak
+    /// memory, and how a run's cost grows with agents, clients and virtual duration. Build
+    /// with `--release`: a debug build's figures mean nothing. Exit 0: measured (targets met
+    /// or not; see `targets`); 2: bad input.
+    Bench(bench::Args),
+    /// Merges the JSON results of sweep shards into one (printed, or written with `--out`),
+    /// after proving that they cover the seed range exactly once, from one scenario and one
+    /// build. Exit 0: every seed held; 1: some seed failed; 2: the shards do not fit together.
+    Merge(sweep::MergeArgs),
+    /// Checks a history file: a tenure history against every invariant, or any history
+    /// (tenure, Jepsen EDN, Jepsen operations as JSON lines, jepsen.util log lines) for
+    /// linearizability against a model. Exit 0: it held; 1: a violation; 2: bad input
+    /// (including a file with nothing to check); 3: undecided within the budget.
+    Check(check::Args),
+}
+
+/// Exit status 2 with a message.
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tenure: {message}");
+    ExitCode::from(2)
+}
+
+fn print_json<T: serde::Serialize>(report: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).expect("reports serialize")
+    );
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::List(a) => a.run(),
+        Command::Run(a) => a.run(),
+        Command::Replay(a) => a.run(),
+        Command::Report(a) => a.run(),
+        Command::Sweep(a) => a.run(),
+        Command::Shrink(a) => a.run(),
+        Command::Margin(a) => a.run(),
+        Command::Bench(a) => a.run(),
+        Command::Merge(a) => a.run(),
+        Command::Check(a) => a.run(),
+    }
+}
