@@ -31,7 +31,7 @@ fn agrees_with_every_jepsen_etcd_verdict() {
         };
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         assert_eq!(input::detect(&text), Format::JepsenLog);
-        let got = check_text(&Register, &text, Format::JepsenLog);
+        let got = check_text(&Register::default(), &text, Format::JepsenLog);
         if got.verdict != expected {
             disagree.push(format!(
                 "{file}: expected {expected:?}, got {:?}",
@@ -78,7 +78,7 @@ fn register_reads_what_was_written() {
         (0, "invoke", "read", "x", N),
         (0, "ok", "read", "x", json!(2)),
     ];
-    assert_eq!(verdict(&Register, &ok).verdict, Verdict::Linearizable);
+    assert_eq!(verdict(&Register::default(), &ok).verdict, Verdict::Linearizable);
     // A read concurrent with a write may see either value.
     let concurrent = [
         (0, "invoke", "write", "x", json!(1)),
@@ -87,7 +87,7 @@ fn register_reads_what_was_written() {
         (0, "ok", "write", "x", json!(1)),
     ];
     assert_eq!(
-        verdict(&Register, &concurrent).verdict,
+        verdict(&Register::default(), &concurrent).verdict,
         Verdict::Linearizable
     );
     // A stale read after the write returned breaks it; the failure names the read.
@@ -97,7 +97,7 @@ fn register_reads_what_was_written() {
         (1, "invoke", "read", "x", N),
         (1, "ok", "read", "x", N),
     ];
-    let c = verdict(&Register, &stale);
+    let c = verdict(&Register::default(), &stale);
     assert_eq!(c.verdict, Verdict::NotLinearizable);
     let (part, f) = c.failures().next().unwrap();
     assert_eq!(part.keys, vec!["x".to_string()]);
@@ -119,11 +119,11 @@ fn register_cas_unknown_and_failed_operations() {
         (1, "invoke", "read", "x", N),
         (1, "ok", "read", "x", json!(2)),
     ];
-    assert_eq!(verdict(&Register, &ok).verdict, Verdict::Linearizable);
+    assert_eq!(verdict(&Register::default(), &ok).verdict, Verdict::Linearizable);
     let mut bad = ok.clone();
     bad[2].4 = json!([5, 2]);
     bad[3].4 = json!([5, 2]);
-    assert_eq!(verdict(&Register, &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(verdict(&Register::default(), &bad).verdict, Verdict::NotLinearizable);
     // An unknown write may take effect late...
     let late = [
         (0, "invoke", "write", "x", json!(1)),
@@ -135,19 +135,19 @@ fn register_cas_unknown_and_failed_operations() {
         (2, "invoke", "read", "x", N),
         (2, "ok", "read", "x", json!(2)),
     ];
-    assert_eq!(verdict(&Register, &late).verdict, Verdict::Linearizable);
+    assert_eq!(verdict(&Register::default(), &late).verdict, Verdict::Linearizable);
     // ...or never, but once seen it stays.
     let mut back = late.to_vec();
     back.push((2, "invoke", "read", "x", N));
     back.push((2, "ok", "read", "x", json!(1)));
-    assert_eq!(verdict(&Register, &back).verdict, Verdict::NotLinearizable);
+    assert_eq!(verdict(&Register::default(), &back).verdict, Verdict::NotLinearizable);
     // A call with no completion at all is unknown too.
     let pending = [
         (1, "invoke", "write", "x", json!(7)),
         (2, "invoke", "read", "x", N),
         (2, "ok", "read", "x", json!(7)),
     ];
-    assert_eq!(verdict(&Register, &pending).verdict, Verdict::Linearizable);
+    assert_eq!(verdict(&Register::default(), &pending).verdict, Verdict::Linearizable);
     // A failed write surely did nothing: reading its value breaks the history.
     let failed = [
         (1, "invoke", "write", "x", json!(7)),
@@ -156,7 +156,7 @@ fn register_cas_unknown_and_failed_operations() {
         (2, "ok", "read", "x", json!(7)),
     ];
     assert_eq!(
-        verdict(&Register, &failed).verdict,
+        verdict(&Register::default(), &failed).verdict,
         Verdict::NotLinearizable
     );
 }
@@ -173,18 +173,18 @@ fn keys_are_checked_apart_and_the_budget_answers_unknown() {
         (1, "invoke", "read", "x", N),
         (1, "ok", "read", "x", json!(1)),
     ];
-    let c = verdict(&Register, &ops);
+    let c = verdict(&Register::default(), &ops);
     assert_eq!(c.verdict, Verdict::Linearizable);
     assert_eq!(c.parts.len(), 2);
     assert_eq!(c.parts[0].keys, vec!["x".to_string()]);
     let events = input::read(&jsonl(&ops), Format::Jsonl).unwrap();
     let (raw, _) = pair(&events).unwrap();
-    let (ops, _) = operations(&Register, &raw).unwrap();
+    let (ops, _) = operations(&Register::default(), &raw).unwrap();
     let tight = Budget {
         max_steps: Some(2),
         max_time: None,
     };
-    assert_eq!(check(&Register, &ops, tight).verdict, Verdict::Unknown);
+    assert_eq!(check(&Register::default(), &ops, tight).verdict, Verdict::Unknown);
 }
 
 #[test]
@@ -217,21 +217,21 @@ fn kv_map_with_append_delete_ranges_and_expiry() {
         (1, "invoke", "get", "a", N),
         (1, "ok", "get", "a", N),
     ];
-    let c = verdict(&Kv, &ok);
+    let c = verdict(&Kv::default(), &ok);
     assert_eq!(c.verdict, Verdict::Linearizable, "{c:?}");
     assert_eq!(c.parts.len(), 1, "the range reads join a and b");
     // Appends in the wrong order.
     let mut bad = ok.clone();
     bad[5].4 = json!("yx");
-    assert_eq!(verdict(&Kv, &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(verdict(&Kv::default(), &bad).verdict, Verdict::NotLinearizable);
     // A range that misses b, read after b was written and before it expired.
     let mut bad = ok.clone();
     bad[9].4 = json!({"a": "xy"});
-    assert_eq!(verdict(&Kv, &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(verdict(&Kv::default(), &bad).verdict, Verdict::NotLinearizable);
     // A read of a deleted key.
     let mut bad = ok.clone();
     bad[19].4 = json!("z");
-    assert_eq!(verdict(&Kv, &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(verdict(&Kv::default(), &bad).verdict, Verdict::NotLinearizable);
 }
 
 #[test]
@@ -513,13 +513,13 @@ fn edn_vector_edn_lines_and_json_lines_read_alike() {
         (vector, Format::Edn),
         (json, Format::Jsonl),
     ] {
-        let c = check_text(&Register, &text, format);
+        let c = check_text(&Register::default(), &text, format);
         assert_eq!(c.verdict, Verdict::Linearizable);
         assert_eq!(c.ops, 2);
     }
     let stale = lines.replace(":ok, :f :read, :value 1", ":ok, :f :read, :value 2");
     assert_eq!(
-        check_text(&Register, &stale, Format::Edn).verdict,
+        check_text(&Register::default(), &stale, Format::Edn).verdict,
         Verdict::NotLinearizable
     );
 }
@@ -531,7 +531,7 @@ fn bad_histories_are_named_by_line() {
             Err(e) => e.to_string(),
             Ok(events) => match pair(&events) {
                 Err(e) => e.to_string(),
-                Ok((raw, _)) => match operations(&Register, &raw) {
+                Ok((raw, _)) => match operations(&Register::default(), &raw) {
                     Err(e) => e.to_string(),
                     Ok(_) => panic!("{text:?} was accepted"),
                 },
@@ -610,7 +610,7 @@ mod generated {
         ) {
             let spec = Spec { ops, keys, processes, unknown_per_mille: unknown, seed };
             let mut h = registers(spec);
-            let c = check(&Register, &h, Budget::default());
+            let c = check(&Register::default(), &h, Budget::default());
             prop_assert_eq!(c.verdict, Verdict::Linearizable, "{:?}", c);
             let reads: Vec<usize> = h
                 .iter()
@@ -621,7 +621,7 @@ mod generated {
             if !reads.is_empty() {
                 let i = reads[pick.index(reads.len())];
                 h[i].output = Some(RegisterOut::Read(Some(val(&json!("forged")))));
-                let c = check(&Register, &h, Budget::default());
+                let c = check(&Register::default(), &h, Budget::default());
                 prop_assert_eq!(c.verdict, Verdict::NotLinearizable);
                 let RegisterOp::Read { key } = &h[i].input else { unreachable!() };
                 let (part, _) = c.failures().next().unwrap();

@@ -82,13 +82,57 @@ impl CheckReport {
     }
 }
 
+/// How to check a history.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// The model for linearizability (default: every invariant for a tenure history, the
+    /// register otherwise).
+    pub model: Option<ModelName>,
+    pub format: FormatName,
+    pub budget: Budget,
+    /// What a register or key never written reads as (`--initial`), as EDN; `None`: no value.
+    pub initial: Option<String>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            model: None,
+            format: FormatName::Auto,
+            budget: Budget::default(),
+            initial: None,
+        }
+    }
+}
+
+/// `--initial`'s text as a value: EDN (`0`, `"x"`, `nil`), and the empty text as the empty
+/// string (porcupine's convention for a key never written).
+pub fn initial_value(text: &str) -> Result<Option<tenure_sim::lin::models::Val>, String> {
+    if text.is_empty() {
+        return Ok(Some(tenure_sim::lin::models::val(&serde_json::json!(""))));
+    }
+    let mut r = tenure_sim::lin::edn::Reader::new(text);
+    let v = match r.next_form() {
+        Ok(Some((v, _))) if r.next_form().is_ok_and(|f| f.is_none()) => v.to_json(),
+        _ => {
+            return Err(format!(
+                "--initial {text:?} is not one EDN value (a number, \"text\", nil; '' is the empty string)"
+            ))
+        }
+    };
+    Ok((!v.is_null()).then(|| tenure_sim::lin::models::val(&v)))
+}
+
 /// Checks the history `text`. Errors (bad input) name the line.
-pub fn check_text(
-    text: &str,
-    model: Option<ModelName>,
-    format: FormatName,
-    budget: Budget,
-) -> Result<CheckReport, String> {
+pub fn check_text(text: &str, opts: &CheckOptions) -> Result<CheckReport, String> {
+    let (model, format, budget) = (opts.model, opts.format, opts.budget);
+    let initial = match &opts.initial {
+        None => None,
+        Some(_) if !matches!(model, None | Some(ModelName::Register | ModelName::Kv)) => {
+            return Err("--initial applies to the register and kv models".into())
+        }
+        Some(t) => initial_value(t)?,
+    };
     let started = Instant::now();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let format = match format {
@@ -117,6 +161,12 @@ pub fn check_text(
         None
     };
     if let (Some(h), None) = (&tenure, model) {
+        if opts.initial.is_some() {
+            return Err(
+                "--initial needs --model: a tenure history's own checks know its initial values"
+                    .into(),
+            );
+        }
         let (violations, mut warnings) = check::split_warnings(check::all(h));
         warnings.extend(check::actions_within_belief(h));
         let events = input::from_history(h).len();
@@ -143,8 +193,8 @@ pub fn check_text(
     let (raw, failed) = input::pair(&events).map_err(|e| e.to_string())?;
     let model = model.unwrap_or(ModelName::Register);
     let (checked, skipped) = match model {
-        ModelName::Register => linearize(&Register, &raw, budget)?,
-        ModelName::Kv => linearize(&Kv, &raw, budget)?,
+        ModelName::Register => linearize(&Register { initial }, &raw, budget)?,
+        ModelName::Kv => linearize(&Kv { initial }, &raw, budget)?,
         ModelName::Mutex => linearize(&Mutex, &raw, budget)?,
         ModelName::Agency => linearize(&Agency, &raw, budget)?,
         ModelName::Storage => linearize(&Storage, &raw, budget)?,

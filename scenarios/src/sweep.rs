@@ -582,4 +582,24 @@ mod tests {
         );
         assert!(merge(Vec::new()).is_err());
     }
+
+    #[test]
+    fn a_second_run_that_differs_fails_its_seed_and_says_how() {
+        let mut s = crate::library::built_in("quiet").unwrap();
+        s.settings.duration_ms = Some(1_000);
+        let set = SeedSet {
+            range: 0..3,
+            shard: None,
+        };
+        let (mut results, stopped) = run_seeds(&s, &set, 2, false, |_, _, _| {}).unwrap();
+        assert!(!stopped && results.iter().all(|r| r.ok));
+        // Runs are deterministic: the second pass agrees with the first.
+        assert_eq!(recheck(&s, &mut results, 1, |_, _| {}).unwrap(), 0);
+        // A first pass that saw something else (as a nondeterministic run would) is caught.
+        results[1].digest = Some("0".repeat(64));
+        assert_eq!(recheck(&s, &mut results, 2, |_, _| {}).unwrap(), 1);
+        let e = results[1].error.as_deref().unwrap();
+        assert!(!results[1].ok && e.contains("nondeterministic"), "{e}");
+        assert!(results[0].ok && results[2].ok);
+    }
 }

@@ -20,12 +20,12 @@ fn etcd(c: &mut Criterion) {
         let text = std::fs::read_to_string(dir.join(format!("etcd_{i:03}.log"))).unwrap();
         let events = input::read(&text, Format::JepsenLog).unwrap();
         let (raw, _) = pair(&events).unwrap();
-        histories.push(operations(&Register, &raw).unwrap().0);
+        histories.push(operations(&Register::default(), &raw).unwrap().0);
     }
     c.bench_function("etcd 102 histories", |b| {
         b.iter(|| {
             for h in &histories {
-                let v = check(&Register, h, Budget::default()).verdict;
+                let v = check(&Register::default(), h, Budget::default()).verdict;
                 assert_ne!(v, Verdict::Unknown);
             }
         })
@@ -53,7 +53,7 @@ fn generated(c: &mut Criterion) {
         g.bench_function(format!("{ops} ops over {keys} keys"), |b| {
             b.iter(|| {
                 assert_eq!(
-                    check(&Register, &h, Budget::default()).verdict,
+                    check(&Register::default(), &h, Budget::default()).verdict,
                     Verdict::Linearizable
                 )
             })

@@ -915,7 +915,7 @@ fn linearizability_in(h: &History, paired: &Paired) -> Vec<Violation> {
     linearizable(
         h,
         paired,
-        &Register,
+        &Register::default(),
         |r| !r.key.as_deref().unwrap_or("").starts_with("/storage/"),
         |_| "S13 linearizability",
     )

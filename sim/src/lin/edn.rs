@@ -129,21 +129,23 @@ impl<'a> Reader<'a> {
         self.peek()
     }
 
-    /// Reads an opening `[` (the start of a top-level vector read form by form).
-    pub fn open_vector(&mut self) -> bool {
+    /// Steps into a vector `[` or a list `(` to be read element by element; the byte that
+    /// closes it.
+    pub fn open_seq(&mut self) -> Option<u8> {
         self.skip_space();
-        if self.peek() == Some(b'[') {
-            self.bump();
-            true
-        } else {
-            false
-        }
+        let close = match self.peek()? {
+            b'[' => b']',
+            b'(' => b')',
+            _ => return None,
+        };
+        self.bump();
+        Some(close)
     }
 
-    /// Reads the `]` that closes a vector opened with [`Reader::open_vector`], if it is next.
-    pub fn close_vector(&mut self) -> bool {
+    /// Steps out of a sequence opened by [`Reader::open_seq`], if it closes here.
+    pub fn close_seq(&mut self, close: u8) -> bool {
         self.skip_space();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.bump();
             true
         } else {

@@ -277,29 +277,30 @@ fn jepsen_op(v: &Value, line: usize) -> Result<Option<HistoryEvent>, InputError>
 }
 
 fn read_edn(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
-    let mut r = Reader::new(text);
+    let mut r = Reader::new(text.strip_prefix('\u{feff}').unwrap_or(text));
     let edn_err = |e: super::edn::EdnError| InputError {
         line: e.line,
         message: e.message,
     };
-    let vector = r.peek_start() == Some(b'[');
-    if vector {
-        r.open_vector();
-    }
+    // One vector `[...]` (Jepsen's history.edn) or list `(...)` (Knossos's files) of
+    // operations, or operations one after another.
+    let close = r.open_seq();
     let mut out = Vec::new();
     loop {
-        if vector && r.close_vector() {
-            if let Some(c) = r.peek_start() {
-                return bad(
-                    r.line(),
-                    format!("text after the history's closing ']': '{}'", c as char),
-                );
+        if let Some(c) = close {
+            if r.close_seq(c) {
+                if let Some(c) = r.peek_start() {
+                    return bad(
+                        r.line(),
+                        format!("text after the history's closing bracket: '{}'", c as char),
+                    );
+                }
+                break;
             }
-            break;
         }
         let Some((form, line)) = r.next_form().map_err(edn_err)? else {
-            if vector {
-                return bad(r.line(), "the history's '[' is never closed");
+            if close.is_some() {
+                return bad(r.line(), "the history's opening bracket is never closed");
             }
             break;
         };
@@ -569,7 +570,7 @@ fn text_of(v: &Value) -> String {
 
 impl FromRaw for Kv {
     fn from_raw(&self, r: &RawOp) -> Result<Option<(KvOp, Option<KvOut>)>, String> {
-        let key = key_of(r);
+        let key: Val = std::sync::Arc::from(key_of(r));
         Ok(Some(match r.f.as_str() {
             "get" | "read" => (KvOp::Get { key }, Some(KvOut::Value(opt_val(&r.output)))),
             "put" | "write" => (

@@ -28,8 +28,9 @@ pub mod edn;
 pub mod generate;
 pub mod input;
 pub mod models;
+mod search;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -104,9 +105,9 @@ pub struct Operation<I, O> {
     pub source: usize,
 }
 
-/// Most configurations (set of linearized operations, model state) one search remembers: a
-/// search that would remember more answers `unknown`, whatever its step budget, so memory
-/// stays bounded (some hundreds of MiB for small states).
+/// Most configurations (set of linearized operations, model state) a check remembers, over
+/// all the parts it is searching: past it the undecided parts answer `unknown`, whatever the
+/// step budget, so memory stays bounded (some hundreds of MiB for small states).
 pub const MAX_MEMO: usize = 4_000_000;
 
 /// How much searching a check may do before it answers `unknown`.
@@ -188,36 +189,80 @@ impl Checked {
     }
 }
 
-/// Checks `ops` against `model`, part by part.
+/// The steps each undecided part gets in the first round of [`check`]; every round doubles it.
+const FIRST_SLICE: u64 = 1_000;
+
+/// Checks `ops` against `model`, part by part. The parts are searched in rounds, each
+/// undecided part taking a slice of steps in turn (the slice doubling every round), and the
+/// search stops at the end of the round in which a part is found not linearizable: a history
+/// is linearizable only when every part is, so one failing part decides it, and a part that
+/// fails after a thousand steps is not kept waiting behind one that would take a billion
+/// (porcupine races its parts on threads for the same reason; rounds keep this deterministic).
+/// Parts left undecided then are `unknown` in the result; the history's verdict is `not
+/// linearizable`.
 pub fn check<M: Model>(
     model: &M,
     ops: &[Operation<M::Input, M::Output>],
     budget: Budget,
 ) -> Checked {
     let started = Instant::now();
-    let mut steps_left = budget.max_steps.unwrap_or(u64::MAX);
+    let max_steps = budget.max_steps.unwrap_or(u64::MAX);
     let deadline = budget.max_time.map(|d| started + d);
-    let mut parts = Vec::new();
-    let mut total_steps = 0;
     let redundant = model.redundant(ops);
+    let mut parts = Vec::new();
+    let mut searches = Vec::new();
     for mut members in partition(model, ops) {
         members.retain(|&i| !redundant[i]);
-        let keys = part_keys(model, ops, &members);
-        let (verdict, steps, failure) =
-            if steps_left == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
-                (Verdict::Unknown, 0, None)
-            } else {
-                search(model, ops, &members, steps_left, deadline)
-            };
-        steps_left = steps_left.saturating_sub(steps);
-        total_steps += steps;
         parts.push(Part {
-            keys,
+            keys: part_keys(model, ops, &members),
             ops: members.len(),
-            verdict,
-            steps,
-            failure,
+            verdict: Verdict::Unknown,
+            steps: 0,
+            failure: None,
         });
+        searches.push(Some(search::Search::new(model, ops, members)));
+    }
+    let mut spent: u64 = 0;
+    let mut slice = FIRST_SLICE;
+    // What the live searches remember, in all: bounded by MAX_MEMO like one search's.
+    let mut memo_total = 0;
+    'rounds: loop {
+        let mut paused = false;
+        let mut failed = false;
+        for (part, slot) in parts.iter_mut().zip(searches.iter_mut()) {
+            let Some(search) = slot else { continue };
+            let left = max_steps.saturating_sub(spent);
+            if left == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+                break 'rounds;
+            }
+            if memo_total >= MAX_MEMO {
+                break 'rounds;
+            }
+            let (before, memo_before) = (search.steps, search.memo_len());
+            let progress = search.run(before.saturating_add(slice.min(left)), deadline);
+            spent += search.steps - before;
+            memo_total = memo_total + search.memo_len() - memo_before;
+            part.steps = search.steps;
+            match progress {
+                search::Progress::Paused => {
+                    paused = true;
+                    continue;
+                }
+                search::Progress::Done(verdict, failure) => {
+                    failed |= verdict == Verdict::NotLinearizable;
+                    part.verdict = verdict;
+                    part.failure = failure;
+                }
+                search::Progress::GaveUp => {}
+            }
+            // Decided or given up: its memory goes now.
+            memo_total -= search.memo_len();
+            *slot = None;
+        }
+        if failed || !paused {
+            break;
+        }
+        slice = slice.saturating_mul(2);
     }
     let verdict = if parts.iter().any(|p| p.verdict == Verdict::NotLinearizable) {
         Verdict::NotLinearizable
@@ -230,7 +275,7 @@ pub fn check<M: Model>(
         model: model.name().to_string(),
         verdict,
         ops: ops.len(),
-        steps: total_steps,
+        steps: spent,
         parts,
     }
 }
@@ -356,169 +401,3 @@ impl UnionFind {
     }
 }
 
-const NIL: u32 = u32::MAX;
-const HEAD: u32 = 0;
-
-/// A 128-bit Zobrist value for operation `i` (SplitMix64, fixed seed: the same every run).
-fn zobrist(i: usize) -> u128 {
-    fn mix(mut z: u64) -> u64 {
-        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    let i = i as u64;
-    ((mix(2 * i) as u128) << 64) | mix(2 * i + 1) as u128
-}
-
-/// How many states of the deepest point a failure reports.
-const STATES_SHOWN: usize = 4;
-
-/// Searches one part. Returns the verdict, the steps taken and, if not linearizable, why.
-fn search<M: Model>(
-    model: &M,
-    ops: &[Operation<M::Input, M::Output>],
-    members: &[usize],
-    max_steps: u64,
-    deadline: Option<Instant>,
-) -> (Verdict, u64, Option<Failure>) {
-    let n = members.len();
-    // Entries 1..=2n: (time, is_return, local op). Calls sort before returns at equal times
-    // (so they count as concurrent: the lenient reading).
-    let mut order: Vec<(u64, bool, u32)> = Vec::with_capacity(2 * n);
-    for (j, &i) in members.iter().enumerate() {
-        let o = &ops[i];
-        order.push((o.call, false, j as u32));
-        order.push((o.ret.unwrap_or(u64::MAX), true, j as u32));
-    }
-    order.sort_unstable();
-    let len = 2 * n + 1;
-    let mut next = vec![NIL; len];
-    let mut prev = vec![NIL; len];
-    let mut call_at = vec![0u32; n];
-    let mut ret_at = vec![0u32; n];
-    let mut is_ret = vec![false; len];
-    let mut op_at = vec![0u32; len];
-    // How many operations with a known return come before each entry.
-    let mut returned_before = vec![0usize; len];
-    let mut returned = 0;
-    for (pos, &(_, r, j)) in order.iter().enumerate() {
-        let e = pos as u32 + 1;
-        prev[e as usize] = e - 1;
-        next[(e - 1) as usize] = e;
-        is_ret[e as usize] = r;
-        op_at[e as usize] = j;
-        returned_before[e as usize] = returned;
-        if r {
-            ret_at[j as usize] = e;
-            if ops[members[j as usize]].ret.is_some() {
-                returned += 1;
-            }
-        } else {
-            call_at[j as usize] = e;
-        }
-    }
-    let lift = |next: &mut Vec<u32>, prev: &mut Vec<u32>, j: usize| {
-        for e in [call_at[j], ret_at[j]] {
-            let (p, q) = (prev[e as usize], next[e as usize]);
-            next[p as usize] = q;
-            if q != NIL {
-                prev[q as usize] = p;
-            }
-        }
-    };
-    let unlift = |next: &mut Vec<u32>, prev: &mut Vec<u32>, j: usize| {
-        for e in [ret_at[j], call_at[j]] {
-            let (p, q) = (prev[e as usize], next[e as usize]);
-            next[p as usize] = e;
-            if q != NIL {
-                prev[q as usize] = e;
-            }
-        }
-    };
-
-    let mut memo: FxHashSet<(u128, M::State)> = FxHashSet::default();
-    let mut stack: Vec<(u32, M::State)> = Vec::new();
-    let mut state = model.init();
-    let mut set: u128 = 0;
-    let mut steps: u64 = 0;
-    // The deepest return the search could not pass, and the states seen there.
-    let mut deepest: u32 = 0;
-    let mut deepest_states: Vec<M::State> = Vec::new();
-    let mut e = next[HEAD as usize];
-    loop {
-        if next[HEAD as usize] == NIL {
-            return (Verdict::Linearizable, steps, None);
-        }
-        steps += 1;
-        if steps >= max_steps
-            || memo.len() >= MAX_MEMO
-            || (steps.is_multiple_of(4096) && deadline.is_some_and(|d| Instant::now() >= d))
-        {
-            return (Verdict::Unknown, steps, None);
-        }
-        let j = op_at[e as usize] as usize;
-        let o = &ops[members[j]];
-        if !is_ret[e as usize] {
-            if let Some(s2) = model.step(&state, &o.input, o.output.as_ref()) {
-                let set2 = set ^ zobrist(j);
-                if memo.insert((set2, s2.clone())) {
-                    stack.push((j as u32, std::mem::replace(&mut state, s2)));
-                    set = set2;
-                    lift(&mut next, &mut prev, j);
-                    e = next[HEAD as usize];
-                    continue;
-                }
-            }
-            e = next[e as usize];
-        } else {
-            if e > deepest {
-                deepest = e;
-                deepest_states.clear();
-            }
-            if e == deepest
-                && deepest_states.len() < STATES_SHOWN
-                && !deepest_states.contains(&state)
-            {
-                deepest_states.push(state.clone());
-            }
-            let Some((k, s)) = stack.pop() else {
-                break;
-            };
-            state = s;
-            set ^= zobrist(k as usize);
-            unlift(&mut next, &mut prev, k as usize);
-            e = next[call_at[k as usize] as usize];
-        }
-    }
-    let j = op_at[deepest as usize] as usize;
-    let i = members[j];
-    let o = &ops[i];
-    let operation = model.describe(&o.input, o.output.as_ref());
-    let states: Vec<String> = deepest_states
-        .iter()
-        .map(|s| model.describe_state(s))
-        .collect();
-    let prefix_ops = returned_before[deepest as usize];
-    let message = format!(
-        "{operation} by process {} (line {}) cannot be placed: the {prefix_ops} operations \
-         that returned before it are linearizable, but in no order that lets it return what it \
-         did; the {} could be in state {} then",
-        o.process,
-        o.source,
-        model.name(),
-        states.join(" or ")
-    );
-    (
-        Verdict::NotLinearizable,
-        steps,
-        Some(Failure {
-            op: i,
-            source: o.source,
-            prefix_ops,
-            operation,
-            states,
-            message,
-        }),
-    )
-}

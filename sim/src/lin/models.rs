@@ -31,9 +31,12 @@ fn show(v: &Option<Val>) -> String {
 
 // ---------------------------------------------------------------------------------------------
 
-/// A register per key (one register when operations carry no key): read, write, cas.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Register;
+/// A register per key (one register when operations carry no key): read, write, cas. Each
+/// starts at `initial` (`None`: no value, Jepsen's `nil`).
+#[derive(Clone, Debug, Default)]
+pub struct Register {
+    pub initial: Option<Val>,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum RegisterOp {
@@ -59,7 +62,7 @@ impl Model for Register {
         "register"
     }
     fn init(&self) -> Option<Val> {
-        None
+        self.initial.clone()
     }
     fn step(
         &self,
@@ -148,28 +151,32 @@ impl Model for Register {
 // ---------------------------------------------------------------------------------------------
 
 /// A key-value map: get, put, append (string concatenation), delete, cas, get_range, and the
-/// system's expire.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Kv;
+/// system's expire. A key never written (or deleted) reads as `initial`: `None` (no value,
+/// as etcd and tenure answer) or a value (porcupine's key-value histories read missing keys
+/// as the empty string).
+#[derive(Clone, Debug, Default)]
+pub struct Kv {
+    pub initial: Option<Val>,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum KvOp {
     Get {
-        key: String,
+        key: Val,
     },
     Put {
-        key: String,
+        key: Val,
         value: Val,
     },
     Append {
-        key: String,
+        key: Val,
         value: String,
     },
     Delete {
-        key: String,
+        key: Val,
     },
     Cas {
-        key: String,
+        key: Val,
         old: Val,
         new: Val,
     },
@@ -179,7 +186,7 @@ pub enum KvOp {
         to: String,
     },
     Expire {
-        key: String,
+        key: Val,
     },
 }
 
@@ -198,8 +205,111 @@ fn as_text(v: &Val) -> String {
     }
 }
 
+/// `text` appended to the value `old` (JSON text), as JSON text. A JSON string is extended
+/// in place, without decoding it (the search appends on every step of a key-value history).
+fn appended(old: Option<&Val>, text: &str) -> Val {
+    let tail = serde_json::to_string(text).expect("strings serialize");
+    match old {
+        Some(o) if o.len() >= 2 && o.starts_with('"') && o.ends_with('"') => {
+            let mut s = String::with_capacity(o.len() + tail.len() - 2);
+            s.push_str(&o[..o.len() - 1]);
+            s.push_str(&tail[1..]);
+            Arc::from(s)
+        }
+        Some(o) => {
+            let mut t = as_text(o);
+            t.push_str(text);
+            val(&Value::String(t))
+        }
+        None => Arc::from(tail),
+    }
+}
+
+/// A key-value map as the search keeps it: its entries sorted by key, none with one entry
+/// or none at all on the heap (a part of a key-value history is mostly one key, and every
+/// configuration the search remembers holds a state).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KvState {
+    #[default]
+    Empty,
+    One(Val, Val),
+    /// Two or more, sorted by key.
+    Many(Vec<(Val, Val)>),
+}
+
+impl KvState {
+    pub fn get(&self, key: &str) -> Option<&Val> {
+        match self {
+            KvState::Empty => None,
+            KvState::One(k, v) => (&**k == key).then_some(v),
+            KvState::Many(all) => all
+                .binary_search_by(|(k, _)| (**k).cmp(key))
+                .ok()
+                .map(|i| &all[i].1),
+        }
+    }
+
+    fn entries(&self) -> Vec<(Val, Val)> {
+        match self {
+            KvState::Empty => Vec::new(),
+            KvState::One(k, v) => vec![(k.clone(), v.clone())],
+            KvState::Many(all) => all.clone(),
+        }
+    }
+
+    fn from_entries(mut all: Vec<(Val, Val)>) -> KvState {
+        match all.len() {
+            0 => KvState::Empty,
+            1 => {
+                let (k, v) = all.pop().expect("one entry");
+                KvState::One(k, v)
+            }
+            _ => KvState::Many(all),
+        }
+    }
+
+    /// `key` set to `value` (`None`: removed).
+    pub fn with(&self, key: &Val, value: Option<Val>) -> KvState {
+        match (self, value) {
+            (KvState::Empty, Some(v)) => KvState::One(key.clone(), v),
+            (KvState::Empty, None) => KvState::Empty,
+            (KvState::One(k, _), Some(v)) if k == key => KvState::One(k.clone(), v),
+            (KvState::One(k, _), None) if k == key => KvState::Empty,
+            (KvState::One(..), None) => self.clone(),
+            (s, value) => {
+                let mut all = s.entries();
+                match (all.binary_search_by(|(k, _)| k.cmp(key)), value) {
+                    (Ok(i), Some(v)) => all[i].1 = v,
+                    (Ok(i), None) => {
+                        all.remove(i);
+                    }
+                    (Err(i), Some(v)) => all.insert(i, (key.clone(), v)),
+                    (Err(_), None) => {}
+                }
+                KvState::from_entries(all)
+            }
+        }
+    }
+
+    /// The entries with keys in `[from, to)`, in order.
+    fn range(&self, from: &str, to: &str) -> Vec<(String, Val)> {
+        self.entries()
+            .into_iter()
+            .filter(|(k, _)| &**k >= from && &**k < to)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+}
+
+impl Kv {
+    /// What `key` reads as in `s`.
+    fn read<'a>(&'a self, s: &'a KvState, key: &str) -> Option<&'a Val> {
+        s.get(key).or(self.initial.as_ref())
+    }
+}
+
 impl Model for Kv {
-    type State = BTreeMap<String, Val>;
+    type State = KvState;
     type Input = KvOp;
     type Output = KvOut;
 
@@ -207,44 +317,29 @@ impl Model for Kv {
         "kv"
     }
     fn init(&self) -> Self::State {
-        BTreeMap::new()
+        KvState::Empty
     }
     fn step(&self, s: &Self::State, i: &KvOp, o: Option<&KvOut>) -> Option<Self::State> {
-        let with = |k: &str, v: Option<Val>| {
-            let mut s = s.clone();
-            match v {
-                Some(v) => s.insert(k.to_string(), v),
-                None => s.remove(k),
-            };
-            s
-        };
         match i {
             KvOp::Get { key } => match o {
-                Some(KvOut::Value(v)) => (s.get(key) == v.as_ref()).then(|| s.clone()),
+                Some(KvOut::Value(v)) => (self.read(s, key) == v.as_ref()).then(|| s.clone()),
                 Some(_) => None,
                 None => Some(s.clone()),
             },
             KvOp::GetRange { from, to } => match o {
-                Some(KvOut::Range(r)) => {
-                    let got = s
-                        .range::<String, _>(from.clone()..to.clone())
-                        .map(|(k, v)| (k.clone(), v.clone()));
-                    got.eq(r.iter().cloned()).then(|| s.clone())
-                }
+                Some(KvOut::Range(r)) => (s.range(from, to) == *r).then(|| s.clone()),
                 Some(_) => None,
                 None => Some(s.clone()),
             },
-            KvOp::Put { key, value } => Some(with(key, Some(value.clone()))),
+            KvOp::Put { key, value } => Some(s.with(key, Some(value.clone()))),
             KvOp::Append { key, value } => {
-                let mut text = s.get(key).map(as_text).unwrap_or_default();
-                text.push_str(value);
-                Some(with(key, Some(val(&Value::String(text)))))
+                Some(s.with(key, Some(appended(self.read(s, key), value))))
             }
-            KvOp::Delete { key } | KvOp::Expire { key } => Some(with(key, None)),
+            KvOp::Delete { key } | KvOp::Expire { key } => Some(s.with(key, None)),
             KvOp::Cas { key, old, new } => {
-                let ok = s.get(key) == Some(old);
+                let ok = self.read(s, key) == Some(old);
                 match (ok, o) {
-                    (true, _) => Some(with(key, Some(new.clone()))),
+                    (true, _) => Some(s.with(key, Some(new.clone()))),
                     (false, None) => Some(s.clone()),
                     (false, Some(_)) => None,
                 }
@@ -258,11 +353,22 @@ impl Model for Kv {
             | KvOp::Append { key, .. }
             | KvOp::Delete { key }
             | KvOp::Cas { key, .. }
-            | KvOp::Expire { key } => Footprint::Keys(vec![key.clone()]),
+            | KvOp::Expire { key } => Footprint::Keys(vec![key.to_string()]),
             KvOp::GetRange { from, to } => Footprint::Range {
                 from: from.clone(),
                 to: to.clone(),
             },
+        }
+    }
+    fn key<'a>(&self, i: &'a KvOp) -> Option<&'a str> {
+        match i {
+            KvOp::Get { key }
+            | KvOp::Put { key, .. }
+            | KvOp::Append { key, .. }
+            | KvOp::Delete { key }
+            | KvOp::Cas { key, .. }
+            | KvOp::Expire { key } => Some(key),
+            KvOp::GetRange { .. } => None,
         }
     }
     fn describe(&self, i: &KvOp, o: Option<&KvOut>) -> String {
@@ -291,7 +397,8 @@ impl Model for Kv {
     fn describe_state(&self, s: &Self::State) -> String {
         format!(
             "{{{}}}",
-            s.iter()
+            s.entries()
+                .iter()
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect::<Vec<_>>()
                 .join(", ")

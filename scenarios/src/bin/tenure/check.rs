@@ -25,6 +25,11 @@ pub struct Args {
     /// Most wall-clock seconds per file before answering "unknown" (at most a week).
     #[arg(long)]
     time_limit: Option<f64>,
+    /// What a register or key never written reads as, for the register and kv models: an
+    /// EDN value (`0`, '"x"', `nil`, the default: no value); `--initial ''` is the empty
+    /// string, the convention of porcupine's key-value histories.
+    #[arg(long, value_name = "VALUE")]
+    initial: Option<String>,
     /// Prints the report as JSON (an array of reports for several files).
     #[arg(long)]
     json: bool,
@@ -47,13 +52,24 @@ impl Args {
             Ok(b) => b,
             Err(e) => return crate::usage(e),
         };
+        let opts = check::CheckOptions {
+            model: self.model,
+            format: self.format,
+            budget,
+            initial: self.initial.clone(),
+        };
+        if let Some(t) = &self.initial {
+            if let Err(e) = check::initial_value(t) {
+                return crate::usage(e);
+            }
+        }
         let mut worst = 0u8;
         let mut reports = Vec::new();
         for given in &self.history {
             let path = history_file(given);
             let shown = path.display().to_string();
             let code = match files::read_text(&path, "history", files::HISTORY_LIMIT)
-                .and_then(|text| check::check_text(&text, self.model, self.format, budget))
+                .and_then(|text| check::check_text(&text, &opts))
             {
                 Ok(report) => {
                     let code = report.exit_code();
