@@ -20,9 +20,10 @@
 //!   first operation whose return the search could never get past, how many operations returned
 //!   before it (that prefix is linearizable) and the states the model could be in there.
 //!
-//! A memo hit is decided on the hash of the linearized set, not the set itself: a collision
-//! could only prune a configuration that was never explored; with 128 bits and a billion
-//! configurations its probability is below 10^-20.
+//! A memo hit is decided on a 128-bit key of the configuration (the linearized set's Zobrist
+//! hash with the state's hash, `search.rs`), not the configuration itself: a collision could
+//! only prune a configuration that was never explored; with a billion configurations its
+//! probability is below 10^-9.
 
 pub mod edn;
 pub mod generate;

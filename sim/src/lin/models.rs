@@ -20,8 +20,33 @@ use std::sync::Arc;
 /// A JSON value as canonical text.
 pub type Val = Arc<str>;
 
-/// `v` as canonical JSON text (object keys sorted, as serde_json's map keeps them).
+/// `v` as canonical JSON text (object keys sorted, as serde_json's map keeps them), shared:
+/// equal values read from one history are one allocation, so the search compares them by
+/// pointer (`Arc`'s equality looks at the pointer first) instead of byte by byte.
 pub fn val(v: &Value) -> Val {
+    thread_local! {
+        static SEEN: std::cell::RefCell<rustc_hash::FxHashMap<String, Val>> =
+            std::cell::RefCell::new(Default::default());
+    }
+    /// Distinct values kept per thread; past it the table starts again (values stay valid).
+    const KEPT: usize = 1 << 20;
+    let text = v.to_string();
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if let Some(v) = seen.get(&text) {
+            return v.clone();
+        }
+        if seen.len() >= KEPT {
+            seen.clear();
+        }
+        let v: Val = Arc::from(text.as_str());
+        seen.insert(text, v.clone());
+        v
+    })
+}
+
+/// `v` as JSON text, not shared: for values the search makes as it goes.
+fn fresh_val(v: &Value) -> Val {
     Arc::from(v.to_string())
 }
 
@@ -219,7 +244,7 @@ fn appended(old: Option<&Val>, text: &str) -> Val {
         Some(o) => {
             let mut t = as_text(o);
             t.push_str(text);
-            val(&Value::String(t))
+            fresh_val(&Value::String(t))
         }
         None => Arc::from(tail),
     }
@@ -788,7 +813,7 @@ fn apply(s: &mut Versioned, w: &Write) {
                 .get(k)
                 .and_then(|(v, _)| v.parse::<i64>().ok())
                 .unwrap_or(0);
-            put(s, k, val(&Value::from(n.wrapping_add(*d))));
+            put(s, k, fresh_val(&Value::from(n.wrapping_add(*d))));
         }
         Write::Push(k, v) => {
             let mut arr = match s.get(k).map(|(x, _)| serde_json::from_str::<Value>(x)) {
@@ -796,14 +821,14 @@ fn apply(s: &mut Versioned, w: &Write) {
                 _ => Vec::new(),
             };
             arr.push(serde_json::from_str(v).unwrap_or(Value::Null));
-            put(s, k, val(&Value::Array(arr)));
+            put(s, k, fresh_val(&Value::Array(arr)));
         }
         Write::Pop(k) => {
             if let Some(Ok(Value::Array(mut a))) =
                 s.get(k).map(|(x, _)| serde_json::from_str::<Value>(x))
             {
                 a.pop();
-                put(s, k, val(&Value::Array(a)));
+                put(s, k, fresh_val(&Value::Array(a)));
             }
         }
     }

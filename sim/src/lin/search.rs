@@ -4,7 +4,14 @@
 //! before a hard one has eaten the budget.
 //!
 //! Wing and Gong's walk over a dancing-links list of calls and returns, in time order, with
-//! Lowe's memo of (Zobrist hash of the linearized set, model state).
+//! Lowe's memo of configurations (linearized set, model state), each kept as one 128-bit key:
+//! the set's Zobrist hash XOR the state's 64-bit foldhash spread over 128 bits by an odd
+//! multiplier. Keys, not states: an entry is 16 bytes instead of a state's clone (a memo of
+//! millions of entries is most of a check's memory traffic), and nothing is compared but
+//! integers. Two configurations share a key only when their sets differ and two random 128-bit
+//! values happen to meet (2^-128 a pair), or their sets agree and their states' 64-bit hashes
+//! collide (2^-64 a pair, and few states share a set); a false hit could only prune a
+//! configuration never explored, that is, make a linearizable part look not linearizable.
 
 use super::{Failure, Model, Operation, Verdict, MAX_MEMO};
 use rustc_hash::FxHashSet;
@@ -28,6 +35,48 @@ fn zobrist(i: usize) -> u128 {
     ((mix(2 * i) as u128) << 64) | mix(2 * i + 1) as u128
 }
 
+/// A state's part of a memo key: its 64-bit foldhash (fixed seed: the same every run),
+/// spread over 128 bits by an odd multiplier (a bijection, so distinct hashes stay distinct).
+fn state_key<S: std::hash::Hash>(s: &S) -> u128 {
+    use std::hash::BuildHasher;
+    const SEED: u64 = 0x7465_6e75_7265_2d31;
+    const SPREAD: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
+    let h = foldhash::fast::FixedState::with_seed(SEED).hash_one(s);
+    (h as u128).wrapping_mul(SPREAD)
+}
+
+thread_local! {
+    /// Memo tables of finished searches, emptied, for the next search on this thread: a
+    /// table of a million entries is megabytes of fresh pages (huge pages, zeroed by the
+    /// kernel on first touch) when allocated anew, which cost more than the search itself.
+    static MEMOS: std::cell::RefCell<Vec<FxHashSet<u128>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most memo tables kept for reuse per thread, and the largest kept (in entries).
+const POOLED: usize = 4;
+const POOLED_CAPACITY: usize = 2 << 20;
+
+/// The largest pooled table (kept sorted by capacity), or a new one.
+fn take_memo() -> FxHashSet<u128> {
+    MEMOS.with(|m| m.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Keeps `memo` for reuse if it is among the largest few.
+fn give_memo(mut memo: FxHashSet<u128>) {
+    if memo.capacity() == 0 || memo.capacity() > POOLED_CAPACITY {
+        return;
+    }
+    memo.clear();
+    MEMOS.with(|m| {
+        let mut m = m.borrow_mut();
+        let at = m.partition_point(|t| t.capacity() < memo.capacity());
+        m.insert(at, memo);
+        if m.len() > POOLED {
+            m.remove(0);
+        }
+    });
+}
+
 /// Where a call to [`Search::run`] left the part.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -37,6 +86,12 @@ pub enum Progress {
     Paused,
     /// The memo is full, or the deadline passed: it stays undecided.
     GaveUp,
+}
+
+impl<M: Model> Drop for Search<'_, M> {
+    fn drop(&mut self) {
+        give_memo(std::mem::take(&mut self.memo));
+    }
 }
 
 /// The state of one part's search.
@@ -52,7 +107,7 @@ pub struct Search<'a, M: Model> {
     op_at: Vec<u32>,
     /// How many operations with a known return come before each entry.
     returned_before: Vec<usize>,
-    memo: FxHashSet<(u128, M::State)>,
+    memo: FxHashSet<u128>,
     stack: Vec<(u32, M::State)>,
     state: M::State,
     set: u128,
@@ -88,7 +143,7 @@ impl<'a, M: Model> Search<'a, M> {
             is_ret: vec![false; len],
             op_at: vec![0; len],
             returned_before: vec![0; len],
-            memo: FxHashSet::default(),
+            memo: take_memo(),
             stack: Vec::new(),
             state: model.init(),
             set: 0,
@@ -168,7 +223,7 @@ impl<'a, M: Model> Search<'a, M> {
             if !self.is_ret[e as usize] {
                 if let Some(s2) = self.model.step(&self.state, &o.input, o.output.as_ref()) {
                     let set2 = self.set ^ zobrist(j);
-                    if self.memo.insert((set2, s2.clone())) {
+                    if self.memo.insert(set2 ^ state_key(&s2)) {
                         let old = std::mem::replace(&mut self.state, s2);
                         self.stack.push((j as u32, old));
                         self.set = set2;

@@ -30,6 +30,10 @@ pub struct Args {
     /// string, the convention of porcupine's key-value histories.
     #[arg(long, value_name = "VALUE")]
     initial: Option<String>,
+    /// Files checked at once, each on its own thread (default: one per core, at most 256);
+    /// the reports come in the files' order whatever finishes first.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Prints the report as JSON (an array of reports for several files).
     #[arg(long)]
     json: bool,
@@ -63,14 +67,40 @@ impl Args {
                 return crate::usage(e);
             }
         }
+        let jobs = match self.jobs {
+            Some(j) if !(1..=crate::sweep::MAX_JOBS).contains(&j) => {
+                return crate::usage(format!("--jobs must be 1 to {}", crate::sweep::MAX_JOBS))
+            }
+            Some(j) => j,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+        .min(self.history.len());
+        // Each file's outcome, in the files' order: its path as shown, and its report or why
+        // it could not be checked.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Vec<std::sync::Mutex<Option<(String, Result<check::CheckReport, String>)>>> =
+            self.history.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(given) = self.history.get(i) else { return };
+                    let path = history_file(given);
+                    let outcome = files::read_text(&path, "history", files::HISTORY_LIMIT)
+                        .and_then(|text| check::check_text(&text, &opts));
+                    *done[i].lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((path.display().to_string(), outcome));
+                });
+            }
+        });
         let mut worst = 0u8;
         let mut reports = Vec::new();
-        for given in &self.history {
-            let path = history_file(given);
-            let shown = path.display().to_string();
-            let code = match files::read_text(&path, "history", files::HISTORY_LIMIT)
-                .and_then(|text| check::check_text(&text, &opts))
-            {
+        for slot in done {
+            let Some((shown, outcome)) = slot.into_inner().unwrap_or_else(|p| p.into_inner())
+            else {
+                continue;
+            };
+            let code = match outcome {
                 Ok(report) => {
                     let code = report.exit_code();
                     if self.json {
