@@ -9,7 +9,9 @@ use tenure::scenarios::check::{check_text, CheckOptions, ModelName};
 use tenure::sim::lin::Verdict;
 
 fn data(dir: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(dir)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(dir)
 }
 
 /// Every `.edn` file under `dir`, sorted.

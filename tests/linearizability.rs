@@ -78,7 +78,10 @@ fn register_reads_what_was_written() {
         (0, "invoke", "read", "x", N),
         (0, "ok", "read", "x", json!(2)),
     ];
-    assert_eq!(verdict(&Register::default(), &ok).verdict, Verdict::Linearizable);
+    assert_eq!(
+        verdict(&Register::default(), &ok).verdict,
+        Verdict::Linearizable
+    );
     // A read concurrent with a write may see either value.
     let concurrent = [
         (0, "invoke", "write", "x", json!(1)),
@@ -119,11 +122,17 @@ fn register_cas_unknown_and_failed_operations() {
         (1, "invoke", "read", "x", N),
         (1, "ok", "read", "x", json!(2)),
     ];
-    assert_eq!(verdict(&Register::default(), &ok).verdict, Verdict::Linearizable);
+    assert_eq!(
+        verdict(&Register::default(), &ok).verdict,
+        Verdict::Linearizable
+    );
     let mut bad = ok.clone();
     bad[2].4 = json!([5, 2]);
     bad[3].4 = json!([5, 2]);
-    assert_eq!(verdict(&Register::default(), &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(
+        verdict(&Register::default(), &bad).verdict,
+        Verdict::NotLinearizable
+    );
     // An unknown write may take effect late...
     let late = [
         (0, "invoke", "write", "x", json!(1)),
@@ -135,19 +144,28 @@ fn register_cas_unknown_and_failed_operations() {
         (2, "invoke", "read", "x", N),
         (2, "ok", "read", "x", json!(2)),
     ];
-    assert_eq!(verdict(&Register::default(), &late).verdict, Verdict::Linearizable);
+    assert_eq!(
+        verdict(&Register::default(), &late).verdict,
+        Verdict::Linearizable
+    );
     // ...or never, but once seen it stays.
     let mut back = late.to_vec();
     back.push((2, "invoke", "read", "x", N));
     back.push((2, "ok", "read", "x", json!(1)));
-    assert_eq!(verdict(&Register::default(), &back).verdict, Verdict::NotLinearizable);
+    assert_eq!(
+        verdict(&Register::default(), &back).verdict,
+        Verdict::NotLinearizable
+    );
     // A call with no completion at all is unknown too.
     let pending = [
         (1, "invoke", "write", "x", json!(7)),
         (2, "invoke", "read", "x", N),
         (2, "ok", "read", "x", json!(7)),
     ];
-    assert_eq!(verdict(&Register::default(), &pending).verdict, Verdict::Linearizable);
+    assert_eq!(
+        verdict(&Register::default(), &pending).verdict,
+        Verdict::Linearizable
+    );
     // A failed write surely did nothing: reading its value breaks the history.
     let failed = [
         (1, "invoke", "write", "x", json!(7)),
@@ -184,7 +202,10 @@ fn keys_are_checked_apart_and_the_budget_answers_unknown() {
         max_steps: Some(2),
         max_time: None,
     };
-    assert_eq!(check(&Register::default(), &ops, tight).verdict, Verdict::Unknown);
+    assert_eq!(
+        check(&Register::default(), &ops, tight).verdict,
+        Verdict::Unknown
+    );
 }
 
 #[test]
@@ -223,15 +244,24 @@ fn kv_map_with_append_delete_ranges_and_expiry() {
     // Appends in the wrong order.
     let mut bad = ok.clone();
     bad[5].4 = json!("yx");
-    assert_eq!(verdict(&Kv::default(), &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(
+        verdict(&Kv::default(), &bad).verdict,
+        Verdict::NotLinearizable
+    );
     // A range that misses b, read after b was written and before it expired.
     let mut bad = ok.clone();
     bad[9].4 = json!({"a": "xy"});
-    assert_eq!(verdict(&Kv::default(), &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(
+        verdict(&Kv::default(), &bad).verdict,
+        Verdict::NotLinearizable
+    );
     // A read of a deleted key.
     let mut bad = ok.clone();
     bad[19].4 = json!("z");
-    assert_eq!(verdict(&Kv::default(), &bad).verdict, Verdict::NotLinearizable);
+    assert_eq!(
+        verdict(&Kv::default(), &bad).verdict,
+        Verdict::NotLinearizable
+    );
 }
 
 #[test]

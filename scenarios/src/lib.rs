@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod check;
 pub mod files;
+pub mod fuzz;
 pub mod library;
 pub mod margin;
 pub mod shrink;

@@ -121,7 +121,11 @@ pub struct Search<'a, M: Model> {
 }
 
 impl<'a, M: Model> Search<'a, M> {
-    pub fn new(model: &'a M, ops: &'a [Operation<M::Input, M::Output>], members: Vec<usize>) -> Self {
+    pub fn new(
+        model: &'a M,
+        ops: &'a [Operation<M::Input, M::Output>],
+        members: Vec<usize>,
+    ) -> Self {
         let n = members.len();
         // Entries 1..=2n: (time, is_return, local op). Calls sort before returns at equal
         // times (so they count as concurrent: the lenient reading).
@@ -213,7 +217,8 @@ impl<'a, M: Model> Search<'a, M> {
             }
             self.steps += 1;
             if self.memo.len() >= MAX_MEMO
-                || (self.steps.is_multiple_of(4096) && deadline.is_some_and(|d| Instant::now() >= d))
+                || (self.steps.is_multiple_of(4096)
+                    && deadline.is_some_and(|d| Instant::now() >= d))
             {
                 return Progress::GaveUp;
             }

@@ -39,6 +39,9 @@ pub struct Args {
     json: bool,
 }
 
+/// One file's outcome: its path as shown, and its report or why it could not be checked.
+type Outcome = (String, Result<check::CheckReport, String>);
+
 /// A directory given as a history: Jepsen's store directory keeps it as `history.edn`.
 fn history_file(path: &Path) -> PathBuf {
     if path.is_dir() {
@@ -75,16 +78,20 @@ impl Args {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
         .min(self.history.len());
-        // Each file's outcome, in the files' order: its path as shown, and its report or why
-        // it could not be checked.
+        // Each file's outcome, in the files' order.
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Vec<std::sync::Mutex<Option<(String, Result<check::CheckReport, String>)>>> =
-            self.history.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let done: Vec<std::sync::Mutex<Option<Outcome>>> = self
+            .history
+            .iter()
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
         std::thread::scope(|scope| {
             for _ in 0..jobs {
                 scope.spawn(|| loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(given) = self.history.get(i) else { return };
+                    let Some(given) = self.history.get(i) else {
+                        return;
+                    };
                     let path = history_file(given);
                     let outcome = files::read_text(&path, "history", files::HISTORY_LIMIT)
                         .and_then(|text| check::check_text(&text, &opts));
