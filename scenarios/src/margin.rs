@@ -135,7 +135,7 @@ pub fn with_param(s: &Scenario, param: Param, x: f64) -> Result<Scenario, String
                     }
                 };
                 if let Some(j) = (i + 1..steps.len()).find(|&j| resumes(&steps[j].fault)) {
-                    steps[j].at_ms = (at + len).min(duration.saturating_sub(1));
+                    steps[j].at_ms = at.saturating_add(len).min(duration.saturating_sub(1));
                     paused_any = true;
                 }
             }
@@ -150,6 +150,16 @@ pub fn with_param(s: &Scenario, param: Param, x: f64) -> Result<Scenario, String
     }
     s.run_config()?;
     Ok(s)
+}
+
+/// The largest value `param` can take in a run of `config`: a drift below 0.5, a pause no
+/// longer than the run, a delay no longer than a latency step may set (a minute).
+pub fn max_value(param: Param, config: &RunConfig) -> f64 {
+    match param {
+        Param::Drift => 0.5,
+        Param::Pause => config.duration.as_millis() as f64,
+        Param::Delay => 60_000.0,
+    }
 }
 
 /// The bound the lease settings promise for `param`.

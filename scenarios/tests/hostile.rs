@@ -473,6 +473,28 @@ const CASES: &[(&[&str], i32, &str)] = &[
     (&["margin", "quiet", "--param", "warp"], 2, ""),
     (
         &[
+            "margin",
+            "paused-holder",
+            "--param",
+            "pause",
+            "--range",
+            "0..1e300",
+        ],
+        2,
+        "--range",
+    ),
+    (
+        &["margin", "quiet", "--param", "delay", "--range", "0..1e19"],
+        2,
+        "--range",
+    ),
+    (
+        &["margin", "quiet", "--param", "delay", "--range", "0..nan"],
+        2,
+        "--range",
+    ),
+    (
+        &[
             "shrink",
             "quiet",
             "--seed",

@@ -104,6 +104,14 @@ fn margin(how: MarginHow) -> ExitCode {
     if param == Param::Drift && hi >= 0.5 {
         return usage("--range: a drift must stay below 0.5");
     }
+    let top = margin::max_value(param, &config);
+    if hi > top {
+        return usage(format!(
+            "--range: {} reaches past {top} ms, the most a {} can be in this scenario (a pause no longer than the run, a delay at most a minute)",
+            how.range.unwrap_or(""),
+            how.param
+        ));
+    }
     if let Some(r) = how.resolution {
         if !(r.is_finite() && r > 0.0) {
             return usage("--resolution must be more than 0");
