@@ -100,6 +100,17 @@ fn files(d: &Path) {
     scenario("huge-ms.toml", "request_timeout_ms = 18446744073709551615");
     scenario("zero-agents.toml", "agents = 0");
     scenario("many.toml", "managers = 100000");
+    scenario("registers.toml", "registers = 9223372036854775807");
+    scenario(
+        "wrap.toml",
+        "managers = 9223372036854775807\nregisters = 9223372036854775807",
+    );
+    w(
+        "wrap-sum.toml",
+        &QUIET
+            .replace("lockers = 2", "lockers = 9223372036854775807")
+            .replace("leasers = 2", "leasers = 9223372036854775807"),
+    );
     scenario("rho.toml", "rho = 0.9");
     scenario("nan.toml", "rho = nan");
     scenario("unknown-setting.toml", "colour = 3");
@@ -408,6 +419,9 @@ const CASES: &[(&[&str], i32, &str)] = &[
     (&["run", "{d}/liveness.toml"], 2, "liveness_bound_ms"),
     (&["run", "{d}/zero-agents.toml"], 2, "agents"),
     (&["run", "{d}/many.toml"], 2, "processes"),
+    (&["run", "{d}/wrap.toml"], 2, "processes"),
+    (&["run", "{d}/registers.toml"], 2, "registers"),
+    (&["run", "{d}/wrap-sum.toml"], 2, "processes"),
     (&["run", "{d}/rho.toml"], 2, "rho"),
     (&["run", "{d}/nan.toml"], 2, "rho"),
     (&["run", "{d}/unknown-setting.toml"], 2, "colour"),

@@ -17,6 +17,9 @@ pub const MAX_RUN_VIRTUAL: Duration = Duration::from_secs(3 * 3_600);
 /// Most virtual duration of a run's workload.
 pub const MAX_DURATION: Duration = Duration::from_secs(3_600);
 
+/// Most registers a workload spreads over.
+pub const MAX_REGISTERS: usize = 10_000;
+
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3_600);
 
@@ -82,6 +85,12 @@ impl RunConfig {
             return Err(format!(
                 "settings.duration_ms: must be more than 0 and at most {} ms (an hour)",
                 MAX_DURATION.as_millis()
+            ));
+        }
+        if self.registers == 0 || self.registers > MAX_REGISTERS {
+            return Err(format!(
+                "settings.registers: must be 1 to {MAX_REGISTERS}, not {}",
+                self.registers
             ));
         }
         over("op_pause_ms", self.op_pause, 10 * MINUTE)?;

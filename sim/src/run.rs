@@ -112,13 +112,18 @@ pub struct RunConfig {
 impl RunConfig {
     /// Every client process: KV clients, then lockers, leasers and leaders.
     pub fn processes(&self) -> usize {
-        self.clients
-            + self.lockers
-            + self.leasers
-            + self.leaders
-            + self.members
-            + self.managers
-            + self.watchers
+        // Saturating: the counts come from users' files, and a sum that wrapped would pass
+        // the limit on processes.
+        [
+            self.lockers,
+            self.leasers,
+            self.leaders,
+            self.members,
+            self.managers,
+            self.watchers,
+        ]
+        .iter()
+        .fold(self.clients, |a, b| a.saturating_add(*b))
     }
 }
 
