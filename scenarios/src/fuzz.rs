@@ -157,6 +157,7 @@ pub fn names(data: &[u8]) {
     };
     let manager = LeaseManager::new(std::sync::Arc::new(LeaseClient::new(mem.client())));
     let (name, holder) = (name.to_string(), holder.to_string());
+    let c = clock.clone();
     clock.block_on(async move {
         let claimed = manager.claim(&name, &holder, Duration::from_secs(10)).await;
         if claimed.is_ok() {
