@@ -157,7 +157,6 @@ pub fn names(data: &[u8]) {
     };
     let manager = LeaseManager::new(std::sync::Arc::new(LeaseClient::new(mem.client())));
     let (name, holder) = (name.to_string(), holder.to_string());
-    let c = clock.clone();
     clock.block_on(async move {
         let claimed = manager.claim(&name, &holder, Duration::from_secs(10)).await;
         if claimed.is_ok() {
@@ -168,57 +167,21 @@ pub fn names(data: &[u8]) {
             );
         }
     });
+    // The backend's ticker holds the clock: without this, every input leaks both.
+    drop(mem);
+    clock.shutdown();
 }
 
 /// A few byte-level mutations of `input`, drawn from `seed`: flips, deletions, insertions of
 /// bytes and of tokens the parsers care about, duplicated and truncated stretches.
 pub fn mutate(input: &[u8], seed: u64) -> Vec<u8> {
+    #[rustfmt::skip]
     const TOKENS: &[&str] = &[
-        "{",
-        "}",
-        "[",
-        "]",
-        "(",
-        ")",
-        "\"",
-        ":",
-        ",",
-        "\n",
-        "nil",
-        ":process",
-        ":type",
-        ":invoke",
-        ":ok",
-        ":info",
-        ":fail",
-        ":f",
-        ":value",
-        ":key",
-        "#_",
-        "#{",
-        ";",
-        "\\",
-        "-1",
-        "0",
-        "1.5",
-        "1e300",
-        "18446744073709551615",
-        "-9223372036854775808",
-        "nan",
-        "\"t_us\":",
-        "\"type\":\"invoke\"",
-        "\"op\":1",
-        "\u{feff}",
-        "..",
-        "/",
-        "//",
-        "ü",
-        "[settings]",
-        "[faults]",
-        "= ",
-        "steps = [",
-        "mode = \"schedule\"",
-        "kind = \"",
+        "{", "}", "[", "]", "(", ")", "\"", ":", ",", "\n", "nil", ":process", ":type",
+        ":invoke", ":ok", ":info", ":fail", ":f", ":value", ":key", "#_", "#{", ";", "\\",
+        "-1", "0", "1.5", "1e300", "18446744073709551615", "-9223372036854775808", "nan",
+        "\"t_us\":", "\"type\":\"invoke\"", "\"op\":1", "\u{feff}", "..", "/", "//", "ü",
+        "[settings]", "[faults]", "= ", "steps = [", "mode = \"schedule\"", "kind = \"",
     ];
     let mut rng = tenure_core::rng::SplitMix64::new(seed);
     let mut out = input.to_vec();

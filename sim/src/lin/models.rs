@@ -372,17 +372,13 @@ impl Model for Kv {
         }
     }
     fn footprint(&self, i: &KvOp) -> Footprint {
-        match i {
-            KvOp::Get { key }
-            | KvOp::Put { key, .. }
-            | KvOp::Append { key, .. }
-            | KvOp::Delete { key }
-            | KvOp::Cas { key, .. }
-            | KvOp::Expire { key } => Footprint::Keys(vec![key.to_string()]),
-            KvOp::GetRange { from, to } => Footprint::Range {
+        match (self.key(i), i) {
+            (Some(key), _) => Footprint::Keys(vec![key.to_string()]),
+            (None, KvOp::GetRange { from, to }) => Footprint::Range {
                 from: from.clone(),
                 to: to.clone(),
             },
+            (None, _) => Footprint::All,
         }
     }
     fn key<'a>(&self, i: &'a KvOp) -> Option<&'a str> {

@@ -203,6 +203,21 @@ impl ReportArgs {
     }
 }
 
+/// `--expect`: the replay's digest against the one expected (exit 1 when they differ).
+fn compare(expected: Option<&str>, digest: &str) -> Result<(), ExitCode> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    if expected != digest {
+        eprintln!(
+            "tenure: the replay differs: digest {digest} where {expected} was expected (another build, other parameters, or nondeterminism)"
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    eprintln!("tenure: replayed exactly (digest {expected})");
+    Ok(())
+}
+
 /// A digest as runs print it: SHA-256 in 64 lowercase hex digits.
 fn check_digest(d: &str) -> Result<(), String> {
     if d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -295,15 +310,8 @@ fn run_mem(
         }
         println!("digest     {}", report.digest);
     }
-    if let Some(expected) = expect {
-        if expected != report.digest {
-            eprintln!(
-                "tenure: the replay differs: digest {} where {expected} was expected (another build, other parameters, or nondeterminism)",
-                report.digest
-            );
-            return ExitCode::FAILURE;
-        }
-        eprintln!("tenure: replayed exactly (digest {expected})");
+    if let Err(code) = compare(expect.as_deref(), &report.digest) {
+        return code;
     }
     if report.violations.is_empty() {
         ExitCode::SUCCESS
@@ -449,15 +457,8 @@ fn run_cluster(job: Job) -> ExitCode {
     } else {
         summary(s, given, seed, &report);
     }
-    if let Some(expected) = expect {
-        if expected != report.digest {
-            eprintln!(
-                "tenure: the replay differs: digest {} where {expected} was expected (another build, or nondeterminism)",
-                report.digest
-            );
-            return ExitCode::FAILURE;
-        }
-        eprintln!("tenure: replayed exactly (digest {expected})");
+    if let Err(code) = compare(expect.as_deref(), &report.digest) {
+        return code;
     }
     if report.ok() {
         ExitCode::SUCCESS
