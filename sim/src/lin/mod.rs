@@ -108,8 +108,8 @@ pub struct Operation<I, O> {
 
 /// Most configurations (set of linearized operations, model state) a check remembers, over
 /// all the parts it is searching: past it the undecided parts answer `unknown`, whatever the
-/// step budget, so memory stays bounded (some hundreds of MiB for small states).
-pub const MAX_MEMO: usize = 4_000_000;
+/// step budget, so memory stays bounded (16-byte keys: about 300 MiB at the limit).
+pub const MAX_MEMO: usize = 16_000_000;
 
 /// How much searching a check may do before it answers `unknown`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +190,13 @@ impl Checked {
     }
 }
 
+/// Where a part's search is.
+enum Slot<'a, M: Model> {
+    Waiting(Vec<usize>),
+    Searching(search::Search<'a, M>),
+    Done,
+}
+
 /// The steps each undecided part gets in the first round of [`check`]; every round doubles it.
 const FIRST_SLICE: u64 = 1_000;
 
@@ -221,7 +228,7 @@ pub fn check<M: Model>(
             steps: 0,
             failure: None,
         });
-        searches.push(Some(search::Search::new(model, ops, members)));
+        searches.push(Slot::Waiting(members));
     }
     let mut spent: u64 = 0;
     let mut slice = FIRST_SLICE;
@@ -231,7 +238,14 @@ pub fn check<M: Model>(
         let mut paused = false;
         let mut failed = false;
         for (part, slot) in parts.iter_mut().zip(searches.iter_mut()) {
-            let Some(search) = slot else { continue };
+            // A part's search starts at its first turn: one decided in its first slice (most
+            // are) comes and goes before the next starts, and their tables are reused.
+            if let Slot::Waiting(members) = slot {
+                *slot = Slot::Searching(search::Search::new(model, ops, std::mem::take(members)));
+            }
+            let Slot::Searching(search) = slot else {
+                continue;
+            };
             let left = max_steps.saturating_sub(spent);
             if left == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
                 break 'rounds;
@@ -258,7 +272,7 @@ pub fn check<M: Model>(
             }
             // Decided or given up: its memory goes now.
             memo_total -= search.memo_len();
-            *slot = None;
+            *slot = Slot::Done;
         }
         if failed || !paused {
             break;

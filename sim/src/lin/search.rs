@@ -52,18 +52,22 @@ thread_local! {
     static MEMOS: std::cell::RefCell<Vec<FxHashSet<u128>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Most memo tables kept for reuse per thread, and the largest kept (in entries).
+/// Most memo tables kept for reuse per thread, the smallest and the largest kept (in
+/// entries). A search starts with a table of its own and moves to a pooled one when it
+/// grows past `POOLED_FROM`: small tables cost nothing to make, and handing them around
+/// would cost more than it saves.
 const POOLED: usize = 4;
+const POOLED_FROM: usize = 1 << 14;
 const POOLED_CAPACITY: usize = 2 << 20;
 
-/// The largest pooled table (kept sorted by capacity), or a new one.
-fn take_memo() -> FxHashSet<u128> {
-    MEMOS.with(|m| m.borrow_mut().pop()).unwrap_or_default()
+/// The largest pooled table (kept sorted by capacity), if any.
+fn take_memo() -> Option<FxHashSet<u128>> {
+    MEMOS.with(|m| m.borrow_mut().pop())
 }
 
-/// Keeps `memo` for reuse if it is among the largest few.
+/// Keeps `memo` for reuse if it is large and among the largest few.
 fn give_memo(mut memo: FxHashSet<u128>) {
-    if memo.capacity() == 0 || memo.capacity() > POOLED_CAPACITY {
+    if memo.capacity() < POOLED_FROM || memo.capacity() > POOLED_CAPACITY {
         return;
     }
     memo.clear();
@@ -147,7 +151,7 @@ impl<'a, M: Model> Search<'a, M> {
             is_ret: vec![false; len],
             op_at: vec![0; len],
             returned_before: vec![0; len],
-            memo: take_memo(),
+            memo: FxHashSet::default(),
             stack: Vec::new(),
             state: model.init(),
             set: 0,
@@ -181,6 +185,18 @@ impl<'a, M: Model> Search<'a, M> {
     /// Configurations remembered.
     pub fn memo_len(&self) -> usize {
         self.memo.len()
+    }
+
+    /// Moves the memo into a pooled table, if one is larger (see `POOLED_FROM`).
+    fn grow_memo(&mut self) {
+        if let Some(mut big) = take_memo() {
+            if big.capacity() > self.memo.capacity() {
+                big.extend(self.memo.drain());
+                give_memo(std::mem::replace(&mut self.memo, big));
+            } else {
+                give_memo(big);
+            }
+        }
     }
 
     /// Takes operation `j` out of the list.
@@ -228,6 +244,9 @@ impl<'a, M: Model> Search<'a, M> {
             if !self.is_ret[e as usize] {
                 if let Some(s2) = self.model.step(&self.state, &o.input, o.output.as_ref()) {
                     let set2 = self.set ^ zobrist(j);
+                    if self.memo.len() == POOLED_FROM {
+                        self.grow_memo();
+                    }
                     if self.memo.insert(set2 ^ state_key(&s2)) {
                         let old = std::mem::replace(&mut self.state, s2);
                         self.stack.push((j as u32, old));
