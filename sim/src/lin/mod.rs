@@ -193,7 +193,7 @@ impl Checked {
 /// Where a part's search is.
 enum Slot<'a, M: Model> {
     Waiting(Vec<usize>),
-    Searching(search::Search<'a, M>),
+    Searching(Box<search::Search<'a, M>>),
     Done,
 }
 
@@ -241,7 +241,11 @@ pub fn check<M: Model>(
             // A part's search starts at its first turn: one decided in its first slice (most
             // are) comes and goes before the next starts, and their tables are reused.
             if let Slot::Waiting(members) = slot {
-                *slot = Slot::Searching(search::Search::new(model, ops, std::mem::take(members)));
+                *slot = Slot::Searching(Box::new(search::Search::new(
+                    model,
+                    ops,
+                    std::mem::take(members),
+                )));
             }
             let Slot::Searching(search) = slot else {
                 continue;
