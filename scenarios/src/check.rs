@@ -13,6 +13,7 @@ use tenure_sim::check::{self, Violation};
 use tenure_sim::history::History;
 use tenure_sim::lin::input::{self, Format, FromRaw};
 use tenure_sim::lin::models::{Agency, Kv, Lease, Mutex, Register, Storage};
+use tenure_sim::lin::multi::MultiRegister;
 use tenure_sim::lin::{self, Budget, Checked, Verdict};
 
 /// The models `tenure check --model` knows.
@@ -31,6 +32,8 @@ pub enum ModelName {
     Storage,
     /// claim (token or "denied"), check (true/false), wait_until_expired, expire; per key
     Lease,
+    /// txn of [:read k v] and [:write k v] over registers by key (Knossos's multi-register)
+    MultiRegister,
 }
 
 /// The history formats `tenure check --format` knows.
@@ -128,8 +131,13 @@ pub fn check_text(text: &str, opts: &CheckOptions) -> Result<CheckReport, String
     let (model, format, budget) = (opts.model, opts.format, opts.budget);
     let initial = match &opts.initial {
         None => None,
-        Some(_) if !matches!(model, None | Some(ModelName::Register | ModelName::Kv)) => {
-            return Err("--initial applies to the register and kv models".into())
+        Some(_)
+            if !matches!(
+                model,
+                None | Some(ModelName::Register | ModelName::Kv | ModelName::MultiRegister)
+            ) =>
+        {
+            return Err("--initial applies to the register, kv and multi-register models".into())
         }
         Some(t) => initial_value(t)?,
     };
@@ -199,6 +207,7 @@ pub fn check_text(text: &str, opts: &CheckOptions) -> Result<CheckReport, String
         ModelName::Agency => linearize(&Agency, &raw, budget)?,
         ModelName::Storage => linearize(&Storage, &raw, budget)?,
         ModelName::Lease => linearize(&Lease, &raw, budget)?,
+        ModelName::MultiRegister => linearize(&MultiRegister { initial }, &raw, budget)?,
     };
     if checked.ops == 0 {
         let found: Vec<String> = skipped.iter().map(|(f, n)| format!("{f} x{n}")).collect();

@@ -82,6 +82,7 @@ pub fn edn(data: &[u8]) {
         ModelName::Lease,
         ModelName::Agency,
         ModelName::Storage,
+        ModelName::MultiRegister,
     ] {
         let _ = check_text(t, &options(Some(model), FormatName::Edn));
     }

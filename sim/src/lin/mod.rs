@@ -29,6 +29,7 @@ pub mod edn;
 pub mod generate;
 pub mod input;
 pub mod models;
+pub mod multi;
 mod search;
 
 use rustc_hash::FxHashMap;

@@ -25,7 +25,7 @@ pub struct Args {
     /// Most wall-clock seconds per file before answering "unknown" (at most a week).
     #[arg(long)]
     time_limit: Option<f64>,
-    /// What a register or key never written reads as, for the register and kv models: an
+    /// What a register or key never written reads as, for the register, kv and multi-register models: an
     /// EDN value (`0`, '"x"', `nil`, the default: no value); `--initial ''` is the empty
     /// string, the convention of porcupine's key-value histories.
     #[arg(long, value_name = "VALUE")]
