@@ -41,9 +41,9 @@ pub enum ModelName {
 pub enum FormatName {
     /// Decide from the first line.
     Auto,
-    /// tenure records, or Jepsen operations as JSON, one per line.
+    /// tenure records, or Jepsen operations as JSON, one per line (or one JSON array).
     Jsonl,
-    /// Jepsen EDN: one map per line, or one vector of maps.
+    /// Jepsen EDN: maps one after another, or one vector `[...]` or list `(...)` of maps.
     Edn,
     /// `INFO jepsen.util - PROCESS :TYPE :F VALUE` lines.
     JepsenLog,
