@@ -109,8 +109,9 @@ pub struct Operation<I, O> {
 
 /// Most configurations (set of linearized operations, model state) a check remembers, over
 /// all the parts it is searching: past it the undecided parts answer `unknown`, whatever the
-/// step budget, so memory stays bounded (16-byte keys: about 300 MiB at the limit).
-pub const MAX_MEMO: usize = 16_000_000;
+/// step budget, so memory stays bounded: 16-byte keys, the most a table of 2^24 slots holds
+/// (14.7 million), about 450 MiB at the peak of its last growth.
+pub const MAX_MEMO: usize = (1 << 24) / 8 * 7;
 
 /// How much searching a check may do before it answers `unknown`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
