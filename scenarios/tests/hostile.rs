@@ -533,6 +533,16 @@ const CASES: &[(&[&str], i32, &str)] = &[
     (&["run", "{d}/loss.toml"], 2, "loss rate"),
     (&["shrink", "quiet", "--seed", "1"], 2, "breaks no rule"),
     (
+        &["shrink", "quiet", "--seed", "1", "--rule", ""],
+        2,
+        "--rule",
+    ),
+    (
+        &["margin", "quiet", "--param", "drift", "--rule", " "],
+        2,
+        "--rule",
+    ),
+    (
         &["replay", "quiet", "--seed", "1", "--expect", ""],
         2,
         "is not a digest",

@@ -69,6 +69,9 @@ fn margin(how: MarginHow) -> ExitCode {
     if how.given == "lock-contention" {
         return usage("margin works on cluster scenarios");
     }
+    if how.rule.is_some_and(|r| r.trim().is_empty()) {
+        return usage("--rule needs the start of a rule's name (`S1`), not an empty text");
+    }
     let param = match Param::parse(how.param) {
         Ok(p) => p,
         Err(e) => return usage(e),

@@ -57,6 +57,9 @@ fn shrink(
     if given == "lock-contention" {
         return usage("shrink works on cluster scenarios; lock-contention has no faults");
     }
+    if rule.is_some_and(|r| r.trim().is_empty()) {
+        return usage("--rule needs the start of a rule's name (`S10`), not an empty text");
+    }
     if !(2..=100_000).contains(&budget) {
         return usage("--budget must be 2 to 100000 runs");
     }
