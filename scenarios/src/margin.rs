@@ -200,7 +200,7 @@ pub fn analytic_bound(param: Param, config: &RunConfig) -> (f64, String) {
     }
 }
 
-/// The first seed that breaks a rule (whose name starts with `rule`, if given) at `x`.
+/// The first seed that breaks a rule (the one `rule` names, by id or whole name, if given) at `x`.
 fn probe(
     s: &Scenario,
     param: Param,
@@ -214,7 +214,7 @@ fn probe(
         tenure_sim::run::run(&config, seed).map(|r| {
             r.violations
                 .into_iter()
-                .find(|v| rule.is_none_or(|p| v.rule.starts_with(p)))
+                .find(|v| rule.is_none_or(|p| tenure_sim::check::rule_matches(&v.rule, p)))
                 .map(|v| (v.rule, v.message))
         })
     });
@@ -253,7 +253,7 @@ pub struct Plan<'a> {
     pub seeds: Range<u64>,
     /// Seeds run at once.
     pub jobs: usize,
-    /// Only violations of rules whose name starts with this count.
+    /// Only violations of the rule this names (its id or whole name) count.
     pub rule: Option<&'a str>,
 }
 

@@ -35,7 +35,7 @@ pub struct Shrunk {
 
 /// Shrinks seed `seed` of `scenario`, making at most `budget` runs; `progress` hears about
 /// each step kept. The rule kept breaking is the run's first violation, or with `rule` the
-/// first whose name starts with it (`S10`, `S1 exclusivity`). Fails if the seed does not break
+/// first that it names by id or whole name (`S10`, `S1 exclusivity`). Fails if the seed does not break
 /// it, or if its faults, replayed as a schedule, no longer do.
 pub fn shrink(
     scenario: &Scenario,
@@ -46,7 +46,9 @@ pub fn shrink(
 ) -> Result<Shrunk, String> {
     let config = scenario.run_config()?;
     let first = tenure_sim::run::run(&config, seed).map_err(|e| e.to_string())?;
-    let wanted = |v: &&tenure_sim::check::Violation| rule.is_none_or(|r| v.rule.starts_with(r));
+    let wanted = |v: &&tenure_sim::check::Violation| {
+        rule.is_none_or(|r| tenure_sim::check::rule_matches(&v.rule, r))
+    };
     let Some(v) = first.violations.iter().find(wanted) else {
         let broken: Vec<&str> = first.violations.iter().map(|v| v.rule.as_str()).collect();
         return Err(match rule {

@@ -1124,6 +1124,13 @@ pub fn split_warnings(found: Vec<Violation>) -> (Vec<Violation>, Vec<Violation>)
     found.into_iter().partition(|v| v.rule != S13_UNKNOWN)
 }
 
+/// Whether the rule named `rule` (`S1 exclusivity`) is the one a user named as `given`: its
+/// id (`S1`), or its whole name. Never a prefix: `S1` is not `S10`.
+pub fn rule_matches(rule: &str, given: &str) -> bool {
+    let given = given.trim();
+    rule == given || rule.split_whitespace().next() == Some(given)
+}
+
 /// The rule of the health check.
 pub const S17_HEALTH: &str = "S17 health";
 
@@ -1154,6 +1161,16 @@ pub fn all(h: &History) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_is_named_by_its_id_or_its_name_never_a_prefix() {
+        assert!(rule_matches("S1 exclusivity", "S1"));
+        assert!(rule_matches("S1 exclusivity", "S1 exclusivity"));
+        assert!(!rule_matches("S10 fencing", "S1"));
+        assert!(!rule_matches("S1 exclusivity", "S1 excl"));
+        assert!(rule_matches("S12 one leader per term", "S12"));
+        assert!(!rule_matches("S12 one leader per term", ""));
+    }
     use serde_json::json;
 
     fn rec(t_us: u64, node: &str, event: Event) -> Record {

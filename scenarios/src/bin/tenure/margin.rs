@@ -25,7 +25,7 @@ pub struct Args {
     /// the search stops after 60 halvings whatever this says.
     #[arg(long)]
     resolution: Option<f64>,
-    /// Only violations of rules whose name starts with this count (`S1`, `S10`).
+    /// Only violations of this rule count: its id (`S1`, exactly: not S10) or its whole name.
     #[arg(long)]
     rule: Option<String>,
     /// Plants a bug in the built-in actors (repeatable; `tenure list --bugs` names them).

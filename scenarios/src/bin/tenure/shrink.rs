@@ -19,7 +19,7 @@ pub struct Args {
     /// Virtual duration of the workload, in seconds (default: the scenario's).
     #[arg(long)]
     duration_s: Option<u64>,
-    /// The rule to keep breaking, by the start of its name (`S10`, `S1 exclusivity`);
+    /// The rule to keep breaking: its id (`S10`; `S1` is S1 only) or its whole name (`S1 exclusivity`);
     /// default: the run's first violation.
     #[arg(long)]
     rule: Option<String>,
