@@ -142,7 +142,7 @@ pub fn check_text(text: &str, opts: &CheckOptions) -> Result<CheckReport, String
         Some(t) => initial_value(t)?,
     };
     let started = Instant::now();
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = input::without_bom(text);
     let format = match format {
         FormatName::Auto => input::detect(text),
         FormatName::Jsonl => Format::Jsonl,

@@ -5,7 +5,7 @@
 use crate::library::Scenario;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// One broken rule of one seed.
@@ -216,33 +216,30 @@ pub fn recheck(
     progress: impl Fn(u64, u64) + Sync,
 ) -> Result<u64, String> {
     let config = scenario.run_config()?;
-    let next = AtomicUsize::new(0);
-    let differing = AtomicU64::new(0);
-    let total = first.len();
-    let slots: Vec<Mutex<&mut SeedResult>> = first.iter_mut().rev().map(Mutex::new).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(slot) = slots.get(i) else { return };
-                let mut r = slot.lock().unwrap_or_else(|p| p.into_inner());
-                let again = one(&config, r.seed);
-                if again != **r {
-                    differing.fetch_add(1, Ordering::SeqCst);
-                    let was = r.digest.clone().unwrap_or_else(|| "none".into());
-                    let now = again.digest.clone().unwrap_or_else(|| "none".into());
-                    r.ok = false;
-                    r.error = Some(format!(
-                        "nondeterministic: two runs differ (digest {was}, then {now}; {} then {} violations)",
-                        r.violations.len(),
-                        again.violations.len()
-                    ));
-                }
-                progress(i as u64 + 1, total as u64);
-            });
-        }
+    let total = first.len() as u64;
+    let done = AtomicU64::new(0);
+    // Index i runs the i-th seed from the end.
+    let again = tenure_sim::sweep(0..total, jobs, |i| {
+        let r = one(&config, first[(total - 1 - i) as usize].seed);
+        progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
+        r
     });
-    Ok(differing.into_inner())
+    let mut differing = 0;
+    for (i, again) in again {
+        let r = &mut first[(total - 1 - i) as usize];
+        if again != *r {
+            differing += 1;
+            let was = r.digest.clone().unwrap_or_else(|| "none".into());
+            let now = again.digest.clone().unwrap_or_else(|| "none".into());
+            r.ok = false;
+            r.error = Some(format!(
+                "nondeterministic: two runs differ (digest {was}, then {now}; {} then {} violations)",
+                r.violations.len(),
+                again.violations.len()
+            ));
+        }
+    }
+    Ok(differing)
 }
 
 /// One seed, summarised.

@@ -30,8 +30,9 @@ impl RunConfig {
         (c.request_timeout.saturating_add(c.retry_pause)).saturating_mul(c.max_attempts as u32)
     }
 
-    /// How long after the heal a dead holder's grant must be free again (the TTL read through
-    /// the drift bound, the lock-delay, the election bound).
+    /// How long after the heal a dead (or departed) holder's grant must be free again: the TTL
+    /// on the agency's clock read through the drift bound, the lock-delay, and the election
+    /// bound (L2, L3).
     pub fn release_bound(&self) -> Duration {
         let rho = self.cluster.agent.rho;
         let slow = if (0.0..0.5).contains(&rho) {

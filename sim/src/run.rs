@@ -1035,20 +1035,13 @@ fn key(path: &str) -> Key {
     Key::parse(path).expect("workload keys are valid")
 }
 
-/// How long after the heal a dead (or departed) holder's grant must be free again: the TTL
-/// on the agency's clock read through the drift bound, the lock-delay, and the election
-/// bound (L2, L3).
-fn release_bound(cfg: &RunConfig) -> Duration {
-    cfg.release_bound()
-}
-
 /// L2, run by the runner after the heal, once every holder has stopped or died: the lock, the
 /// lease and the leadership the run contended for are each acquirable within
-/// [`release_bound`] (the runner takes and gives back each, as process 0). Timed from when
+/// [`RunConfig::release_bound`] (the runner takes and gives back each, as process 0). Timed from when
 /// the runner starts, since a holder may keep a grant past the end of the faults.
 async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
     let rho = cfg.cluster.agent.rho;
-    let bound = release_bound(cfg);
+    let bound = cfg.release_bound();
     let started = p.clock.now();
     let mut found = Vec::new();
     if cfg.lockers > 0 {
@@ -1149,7 +1142,7 @@ async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
 
 /// L3, run by the runner after the heal: every member has stopped keeping its session and
 /// its lease alive (or died), so its temp key and its leased Storage record disappear within
-/// [`release_bound`].
+/// [`RunConfig::release_bound`].
 async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
     if cfg.members == 0 {
         return;
@@ -1164,7 +1157,7 @@ async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
             ]
         })
         .collect();
-    let bound = release_bound(cfg);
+    let bound = cfg.release_bound();
     let started = p.clock.now();
     let left = loop {
         let mut left = Vec::new();

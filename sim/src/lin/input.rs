@@ -80,10 +80,15 @@ pub enum Format {
     JepsenLog,
 }
 
+/// `text` without a leading byte-order mark (editors on some systems write one).
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Guesses the format from the first thing in the text: JSON objects (a line each, or one
 /// array of them) start `{"` or `[{"`; EDN maps start `{:`.
 pub fn detect(text: &str) -> Format {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = without_bom(text);
     let mut lead = text
         .trim_start()
         .strip_prefix('[')
@@ -109,6 +114,7 @@ pub fn detect(text: &str) -> Format {
 
 /// Reads a history in the given format.
 pub fn read(text: &str, format: Format) -> Result<Vec<HistoryEvent>, InputError> {
+    let text = without_bom(text);
     match format {
         Format::Jsonl => read_jsonl(text),
         Format::Edn => read_edn(text),
@@ -117,7 +123,6 @@ pub fn read(text: &str, format: Format) -> Result<Vec<HistoryEvent>, InputError>
 }
 
 fn read_jsonl(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     let mut expired: BTreeMap<(String, u64), ()> = BTreeMap::new();
     // One JSON array of operations: its elements count as lines 1, 2, ...
@@ -277,7 +282,7 @@ fn jepsen_op(v: &Value, line: usize) -> Result<Option<HistoryEvent>, InputError>
 }
 
 fn read_edn(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
-    let mut r = Reader::new(text.strip_prefix('\u{feff}').unwrap_or(text));
+    let mut r = Reader::new(text);
     let edn_err = |e: super::edn::EdnError| InputError {
         line: e.line,
         message: e.message,
@@ -522,15 +527,15 @@ pub fn operations<M: FromRaw>(
     Ok((ops, skipped))
 }
 
-fn key_of(raw: &RawOp) -> String {
+pub(super) fn key_of(raw: &RawOp) -> String {
     raw.key.clone().unwrap_or_default()
 }
 
-fn opt_val(v: &Value) -> Option<Val> {
+pub(super) fn opt_val(v: &Value) -> Option<Val> {
     (!v.is_null()).then(|| val(v))
 }
 
-fn pair_of(v: &Value) -> Result<(Val, Val), String> {
+pub(super) fn pair_of(v: &Value) -> Result<(Val, Val), String> {
     match v.as_array().map(Vec::as_slice) {
         Some([a, b]) => Ok((val(a), val(b))),
         _ => Err(format!("needs [old new], found {v}")),
@@ -561,69 +566,10 @@ impl FromRaw for Register {
     }
 }
 
-fn text_of(v: &Value) -> String {
+pub(super) fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-impl FromRaw for Kv {
-    fn from_raw(&self, r: &RawOp) -> Result<Option<(KvOp, Option<KvOut>)>, String> {
-        let key: Val = std::sync::Arc::from(key_of(r));
-        Ok(Some(match r.f.as_str() {
-            "get" | "read" => (KvOp::Get { key }, Some(KvOut::Value(opt_val(&r.output)))),
-            "put" | "write" => (
-                KvOp::Put {
-                    key,
-                    value: val(&r.input),
-                },
-                Some(KvOut::Done),
-            ),
-            "append" => (
-                KvOp::Append {
-                    key,
-                    value: text_of(&r.input),
-                },
-                Some(KvOut::Done),
-            ),
-            "delete" => (KvOp::Delete { key }, Some(KvOut::Done)),
-            "expire" => (KvOp::Expire { key }, Some(KvOut::Done)),
-            "cas" => {
-                let (old, new) = pair_of(&r.input)?;
-                (KvOp::Cas { key, old, new }, Some(KvOut::Done))
-            }
-            "get_range" | "range" => {
-                let (from, to) = match &r.input {
-                    Value::Array(a) if a.len() == 2 => (text_of(&a[0]), text_of(&a[1])),
-                    Value::Object(m) => match (m.get("from"), m.get("to")) {
-                        (Some(a), Some(b)) => (text_of(a), text_of(b)),
-                        _ => return Err("needs {\"from\", \"to\"}".into()),
-                    },
-                    other => return Err(format!("needs [from to], found {other}")),
-                };
-                let out = match &r.output {
-                    Value::Null => Vec::new(),
-                    Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), val(v))).collect(),
-                    Value::Array(a) => a
-                        .iter()
-                        .map(|p| match p.as_array().map(Vec::as_slice) {
-                            Some([k, v]) => Ok((text_of(k), val(v))),
-                            _ => Err(format!("a range result needs [key value] pairs, found {p}")),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                    other => {
-                        return Err(format!(
-                            "a range result must be a map or pairs, found {other}"
-                        ))
-                    }
-                };
-                let mut out = out;
-                out.sort();
-                (KvOp::GetRange { from, to }, Some(KvOut::Range(out)))
-            }
-            _ => return Ok(None),
-        }))
     }
 }
 

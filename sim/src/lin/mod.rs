@@ -28,6 +28,7 @@
 pub mod edn;
 pub mod generate;
 pub mod input;
+mod kv;
 pub mod models;
 pub mod multi;
 mod search;

@@ -39,9 +39,6 @@ pub struct Args {
     json: bool,
 }
 
-/// One file's outcome: its path as shown, and its report or why it could not be checked.
-type Outcome = (String, Result<check::CheckReport, String>);
-
 /// A directory given as a history: Jepsen's store directory keeps it as `history.edn`.
 fn history_file(path: &Path) -> PathBuf {
     if path.is_dir() {
@@ -79,34 +76,15 @@ impl Args {
         }
         .min(self.history.len());
         // Each file's outcome, in the files' order.
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Vec<std::sync::Mutex<Option<Outcome>>> = self
-            .history
-            .iter()
-            .map(|_| std::sync::Mutex::new(None))
-            .collect();
-        std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(given) = self.history.get(i) else {
-                        return;
-                    };
-                    let path = history_file(given);
-                    let outcome = files::read_text(&path, "history", files::HISTORY_LIMIT)
-                        .and_then(|text| check::check_text(&text, &opts));
-                    *done[i].lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((path.display().to_string(), outcome));
-                });
-            }
+        let done = tenure_sim::sweep(0..self.history.len() as u64, jobs, |i| {
+            let path = history_file(&self.history[i as usize]);
+            let outcome = files::read_text(&path, "history", files::HISTORY_LIMIT)
+                .and_then(|text| check::check_text(&text, &opts));
+            (path.display().to_string(), outcome)
         });
         let mut worst = 0u8;
         let mut reports = Vec::new();
-        for slot in done {
-            let Some((shown, outcome)) = slot.into_inner().unwrap_or_else(|p| p.into_inner())
-            else {
-                continue;
-            };
+        for (_, (shown, outcome)) in done {
             let code = match outcome {
                 Ok(report) => {
                     let code = report.exit_code();
