@@ -21,7 +21,7 @@ fn with_bug(s: &Scenario, bug: Bug) -> Scenario {
 /// Finds `bug` with its scenario in seeds `1..=within`, checks the seed holds without it,
 /// shrinks the failure and replays the shrunk file.
 fn found_shrunk_and_replayed(bug: Bug, within: u64) {
-    let mut base = library::built_in(bug.scenario()).expect("a bug's scenario is built in");
+    let mut base = library::built_in(library::finds(bug)).expect("a bug's scenario is built in");
     // A scenario may plant the bug itself (paused-holder-unfenced): the clean run is without.
     base.settings.bugs = None;
     let buggy = with_bug(&base, bug);
@@ -29,11 +29,7 @@ fn found_shrunk_and_replayed(bug: Bug, within: u64) {
     let mut found = None;
     for seed in 1..=within {
         let r = tenure::sim::run::run(&config, seed).expect("the run ends");
-        if let Some(v) = r
-            .violations
-            .iter()
-            .find(|v| bug.invariants().contains(&v.rule.as_str()))
-        {
+        if let Some(v) = r.violations.iter().find(|v| bug.rules().contains(&v.rule)) {
             found = Some((seed, v.rule.clone()));
             break;
         }
@@ -42,7 +38,7 @@ fn found_shrunk_and_replayed(bug: Bug, within: u64) {
         panic!(
             "{bug}: {} did not break {} in seeds 1..={within}",
             base.name,
-            bug.invariant()
+            bug.rule_names()
         );
     };
     // Without the bug, the same seed holds: the bug is what broke it.
@@ -53,7 +49,7 @@ fn found_shrunk_and_replayed(bug: Bug, within: u64) {
         base.name,
         clean.violations.first()
     );
-    let shrunk = shrink::shrink(&buggy, seed, Some(&rule), SHRINK_BUDGET, |_| {})
+    let shrunk = shrink::shrink(&buggy, seed, Some(&rule.name()), SHRINK_BUDGET, |_| {})
         .unwrap_or_else(|e| panic!("{bug}: {e}"));
     assert_eq!(shrunk.rule, rule);
     assert!(shrunk.steps_after <= shrunk.steps_before);

@@ -40,7 +40,7 @@ fn holds(scenario: &Scenario, seed: u64, rule: impl Fn(&str) -> bool) -> Result<
     let broken: Vec<String> = report
         .violations
         .iter()
-        .filter(|v| rule(&v.rule))
+        .filter(|v| rule(&v.rule.name()))
         .map(|v| format!("{}: {}", v.rule, v.message))
         .collect();
     if broken.is_empty() {

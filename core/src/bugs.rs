@@ -7,6 +7,7 @@
 //! each read the set they are given. [`Bugs`] is a small `Copy` set so that configurations
 //! holding it stay `Copy`.
 
+use crate::rule::{self, Rule};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One planted bug, named in kebab case (`resource-skips-token-check`).
@@ -109,53 +110,33 @@ impl Bug {
 
     /// The rules it breaks, in DESIGN.md's names, the one a scenario shows first leading
     /// (a run may break the others too).
-    pub fn invariants(self) -> &'static [&'static str] {
+    pub fn rules(self) -> &'static [Rule] {
         match self {
-            Bug::FollowersServeReads => &["S13 linearizability"],
-            Bug::DeposedLeaderServesReads => &["S13 linearizability"],
-            Bug::NoDriftMargin => &["S1 exclusivity", "S4 no early expiry"],
-            Bug::HolderTimesFromResponse => &["S1 exclusivity", "S4 no early expiry"],
-            Bug::NoLockDelay => &["S8 lock-delay"],
-            Bug::UnlockWithoutIdCheck => &["S6 only the owner deletes", "S1 exclusivity"],
-            Bug::VoteNotPersisted => &[
-                "S12 vote never changes within a term",
-                "S12 one leader per term",
-            ],
-            Bug::AckBeforeCommit => &["S15 durability", "S13 linearizability"],
-            Bug::SubSecondTtlLost => &["L3 temp keys"],
-            Bug::NewLeaderUsesOwnClock => &["S4 no early expiry", "S1 exclusivity"],
-            Bug::WatchDropsEvents => &["S16 watches"],
-            Bug::GrantWithoutLeaseCheck => &["S7 grant to a dead lease"],
-            Bug::CasComparesValues => &["S14 compare-and-set by version"],
-            Bug::TtlResetOnLeaderChange => &["L3 expiry on time"],
-            Bug::ResourceSkipsTokenCheck => &["S10 fencing"],
+            Bug::FollowersServeReads => const { &[rule::S13] },
+            Bug::DeposedLeaderServesReads => const { &[rule::S13] },
+            Bug::NoDriftMargin => const { &[rule::S1, rule::S4] },
+            Bug::HolderTimesFromResponse => const { &[rule::S1, rule::S4] },
+            Bug::NoLockDelay => const { &[rule::S8] },
+            Bug::UnlockWithoutIdCheck => const { &[rule::S6, rule::S1] },
+            Bug::VoteNotPersisted => const { &[rule::S12_VOTE, rule::S12_ONE_LEADER] },
+            Bug::AckBeforeCommit => const { &[rule::S15, rule::S13] },
+            Bug::SubSecondTtlLost => const { &[rule::L3_TEMP_KEYS] },
+            Bug::NewLeaderUsesOwnClock => const { &[rule::S4, rule::S1] },
+            Bug::WatchDropsEvents => const { &[rule::S16] },
+            Bug::GrantWithoutLeaseCheck => const { &[rule::S7] },
+            Bug::CasComparesValues => const { &[rule::S14] },
+            Bug::TtlResetOnLeaderChange => const { &[rule::L3_ON_TIME] },
+            Bug::ResourceSkipsTokenCheck => const { &[rule::S10] },
         }
     }
 
-    /// [`Bug::invariants`] as one line (`S1 exclusivity or S4 no early expiry`).
-    pub fn invariant(self) -> String {
-        self.invariants().join(" or ")
-    }
-
-    /// A built-in scenario that finds it.
-    pub fn scenario(self) -> &'static str {
-        match self {
-            Bug::FollowersServeReads => "reads-from-any-agent",
-            Bug::DeposedLeaderServesReads => "reads-from-any-agent",
-            Bug::NoDriftMargin => "fast-agency-clocks",
-            Bug::HolderTimesFromResponse => "slow-answers-paused-holders",
-            Bug::NoLockDelay => "paused-holder",
-            Bug::UnlockWithoutIdCheck => "paused-holder",
-            Bug::VoteNotPersisted => "rolling-restarts",
-            Bug::AckBeforeCommit => "majority-partition-of-the-leader",
-            Bug::SubSecondTtlLost => "sub-second-ttl-holder-dies",
-            Bug::NewLeaderUsesOwnClock => "leader-loss-under-frozen-holders",
-            Bug::WatchDropsEvents => "watches-across-leader-changes",
-            Bug::GrantWithoutLeaseCheck => "paused-member",
-            Bug::CasComparesValues => "shared-record-writers",
-            Bug::TtlResetOnLeaderChange => "member-dies-while-leaders-change",
-            Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
-        }
+    /// [`Bug::rules`] as one line (`S1 exclusivity or S4 no early expiry`).
+    pub fn rule_names(self) -> String {
+        self.rules()
+            .iter()
+            .map(Rule::name)
+            .collect::<Vec<_>>()
+            .join(" or ")
     }
 
     /// What it does.

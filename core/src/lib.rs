@@ -18,6 +18,7 @@ pub mod lease;
 pub mod mem;
 pub mod raft;
 pub mod rng;
+pub mod rule;
 pub mod storage;
 pub mod store;
 
@@ -27,5 +28,6 @@ pub use clock::{Clock, ManualClock};
 pub use command::*;
 pub use key::{validate_string, Key, KeyError};
 pub use mem::{open, MemBackend, OpenError};
+pub use rule::{Rule, RuleKind};
 pub use serde_json::Value;
 pub use store::Store;

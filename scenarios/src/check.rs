@@ -229,7 +229,7 @@ pub fn check_text(text: &str, opts: &CheckOptions) -> Result<CheckReport, String
     }
     let (violations, warnings) = check::lin_findings(
         &checked,
-        |_| "S13 linearizability",
+        |_| tenure_sim::check::rule::S13,
         display_keys,
         |line| (line, String::new()),
     );

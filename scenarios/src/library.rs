@@ -192,6 +192,29 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
+/// A built-in scenario that finds `bug` (which scenario shows a bug is the library's
+/// business, not core's).
+pub fn finds(bug: tenure_sim::Bug) -> &'static str {
+    use tenure_sim::Bug;
+    match bug {
+        Bug::FollowersServeReads => "reads-from-any-agent",
+        Bug::DeposedLeaderServesReads => "reads-from-any-agent",
+        Bug::NoDriftMargin => "fast-agency-clocks",
+        Bug::HolderTimesFromResponse => "slow-answers-paused-holders",
+        Bug::NoLockDelay => "paused-holder",
+        Bug::UnlockWithoutIdCheck => "paused-holder",
+        Bug::VoteNotPersisted => "rolling-restarts",
+        Bug::AckBeforeCommit => "majority-partition-of-the-leader",
+        Bug::SubSecondTtlLost => "sub-second-ttl-holder-dies",
+        Bug::NewLeaderUsesOwnClock => "leader-loss-under-frozen-holders",
+        Bug::WatchDropsEvents => "watches-across-leader-changes",
+        Bug::GrantWithoutLeaseCheck => "paused-member",
+        Bug::CasComparesValues => "shared-record-writers",
+        Bug::TtlResetOnLeaderChange => "member-dies-while-leaders-change",
+        Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
+    }
+}
+
 /// A built-in scenario by name.
 pub fn built_in(name: &str) -> Option<Scenario> {
     BUILT_IN

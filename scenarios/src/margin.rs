@@ -214,7 +214,7 @@ fn probe(
         tenure_sim::run::run(&config, seed).map(|r| {
             r.violations
                 .into_iter()
-                .find(|v| rule.is_none_or(|p| tenure_sim::check::rule_matches(&v.rule, p)))
+                .find(|v| rule.is_none_or(|p| v.rule.matches(p)))
                 .map(|v| (v.rule, v.message))
         })
     });
@@ -227,7 +227,7 @@ fn probe(
         match r {
             Ok(Some((rule, message))) => {
                 if side.failing_seed.is_none() {
-                    side.failing_seed = Some((seed, rule, message));
+                    side.failing_seed = Some((seed, rule.name(), message));
                 }
             }
             Ok(None) => {

@@ -19,7 +19,7 @@ pub struct Shrunk {
     /// The minimal scenario: the original's settings, the shrunk schedule and duration.
     pub scenario: Scenario,
     /// The rule that breaks, first in the original run and in every kept candidate.
-    pub rule: String,
+    pub rule: tenure_sim::check::Rule,
     /// Faults in the original run's schedule (lifts included), and in the shrunk one.
     pub steps_before: usize,
     pub steps_after: usize,
@@ -46,11 +46,9 @@ pub fn shrink(
 ) -> Result<Shrunk, String> {
     let config = scenario.run_config()?;
     let first = tenure_sim::run::run(&config, seed).map_err(|e| e.to_string())?;
-    let wanted = |v: &&tenure_sim::check::Violation| {
-        rule.is_none_or(|r| tenure_sim::check::rule_matches(&v.rule, r))
-    };
+    let wanted = |v: &&tenure_sim::check::Violation| rule.is_none_or(|r| v.rule.matches(r));
     let Some(v) = first.violations.iter().find(wanted) else {
-        let broken: Vec<&str> = first.violations.iter().map(|v| v.rule.as_str()).collect();
+        let broken: Vec<String> = first.violations.iter().map(|v| v.rule.name()).collect();
         return Err(match rule {
             None => format!(
                 "seed {seed} of {} breaks no rule (every invariant held): there is no failure to shrink",
@@ -180,7 +178,7 @@ pub fn shrink(
 struct Search<'a> {
     scenario: &'a Scenario,
     seed: u64,
-    rule: String,
+    rule: tenure_sim::check::Rule,
     budget: usize,
     runs: usize,
     /// Verdicts by candidate (its steps and duration as JSON).

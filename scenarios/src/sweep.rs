@@ -11,7 +11,7 @@ use std::sync::Mutex;
 /// One broken rule of one seed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    pub rule: String,
+    pub rule: tenure_sim::check::Rule,
     pub message: String,
 }
 

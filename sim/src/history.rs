@@ -187,7 +187,15 @@ pub enum Event {
         token: u64,
         accepted: bool,
         highest: u64,
+        /// What the write carried, if anything (a user's ledger entry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Value>,
     },
+    /// A user's part of the world: process `process` is the user process `name` (its
+    /// operations are checked by the user's checks, not held to the built-in models).
+    Part { process: u64, name: String },
+    /// A user process reached its `sometimes` point `point` (coverage).
+    Sometimes { process: u64, point: String },
     /// The nemesis carried out a fault.
     Fault { fault: Fault },
     /// A message left (`delivered: false`) or arrived (`delivered: true`); recorded only when

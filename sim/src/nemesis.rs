@@ -74,6 +74,12 @@ pub enum Fault {
     KillProcess {
         process: u64,
     },
+    /// Kills a client process and starts it again: a user process's body starts afresh from
+    /// its factory (with its node's disk files); a built-in process, which has no factory,
+    /// stays down.
+    RestartProcess {
+        process: u64,
+    },
     Clock {
         agent: u64,
         change: ClockFault,
@@ -128,7 +134,8 @@ impl std::fmt::Display for Fault {
             Fault::PauseProcess { process }
             | Fault::ResumeProcess { process }
             | Fault::IsolateProcess { process }
-            | Fault::KillProcess { process } => write!(f, "{kind} {process}"),
+            | Fault::KillProcess { process }
+            | Fault::RestartProcess { process } => write!(f, "{kind} {process}"),
             Fault::Clock { agent, change } => match change {
                 ClockFault::Jump { by_ms } => write!(f, "clock of agent {agent} jumps {by_ms} ms"),
                 ClockFault::Drift { rate } => {
@@ -175,6 +182,7 @@ impl Fault {
             Fault::ResumeProcess { .. } => "resume_process",
             Fault::IsolateProcess { .. } => "isolate_process",
             Fault::KillProcess { .. } => "kill_process",
+            Fault::RestartProcess { .. } => "restart_process",
             Fault::Clock { .. } => "clock",
             Fault::KillLeader => "kill_leader",
             Fault::PauseLeader => "pause_leader",
@@ -322,7 +330,8 @@ impl Schedule {
                 Fault::PauseProcess { process }
                 | Fault::ResumeProcess { process }
                 | Fault::IsolateProcess { process }
-                | Fault::KillProcess { process } => {
+                | Fault::KillProcess { process }
+                | Fault::RestartProcess { process } => {
                     if !(1..=processes).contains(process) {
                         return Err(format!(
                             "step {i}: process {process} does not exist (processes are \
@@ -558,7 +567,10 @@ impl Schedule {
                     cut = true
                 }
                 Fault::Heal => cut = false,
-                Fault::Unclog { .. } | Fault::KillProcess { .. } | Fault::Clock { .. } => {}
+                Fault::Unclog { .. }
+                | Fault::KillProcess { .. }
+                | Fault::RestartProcess { .. }
+                | Fault::Clock { .. } => {}
                 // Resolved to concrete faults when carried out; lift those
                 // ([`run_schedule_lifted`]).
                 Fault::KillLeader
@@ -716,6 +728,15 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         Fault::KillProcess { process } => {
             if let Some(n) = cluster.process_node(*process) {
                 handle.kill(n)
+            }
+        }
+        Fault::RestartProcess { process } => {
+            if let Some(n) = cluster.process_node(*process) {
+                // A kill first (madsim's restart keeps the node's sockets otherwise); then
+                // the node's init, a user process's factory, runs again.
+                handle.kill(n);
+                handle.restart(n);
+                cluster.note_paused(*process, false);
             }
         }
         Fault::IsolateProcess { process } => {

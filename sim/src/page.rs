@@ -284,6 +284,7 @@ fn read(h: &History) -> Story {
                 token,
                 accepted,
                 highest,
+                ..
             } => {
                 let lane = holder(
                     &mut s.holders,
@@ -402,7 +403,7 @@ fn read(h: &History) -> Story {
                         lane.close(open, t);
                         *open = Some(lane.open(band("cut", fault.to_string())));
                     }
-                    Fault::KillProcess { process } => {
+                    Fault::KillProcess { process } | Fault::RestartProcess { process } => {
                         let name = s.node_of.get(process).cloned().unwrap_or_default();
                         holder(&mut s.holders, *process, &name)
                             .open(band("down", fault.to_string()));
@@ -547,7 +548,7 @@ fn violations(o: &mut String, id: &str, title: &str, list: &[Violation]) {
             o,
             "<li class=\"{class}\" id=\"{}{i}\"><b>{}</b>: {}{}</li>",
             &class[..1],
-            esc(&v.rule),
+            esc(&v.rule.name()),
             esc(&v.message),
             if links.is_empty() {
                 String::new()
@@ -715,7 +716,7 @@ fn timeline(o: &mut String, s: &Story, report: &Report) {
             vy + ROW * 0.5,
             vy + ROW * 0.5,
             secs(at),
-            esc(&v.rule)
+            esc(&v.rule.name())
         );
     }
     o.push_str("</svg>\n</section>\n");

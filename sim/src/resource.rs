@@ -12,7 +12,14 @@ use std::net::SocketAddr;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ResourceMsg {
     /// Process `process`, believing it holds grant `token`, writes.
-    Write { process: u64, token: u64, id: u64 },
+    Write {
+        process: u64,
+        token: u64,
+        id: u64,
+        /// What the write carries (a user's ledger entry); recorded with the decision.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<serde_json::Value>,
+    },
     /// The answer to write `id`.
     Ack {
         id: u64,
@@ -24,7 +31,9 @@ pub enum ResourceMsg {
 impl Wire for ResourceMsg {
     fn summary(&self) -> String {
         match self {
-            ResourceMsg::Write { process, token, id } => {
+            ResourceMsg::Write {
+                process, token, id, ..
+            } => {
                 format!("write {id} from {process} token={token}")
             }
             ResourceMsg::Ack {
@@ -71,7 +80,13 @@ impl Actor for FencedResource {
     fn start(&mut self, _: &mut Ctx<ResourceMsg>) {}
 
     fn message(&mut self, from: SocketAddr, msg: ResourceMsg, ctx: &mut Ctx<ResourceMsg>) {
-        let ResourceMsg::Write { process, token, id } = msg else {
+        let ResourceMsg::Write {
+            process,
+            token,
+            id,
+            value,
+        } = msg
+        else {
             return;
         };
         let accepted = token >= self.highest || !self.check_tokens;
@@ -84,6 +99,7 @@ impl Actor for FencedResource {
                 token,
                 accepted,
                 highest: self.highest,
+                value,
             },
         );
         ctx.send(

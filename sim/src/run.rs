@@ -650,6 +650,7 @@ async fn fenced_write(
         process: p.id,
         token,
         id,
+        value: None,
     };
     p.op_on("fenced_write", name, json!({ "token": token }), async {
         actor::send(sock, &p.rec, &p.node, resource, w);

@@ -6,7 +6,8 @@
 //! - every node is named;
 //! - an operation id is invoked once, by one process, and that process has no other
 //!   operation pending (a client runs one call at a time);
-//! - a completion ends an operation its process invoked earlier and has not completed yet.
+//! - a completion ends an operation its process invoked earlier and has not completed yet
+//!   (a process killed or restarted leaves its call pending for good).
 
 use crate::history::{Event, History};
 use std::collections::BTreeMap;
@@ -66,6 +67,17 @@ pub fn check(h: &History) -> Result<(), String> {
                     ))
                 }
             },
+            // A killed (or restarted) process's pending call never returns; its next
+            // incarnation calls afresh.
+            Event::Fault {
+                fault:
+                    crate::nemesis::Fault::KillProcess { process }
+                    | crate::nemesis::Fault::RestartProcess { process },
+            } => {
+                if let Some(op) = by_process.remove(process) {
+                    pending.remove(&op);
+                }
+            }
             _ => {}
         }
     }

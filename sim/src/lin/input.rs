@@ -163,8 +163,27 @@ fn read_jsonl(text: &str) -> Result<Vec<HistoryEvent>, InputError> {
 pub fn from_history(h: &crate::history::History) -> Vec<HistoryEvent> {
     let mut out = Vec::new();
     let mut expired = BTreeMap::new();
+    // A process killed or restarted becomes a new one, as Jepsen numbers a crashed process
+    // anew: its pending call stays pending for good (`p`, then `p.1`, `p.2`, ...).
+    let mut incarnations: BTreeMap<u64, u32> = BTreeMap::new();
     for (i, r) in h.records.iter().enumerate() {
+        if let Event::Fault {
+            fault:
+                crate::nemesis::Fault::KillProcess { process }
+                | crate::nemesis::Fault::RestartProcess { process },
+        } = &r.event
+        {
+            *incarnations.entry(*process).or_default() += 1;
+        }
+        let before = out.len();
         tenure_record(r, i + 1, &mut expired, &mut out);
+        if let (Some(e), Event::Invoke { process, .. } | Event::Complete { process, .. }) =
+            (out.get_mut(before), &r.event)
+        {
+            if let Some(n) = incarnations.get(process) {
+                e.process = format!("{process}.{n}");
+            }
+        }
     }
     out
 }

@@ -59,8 +59,8 @@ fn list_bugs(json: bool) -> ExitCode {
             .iter()
             .map(|b| {
                 serde_json::json!({
-                    "name": b.name(), "invariant": b.invariant(), "invariants": b.invariants(),
-                    "scenario": b.scenario(),
+                    "name": b.name(), "invariant": b.rule_names(), "invariants": b.rules(),
+                    "scenario": tenure_scenarios::library::finds(*b),
                     "about": b.about(),
                 })
             })
@@ -71,8 +71,8 @@ fn list_bugs(json: bool) -> ExitCode {
             println!(
                 "{:<30} breaks {:<14} found by {}",
                 b.name(),
-                b.invariant(),
-                b.scenario()
+                b.rule_names(),
+                tenure_scenarios::library::finds(*b)
             );
             println!("{:<30} {}", "", b.about());
         }

@@ -101,13 +101,7 @@ fn shrink(
             .collect::<String>(),
         found.rule
     );
-    let rule_id = found
-        .rule
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    shrunk.watches = vec![rule_id];
+    shrunk.watches = vec![found.rule.id().to_string()];
     let text = match library::to_toml(&shrunk) {
         Ok(t) => t,
         Err(e) => return usage(format!("cannot write the shrunk scenario as TOML: {e}")),
