@@ -10,14 +10,81 @@
 
 use crate::library::{FaultSpec, Scenario};
 use std::collections::BTreeMap;
-use tenure_sim::nemesis::Step;
-use tenure_sim::run::Report;
+use tenure_sim::nemesis::{Schedule, Step};
+use tenure_sim::run::{Faults, Report};
+use tenure_sim::world::World;
+
+/// What can be shrunk: a scenario, or a user's world. Its faults vary; the rest stays.
+pub trait Shrinkable: Clone {
+    /// Its name in messages.
+    fn label(&self) -> String;
+    fn duration_ms(&self) -> u64;
+    /// Its faults, if they are a written schedule.
+    fn written_steps(&self) -> Option<Vec<Step>>;
+    /// The same with `steps` as its written schedule and `duration_ms` as its duration, or
+    /// why that is not a valid candidate.
+    fn with_schedule(&self, steps: &[Step], duration_ms: u64) -> Result<Self, String>;
+    /// Runs `seed`.
+    fn run(&self, seed: u64) -> Result<Report, String>;
+}
+
+impl Shrinkable for Scenario {
+    fn label(&self) -> String {
+        self.name.clone()
+    }
+    fn duration_ms(&self) -> u64 {
+        self.run_config()
+            .map_or(0, |c| c.duration.as_millis() as u64)
+    }
+    fn written_steps(&self) -> Option<Vec<Step>> {
+        (self.faults.mode == "schedule").then(|| self.faults.steps.clone())
+    }
+    fn with_schedule(&self, steps: &[Step], duration_ms: u64) -> Result<Scenario, String> {
+        let mut s = self.clone();
+        s.settings.duration_ms = Some(duration_ms);
+        s.faults = FaultSpec {
+            mode: "schedule".into(),
+            steps: steps.to_vec(),
+        };
+        s.run_config()?;
+        Ok(s)
+    }
+    fn run(&self, seed: u64) -> Result<Report, String> {
+        tenure_sim::run::run(&self.run_config()?, seed).map_err(|e| e.to_string())
+    }
+}
+
+impl Shrinkable for World {
+    fn label(&self) -> String {
+        "the world".into()
+    }
+    fn duration_ms(&self) -> u64 {
+        self.config().duration.as_millis() as u64
+    }
+    fn written_steps(&self) -> Option<Vec<Step>> {
+        match &self.config().faults {
+            Faults::Schedule(s) => Some(s.steps.clone()),
+            _ => None,
+        }
+    }
+    fn with_schedule(&self, steps: &[Step], duration_ms: u64) -> Result<World, String> {
+        let mut c = self.config().clone();
+        c.duration = std::time::Duration::from_millis(duration_ms);
+        c.faults = Faults::Schedule(Schedule {
+            steps: steps.to_vec(),
+        });
+        self.with_config(c).map_err(|e| e.to_string())
+    }
+    fn run(&self, seed: u64) -> Result<Report, String> {
+        World::run(self, seed).map_err(|e| e.to_string())
+    }
+}
 
 /// What shrinking found.
 #[derive(Clone, Debug)]
-pub struct Shrunk {
-    /// The minimal scenario: the original's settings, the shrunk schedule and duration.
-    pub scenario: Scenario,
+pub struct Shrunk<S = Scenario> {
+    /// The minimal case: the original's settings, the shrunk schedule and duration.
+    pub scenario: S,
     /// The rule that breaks, first in the original run and in every kept candidate.
     pub rule: tenure_sim::check::Rule,
     /// Faults in the original run's schedule (lifts included), and in the shrunk one.
@@ -37,26 +104,25 @@ pub struct Shrunk {
 /// each step kept. The rule kept breaking is the run's first violation, or with `rule` the
 /// first that it names by id or whole name (`S10`, `S1 exclusivity`). Fails if the seed does not break
 /// it, or if its faults, replayed as a schedule, no longer do.
-pub fn shrink(
-    scenario: &Scenario,
+pub fn shrink<S: Shrinkable>(
+    scenario: &S,
     seed: u64,
     rule: Option<&str>,
     budget: usize,
     mut progress: impl FnMut(&str),
-) -> Result<Shrunk, String> {
-    let config = scenario.run_config()?;
-    let first = tenure_sim::run::run(&config, seed).map_err(|e| e.to_string())?;
+) -> Result<Shrunk<S>, String> {
+    let first = scenario.run(seed)?;
     let wanted = |v: &&tenure_sim::check::Violation| rule.is_none_or(|r| v.rule.matches(r));
     let Some(v) = first.violations.iter().find(wanted) else {
         let broken: Vec<String> = first.violations.iter().map(|v| v.rule.name()).collect();
         return Err(match rule {
             None => format!(
                 "seed {seed} of {} breaks no rule (every invariant held): there is no failure to shrink",
-                scenario.name
+                scenario.label()
             ),
             Some(r) => format!(
                 "seed {seed} of {} breaks no rule named {r:?}{}: there is no such failure to shrink",
-                scenario.name,
+                scenario.label(),
                 if broken.is_empty() {
                     String::new()
                 } else {
@@ -66,7 +132,7 @@ pub fn shrink(
         });
     };
     let rule = v.rule.clone();
-    let duration_ms = config.duration.as_millis() as u64;
+    let duration_ms = scenario.duration_ms();
     progress(&format!(
         "seed {seed} breaks {rule}; its run carried out {} fault steps in {duration_ms} ms",
         first.schedule.steps.len()
@@ -84,8 +150,8 @@ pub fn shrink(
     // they follow the run as it changes), else the faults as the run carried them out.
     // Either must break the rule again when run as a schedule.
     let mut starts = Vec::new();
-    if scenario.faults.mode == "schedule" {
-        starts.push(scenario.faults.steps.clone());
+    if let Some(steps) = scenario.written_steps() {
+        starts.push(steps);
     }
     // The lifts at the end of the run are left out: a written schedule has whatever it
     // leaves in place lifted there anyway (and a step may not lie at the duration).
@@ -102,7 +168,7 @@ pub fn shrink(
         return Err(format!(
             "seed {seed} of {}: its faults replayed as a written schedule no longer break {rule} \
              (the schedule did not carry over); nothing to shrink from",
-            scenario.name
+            scenario.label()
         ));
     };
     // 1. Which faults: delta debugging (ddmin), the empty schedule first.
@@ -156,11 +222,11 @@ pub fn shrink(
     if best < duration_ms {
         progress(&format!("duration cut from {duration_ms} ms to {best} ms"));
     }
-    let shrunk = s.scenario_for(&kept, best);
+    let shrunk = scenario.with_schedule(&kept, best)?;
     // The kept candidate's run, again (the cache keeps only verdicts).
     let report = match s.last_failing.take() {
         Some((k, d, r)) if k == key_of(&kept, best) && d == best => r,
-        _ => tenure_sim::run::run(&shrunk.run_config()?, seed).map_err(|e| e.to_string())?,
+        _ => shrunk.run(seed)?,
     };
     Ok(Shrunk {
         scenario: shrunk,
@@ -175,8 +241,8 @@ pub fn shrink(
     })
 }
 
-struct Search<'a> {
-    scenario: &'a Scenario,
+struct Search<'a, S> {
+    scenario: &'a S,
     seed: u64,
     rule: tenure_sim::check::Rule,
     budget: usize,
@@ -194,19 +260,9 @@ fn key_of(steps: &[Step], duration_ms: u64) -> String {
     )
 }
 
-impl Search<'_> {
+impl<S: Shrinkable> Search<'_, S> {
     fn spent(&self) -> bool {
         self.runs >= self.budget
-    }
-
-    fn scenario_for(&self, steps: &[Step], duration_ms: u64) -> Scenario {
-        let mut s = self.scenario.clone();
-        s.settings.duration_ms = Some(duration_ms);
-        s.faults = FaultSpec {
-            mode: "schedule".into(),
-            steps: steps.to_vec(),
-        };
-        s
     }
 
     /// Whether this candidate still breaks the rule (false once the budget is spent, so the
@@ -220,10 +276,10 @@ impl Search<'_> {
             return false;
         }
         self.runs += 1;
-        let verdict = match self.scenario_for(steps, duration_ms).run_config() {
+        let verdict = match self.scenario.with_schedule(steps, duration_ms) {
             // A candidate the scenario rules refuse (a step past the duration) cannot fail.
             Err(_) => false,
-            Ok(config) => match tenure_sim::run::run(&config, self.seed) {
+            Ok(candidate) => match candidate.run(self.seed) {
                 Ok(r) if r.violations.iter().any(|v| v.rule == self.rule) => {
                     self.last_failing = Some((key.clone(), duration_ms, r));
                     true

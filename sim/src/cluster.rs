@@ -207,6 +207,30 @@ impl Cluster {
         self.node(name, ip)
     }
 
+    /// A client node like [`Cluster::client_node`] whose task is `init`'s future, made again
+    /// when the node restarts (a user part: a restart starts it fresh).
+    pub fn client_node_init<F, Fut>(
+        &self,
+        name: &str,
+        index: usize,
+        init: F,
+    ) -> madsim::runtime::NodeHandle
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future + 'static,
+    {
+        let ip = std::net::IpAddr::from([10, 0, 1 + (index / 250) as u8, (index % 250 + 1) as u8]);
+        let node = madsim::runtime::Handle::current()
+            .create_node()
+            .name(name)
+            .ip(ip)
+            .init(init)
+            .build();
+        crate::net::Net::current().set_ip(node.id(), ip);
+        self.others.lock().unwrap().push(node.id());
+        node
+    }
+
     /// A new node named `name` at `ip` (a client, a resource, a manager), released with the
     /// cluster by [`Cluster::release`].
     pub fn node(&self, name: &str, ip: std::net::IpAddr) -> madsim::runtime::NodeHandle {

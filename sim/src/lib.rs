@@ -32,6 +32,7 @@ pub mod run;
 pub mod shape;
 pub mod shiviz;
 pub mod trace;
+pub mod world;
 
 pub use actor::{run_actor, Actor, ActorEnv, Ctx, Wire};
 pub use bugs::{Bug, Bugs};
@@ -43,6 +44,8 @@ pub use history::{History, Recorder};
 pub use nemesis::{swarm, Fault, Schedule, Step, Swarm};
 pub use net::{Net, Socket};
 pub use run::{run, self_check, Counters, Faults, Report, RunConfig, RunError};
+pub use tenure_core::rule::{Rule, RuleKind};
+pub use world::{Aim, Builder, Context, World, WorldError};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -141,14 +144,17 @@ where
             rt.block_on(make())
         })
         .map_err(|e| RunFailure::Panicked(format!("could not start the seed's thread: {e}")))?;
-    thread.join().map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic without a message".to_string());
-        RunFailure::Panicked(msg)
-    })
+    thread
+        .join()
+        .map_err(|p| RunFailure::Panicked(panic_message(&*p)))
+}
+
+/// The message a panic carried.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 /// Runs `run(seed)` for every seed, `parallelism` at a time (each `run` is expected to call

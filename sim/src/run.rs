@@ -202,6 +202,10 @@ pub struct Report {
     /// The schedule carried out: each step at the true time it happened, faults aimed at the
     /// leader as they were resolved, and the lifts at the end.
     pub schedule: Schedule,
+    /// A user world's `sometimes` points: how many times each was reached (declared points
+    /// that were not, at zero).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sometimes: BTreeMap<String, u64>,
     #[serde(skip)]
     pub history: History,
 }
@@ -1363,10 +1367,19 @@ async fn workload(p: Process, registers: usize, pause: Duration, until: Duration
 /// (a panic, or the time limit), with the history up to that point; broken invariants are the
 /// report's violations.
 pub fn run(config: &RunConfig, seed: u64) -> Result<Report, Box<RunError>> {
+    run_with(config, seed, None)
+}
+
+/// [`run`] with a user world's parts and checks.
+pub(crate) fn run_with(
+    config: &RunConfig,
+    seed: u64,
+    parts: Option<Arc<crate::world::Parts>>,
+) -> Result<Report, Box<RunError>> {
     let shared: Arc<Mutex<History>> = Arc::default();
     let (cfg, h) = (config.clone(), shared.clone());
     let r = run_seed(seed, Some(config.time_limit), move || {
-        run_inside(cfg, seed, h)
+        run_inside(cfg, seed, h, parts)
     });
     // Every task of a finished run is gone with it (`Cluster::release`): nothing still holds
     // its history. (A run that broke off may leave tasks behind; it ends the sweep's seed.)
@@ -1408,7 +1421,12 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>>) -> Report {
+async fn run_inside(
+    mut config: RunConfig,
+    seed: u64,
+    shared: Arc<Mutex<History>>,
+    parts: Option<Arc<crate::world::Parts>>,
+) -> Report {
     let mut rec =
         Recorder::into_shared(shared, config.record_messages).with_encoding(config.encode_messages);
     if config.watchers > 0 {
@@ -1420,7 +1438,8 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
         Faults::Swarm => {
             let spec = SwarmSpec {
                 agents,
-                processes: config.processes() as u64,
+                processes: (config.processes() + parts.as_ref().map_or(0, |p| p.parts.len()))
+                    as u64,
                 duration: config.duration,
                 clock_jumps: config.clock_jumps,
             };
@@ -1536,6 +1555,12 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
             watcher(p, c, w).await;
         });
     }
+    // A user world's parts, numbered after the built-in roles (the runner's address comes
+    // between).
+    let first_part = config.processes() as u64 + 1;
+    let world = parts
+        .as_ref()
+        .map(|p| crate::world::start::start(&cluster, &rec, &config, p, ops.clone(), first_part));
     // A written schedule has whatever it leaves in place lifted at the end, as swarms do.
     let done = match &config.faults {
         Faults::Schedule(_) => {
@@ -1713,6 +1738,10 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
         }
     });
     let _ = checked.await;
+    if let (Some(p), Some(w)) = (&parts, &world) {
+        let first = first_part + p.parts.len() as u64;
+        crate::world::start::eventually(&cluster, w, p, first).await;
+    }
     let history = rec.snapshot();
     // Every history a run writes is one `tenure check` accepts as well formed.
     debug_assert_eq!(
@@ -1737,6 +1766,9 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
             config.cluster.agent.rho,
         ));
     }
+    if let Some(p) = &parts {
+        violations.extend(crate::world::user_checks(p, &history));
+    }
     let mut warnings = check::actions_within_belief(&history);
     let (broken, noted) = check::split_warnings(violations);
     violations = broken;
@@ -1749,6 +1781,10 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
         warnings,
         swarm,
         schedule,
+        sometimes: parts
+            .as_ref()
+            .map(|p| crate::world::sometimes_reached(p, &history))
+            .unwrap_or_default(),
         history,
     };
     cluster.release().await;
@@ -1758,8 +1794,17 @@ async fn run_inside(mut config: RunConfig, seed: u64, shared: Arc<Mutex<History>
 /// The determinism self-check: runs `seed` twice and compares the histories. `Err` names the
 /// first record where they differ.
 pub fn self_check(config: &RunConfig, seed: u64) -> Result<Report, String> {
-    let a = run(config, seed).map_err(|e| e.to_string())?;
-    let b = run(config, seed).map_err(|e| e.to_string())?;
+    compare_runs(seed, || run(config, seed))
+}
+
+/// Runs `run` twice and compares the histories: `Err` names the first record where they
+/// differ.
+pub(crate) fn compare_runs(
+    seed: u64,
+    run: impl Fn() -> Result<Report, Box<RunError>>,
+) -> Result<Report, String> {
+    let a = run().map_err(|e| e.to_string())?;
+    let b = run().map_err(|e| e.to_string())?;
     if a.digest == b.digest {
         return Ok(a);
     }

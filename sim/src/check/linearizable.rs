@@ -102,12 +102,42 @@ pub(super) fn owner_deletes_in(h: &History, paired: &Paired) -> Vec<Violation> {
 /// cannot be: read once for the four linearizability checks.
 pub(super) type Paired = Result<Vec<crate::lin::input::RawOp>, crate::lin::input::InputError>;
 
+/// The built-in processes' calls, paired: a user process's (declared by a `Part` record) are
+/// its own checks' business, never held to the built-in models.
 pub(super) fn paired(h: &History) -> Paired {
-    use crate::lin::input;
-    input::pair(&input::from_history(h)).map(|(raw, _failed)| raw)
+    let users = user_processes(h);
+    paired_where(h, |p| !users.contains(&p))
 }
 
-fn linearizable<M: crate::lin::input::FromRaw>(
+/// The calls of the processes `keep` accepts (by number), paired into operations.
+pub fn paired_where(h: &History, keep: impl Fn(u64) -> bool) -> Paired {
+    use crate::lin::input;
+    let events: Vec<input::HistoryEvent> = input::from_history(h)
+        .into_iter()
+        .filter(|e| {
+            // `7` or, after a restart, `7.1`.
+            let base = e.process.split('.').next().unwrap_or("");
+            base.parse().map_or(true, &keep)
+        })
+        .collect();
+    input::pair(&events).map(|(raw, _failed)| raw)
+}
+
+/// The processes a history declares as a user's parts.
+pub fn user_processes(h: &History) -> std::collections::BTreeSet<u64> {
+    h.records
+        .iter()
+        .filter_map(|r| match &r.event {
+            crate::history::Event::Part { process, .. } => Some(*process),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `model` over the paired operations `keep` accepts, as violations of `rule` (and
+/// [`rule::S13_UNKNOWN`] warnings for parts the budget left undecided): the one path for the
+/// built-in models and a user's.
+pub fn linearizable<M: crate::lin::input::FromRaw>(
     h: &History,
     paired: &Paired,
     model: &M,

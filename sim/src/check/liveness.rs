@@ -35,9 +35,18 @@ pub fn failed_checks(h: &History) -> Vec<Violation> {
         .collect()
 }
 
+/// How recent a user process's call may be and still be pending when a run ends: user
+/// processes run until the run stops them, so a call they made in its last moments cannot
+/// be judged.
+pub const USER_CALL_GRACE_US: u64 = 5_000_000;
+
 /// L4: blocked calls return: every operation a process invoked completed by the end of the
-/// run, unless the process was killed for good (`kill_process`) while it was pending.
+/// run, unless the process was killed (`kill_process`, `restart_process`) while it was
+/// pending, or it is a user process's call made in the run's last
+/// [`USER_CALL_GRACE_US`].
 pub fn calls_return(h: &History) -> Vec<Violation> {
+    let users = super::linearizable::user_processes(h);
+    let end = h.records.last().map_or(0, |r| r.t_us);
     let mut pending: BTreeMap<(u64, u64), usize> = BTreeMap::new();
     let mut killed = BTreeSet::new();
     for (i, r) in h.records.iter().enumerate() {
@@ -61,6 +70,9 @@ pub fn calls_return(h: &History) -> Vec<Violation> {
     pending
         .into_iter()
         .filter(|((process, _), _)| !killed.contains(process))
+        .filter(|((process, _), i)| {
+            !users.contains(process) || h.records[*i].t_us + USER_CALL_GRACE_US < end
+        })
         .map(|((process, _), i)| {
             let r = &h.records[i];
             let f = match &r.event {

@@ -1,0 +1,420 @@
+//! [`Context`]: what a user process is given in a world. The five seed API families bound to
+//! the simulated cluster, the process's own (skewed) clock, seeded randomness, a socket for
+//! typed messages to other parts by name, a recorder for its operations, beliefs and
+//! `sometimes` points, and handles to the world's fenced resources.
+//!
+//! Everything here runs inside a simulated run: time is the node's clock, randomness the
+//! run's generator, so the same seed gives the same bytes.
+
+use crate::actor::{self, Wire};
+use crate::clock::SkewedClock;
+use crate::cluster::NetClient;
+use crate::history::{Completion, Event, Recorder};
+use crate::net::Socket;
+use crate::resource::ResourceMsg;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tenure_core::agency::AgencyApi;
+use tenure_core::kv::{KvError, Kvs};
+use tenure_core::leadership::{LeadershipError, Manager as LeadershipManager, ManagerConfig};
+use tenure_core::lease::{LeaseClient, LeaseManager};
+use tenure_core::storage::StorageApi;
+use tenure_core::{Clock, StoreClient};
+
+/// Where every named part of a world listens: user processes and actors, and fenced
+/// resources.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    pub(crate) parts: BTreeMap<String, SocketAddr>,
+    pub(crate) resources: BTreeMap<String, SocketAddr>,
+}
+
+impl Directory {
+    /// The address of part `name` (a process or an actor).
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.parts.get(name).copied()
+    }
+
+    /// The name of the part listening at `addr`.
+    pub fn name_of(&self, addr: SocketAddr) -> Option<&str> {
+        self.parts
+            .iter()
+            .find(|(_, a)| **a == addr)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Every part's name, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.parts.keys().map(String::as_str)
+    }
+}
+
+/// A message users send between their parts: any serde type (it is moved as a value, or
+/// through its JSON encoding when the run encodes messages, as a real network would).
+pub trait Message:
+    serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<T> Message for T where
+    T: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+/// A user message on the wire.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Letter<M>(pub M);
+
+impl<M: Message> Wire for Letter<M> {
+    fn summary(&self) -> String {
+        let mut s = format!("{:?}", self.0);
+        if s.len() > 120 {
+            let mut end = 120;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s.push_str("...");
+        }
+        s
+    }
+}
+
+/// Why a message was not sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("no part of this world is named {0:?} (parts: {1})")]
+    UnknownPart(String, String),
+}
+
+/// Why a call or a check could not be recorded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("process {0} invokes {1} while its operation {2} is pending: a process records one call at a time")]
+    CallPending(String, String, u64),
+    #[error("no fenced resource of this world is named {0:?} (resources: {1})")]
+    UnknownResource(String, String),
+}
+
+pub(crate) struct Inner {
+    pub name: String,
+    pub id: u64,
+    pub rec: Recorder,
+    pub clock: SkewedClock,
+    pub client: Arc<NetClient>,
+    pub rho: f64,
+    pub sock: Socket,
+    pub dir: Arc<Directory>,
+    pub ops: Arc<AtomicU64>,
+    pub pending: Mutex<Option<u64>>,
+}
+
+/// A user process's view of its world (cheap to clone: one shared handle).
+#[derive(Clone)]
+pub struct Context(pub(crate) Arc<Inner>);
+
+impl Context {
+    /// The process's name, as given to [`crate::world::Builder::process`].
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Its number in the history and in fault schedules (`pause_process`, ...).
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// Every part's address, by name.
+    pub fn directory(&self) -> &Directory {
+        &self.0.dir
+    }
+
+    // --- time and randomness -------------------------------------------------------------
+
+    /// The process's own clock: its node's, drifting within the world's bound (and jumping,
+    /// if a fault makes it).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.0.clock.shared()
+    }
+
+    /// Local time on the process's clock.
+    pub fn now(&self) -> Duration {
+        self.0.clock.now()
+    }
+
+    /// Sleeps `d` of the process's local time.
+    pub async fn sleep(&self, d: Duration) {
+        self.0.clock.sleep(d).await
+    }
+
+    /// A number from the run's seeded generator.
+    pub fn random(&self) -> u64 {
+        madsim::rand::random::<u64>()
+    }
+
+    /// A number in `0..n` (`n > 0`) from the run's generator; 0 when `n` is 0.
+    pub fn random_below(&self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.random() % n
+        }
+    }
+
+    // --- the five seed API families ------------------------------------------------------
+
+    /// The store client every family is written against, bound to the simulated cluster.
+    pub fn store(&self) -> Arc<dyn StoreClient> {
+        self.0.client.clone()
+    }
+
+    /// The agency (keys, transactions, locks).
+    pub fn agency(&self) -> AgencyApi {
+        AgencyApi::new(self.0.client.clone())
+    }
+
+    /// hmetcd's key-value interface, opened with `options` (`session_ttl_ms=2000`, ...).
+    pub fn kv(&self, options: &[&str]) -> Result<Kvs, KvError> {
+        Kvs::open(self.0.client.clone(), options)
+    }
+
+    /// Storage and its lessor.
+    pub fn storage(&self) -> StorageApi {
+        StorageApi::new(self.0.client.clone())
+    }
+
+    /// A Juju lease client on the process's clock (the store client's), with the world's
+    /// drift bound.
+    pub fn lease_client(&self) -> LeaseClient {
+        LeaseClient::new(self.0.client.clone())
+            .with_drift_bound(self.0.rho)
+            .expect("the world's rho was checked when it was built")
+    }
+
+    /// A Juju lease manager over [`Context::lease_client`].
+    pub fn lease_manager(&self) -> LeaseManager {
+        LeaseManager::new(Arc::new(self.lease_client()))
+    }
+
+    /// A leadership manager over [`Context::lease_client`].
+    pub fn leadership(&self) -> Result<LeadershipManager, LeadershipError> {
+        LeadershipManager::new(ManagerConfig {
+            client: Some(Arc::new(self.lease_client())),
+            clock: Some(self.clock()),
+        })
+    }
+
+    // --- messages -------------------------------------------------------------------------
+
+    /// Sends `msg` to the part named `to`. Like a datagram it may be lost, delayed or cut off
+    /// by faults; nothing waits for it.
+    pub fn send<M: Message>(&self, to: &str, msg: M) -> Result<(), SendError> {
+        let Some(addr) = self.0.dir.addr(to) else {
+            let names: Vec<&str> = self.0.dir.names().collect();
+            return Err(SendError::UnknownPart(to.to_string(), names.join(", ")));
+        };
+        actor::send(&self.0.sock, &self.0.rec, &self.0.name, addr, Letter(msg));
+        Ok(())
+    }
+
+    /// The next message of type `M` sent to this process, with its sender's name (messages
+    /// of other types are dropped). Waits for one.
+    pub async fn recv<M: Message>(&self) -> (String, M) {
+        loop {
+            let Some(d) = self.0.sock.recv().await else {
+                // The socket closes only when the node dies: wait for the end.
+                std::future::pending::<()>().await;
+                unreachable!()
+            };
+            let from = d.from;
+            if let Some(Letter(m)) = actor::receive::<Letter<M>>(&self.0.rec, &self.0.name, d) {
+                let name = self.0.dir.name_of(from).unwrap_or("?").to_string();
+                return (name, m);
+            }
+        }
+    }
+
+    /// [`Context::recv`], giving up after `d` of local time.
+    pub async fn recv_timeout<M: Message>(&self, d: Duration) -> Option<(String, M)> {
+        tenure_core::clock::timeout(&*self.clock(), d, self.recv::<M>()).await
+    }
+
+    // --- the recorder ---------------------------------------------------------------------
+
+    /// Records the call of operation `f` on `key` with `value`; finish it with
+    /// [`Call::ok`], [`Call::fail`] or [`Call::info`]. A call dropped unfinished stays
+    /// pending (as a process that died mid-call). One call at a time per process.
+    pub fn invoke(&self, f: &str, key: &str, value: Value) -> Result<Call, RecordError> {
+        let mut pending = self.0.pending.lock().unwrap();
+        if let Some(op) = *pending {
+            return Err(RecordError::CallPending(
+                self.0.name.clone(),
+                f.to_string(),
+                op,
+            ));
+        }
+        let op = self.0.ops.fetch_add(1, Ordering::Relaxed);
+        *pending = Some(op);
+        self.0.rec.record(
+            &self.0.name,
+            Event::Invoke {
+                process: self.0.id,
+                op,
+                f: f.to_string(),
+                key: key.to_string(),
+                value,
+                local_us: self.now().as_micros() as u64,
+            },
+        );
+        Ok(Call {
+            ctx: self.clone(),
+            op,
+        })
+    }
+
+    /// Records a belief: this process holds `resource` under grant `token` until `until` on
+    /// its own clock, or (`None`) it stopped believing now. Beliefs are what S1 (exclusivity),
+    /// S11 (actions within belief), the HTML timeline and `pause_holder` read.
+    pub fn belief(&self, resource: &str, token: u64, until: Option<Duration>) {
+        self.0.rec.record(
+            &self.0.name,
+            Event::Belief {
+                process: self.0.id,
+                resource: resource.to_string(),
+                token,
+                until_local_us: until.map(|u| u.as_micros() as u64),
+                until_us: until.map(|u| self.0.clock.true_at(u).as_micros() as u64),
+            },
+        );
+    }
+
+    /// Marks a `sometimes` point as reached: a sweep counts, per point, the seeds that reach
+    /// it (a point no seed reaches means the faults explored nothing there).
+    pub fn sometimes(&self, point: &str) {
+        self.0.rec.record(
+            &self.0.name,
+            Event::Sometimes {
+                process: self.0.id,
+                point: point.to_string(),
+            },
+        );
+    }
+
+    /// A handle to the world's fenced resource `name`.
+    pub fn resource(&self, name: &str) -> Result<Resource, RecordError> {
+        let Some(addr) = self.0.dir.resources.get(name).copied() else {
+            let names: Vec<&str> = self.0.dir.resources.keys().map(String::as_str).collect();
+            return Err(RecordError::UnknownResource(
+                name.to_string(),
+                names.join(", "),
+            ));
+        };
+        Ok(Resource {
+            ctx: self.clone(),
+            name: name.to_string(),
+            addr,
+            writes: Arc::new(AtomicU64::new(1)),
+        })
+    }
+}
+
+/// A recorded call in flight.
+pub struct Call {
+    ctx: Context,
+    op: u64,
+}
+
+impl Call {
+    fn end(self, result: Completion, value: Value) {
+        let c = &self.ctx.0;
+        *c.pending.lock().unwrap() = None;
+        c.rec.record(
+            &c.name,
+            Event::Complete {
+                process: c.id,
+                op: self.op,
+                result,
+                value,
+                local_us: self.ctx.now().as_micros() as u64,
+            },
+        );
+    }
+
+    /// It took effect, returning `value`.
+    pub fn ok(self, value: Value) {
+        self.end(Completion::Ok, value)
+    }
+
+    /// It surely had no effect.
+    pub fn fail(self, why: Value) {
+        self.end(Completion::Fail, why)
+    }
+
+    /// Unknown: it may have taken effect, any time after the call, or never.
+    pub fn info(self, why: Value) {
+        self.end(Completion::Info, why)
+    }
+}
+
+/// A fenced resource as a process sees it: writes carry a fencing token, and the resource
+/// refuses a token lower than the highest it has accepted (S10 checks it did).
+pub struct Resource {
+    ctx: Context,
+    name: String,
+    addr: SocketAddr,
+    writes: Arc<AtomicU64>,
+}
+
+impl Resource {
+    /// Writes `value` under `token`, recorded as the operation `fenced_write` on the
+    /// resource; waits up to `wait` of local time for the answer: `Some(accepted)`, or
+    /// `None` if none came (the write may still land).
+    pub async fn write(&self, token: u64, value: Value, wait: Duration) -> Option<bool> {
+        let sock = Socket::bind_any().expect("a process binds");
+        let id = self.writes.fetch_add(1, Ordering::Relaxed);
+        let call = self
+            .ctx
+            .invoke(
+                "fenced_write",
+                &self.name,
+                serde_json::json!({ "token": token }),
+            )
+            .ok();
+        let c = &self.ctx.0;
+        let w = ResourceMsg::Write {
+            process: c.id,
+            token,
+            id,
+            value: Some(value),
+        };
+        actor::send(&sock, &c.rec, &c.name, self.addr, w);
+        let answer = tenure_core::clock::timeout(&*self.ctx.clock(), wait, async {
+            loop {
+                let d = sock.recv().await?;
+                if let Some(ResourceMsg::Ack {
+                    id: got, accepted, ..
+                }) = actor::receive::<ResourceMsg>(&c.rec, &c.name, d)
+                {
+                    if got == id {
+                        return Some(accepted);
+                    }
+                }
+            }
+        })
+        .await
+        .flatten();
+        if let Some(call) = call {
+            match answer {
+                Some(true) => call.ok(Value::Bool(true)),
+                Some(false) => call.fail(serde_json::json!("refused: a higher token was seen")),
+                None => call.info(Value::Null),
+            }
+        }
+        answer
+    }
+}
