@@ -8,6 +8,18 @@ pub use tenure_core as core;
 pub use tenure_scenarios as scenarios;
 pub use tenure_sim as sim;
 
+/// Testing your own service: build a [`world::World`] with your processes, actors, resources
+/// and checks ([`world::Builder`]), run it by seed ([`world::World::run`]), and in
+/// `cargo test` run many seeds with [`harness::assert_world`].
+pub mod world {
+    pub use tenure_core::rule::{Rule, RuleKind};
+    pub use tenure_sim::history::{Completion, Event, History, Record};
+    pub use tenure_sim::run::{Report, RunConfig};
+    pub use tenure_sim::world::*;
+}
+
+pub use tenure_scenarios::harness;
+
 /// The README's examples, compiled and run as doc tests so that they stay true.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod check;
 pub mod files;
 pub mod fuzz;
+pub mod harness;
 pub mod library;
 pub mod margin;
 pub mod shrink;

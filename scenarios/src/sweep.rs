@@ -107,14 +107,37 @@ pub fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
     Ok(range)
 }
 
-/// Reads `K/N`: shard K (1-based) of N.
+/// The environment variable a Kubernetes Indexed Job sets to each pod's index (0-based).
+pub const JOB_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
+
+/// A shard `K/N` (1 <= K <= N), or `job/N`: shard `JOB_COMPLETION_INDEX + 1` of N, the index
+/// a Kubernetes Indexed Job gives each of its pods.
 pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("shard: {text:?} is not K/N with 1 <= K <= N");
+    parse_shard_with(text, std::env::var(JOB_INDEX_VAR).ok().as_deref())
+}
+
+/// [`parse_shard`] with the job index given (`None`: the variable is not set).
+pub fn parse_shard_with(text: &str, job_index: Option<&str>) -> Result<(u64, u64), String> {
+    let bad = || format!("shard: {text:?} is not K/N with 1 <= K <= N, or job/N");
     let (k, n) = text.split_once('/').ok_or_else(bad)?;
-    let (k, n) = (
-        k.trim().parse::<u64>().map_err(|_| bad())?,
-        n.trim().parse::<u64>().map_err(|_| bad())?,
-    );
+    let n = n.trim().parse::<u64>().map_err(|_| bad())?;
+    let k = if k.trim() == "job" {
+        let index = job_index.ok_or_else(|| {
+            format!("shard: {text:?} takes its index from {JOB_INDEX_VAR}, which is not set")
+        })?;
+        let i = index
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("shard: {JOB_INDEX_VAR}={index:?} is not a number"))?;
+        if i >= n {
+            return Err(format!(
+                "shard: {JOB_INDEX_VAR}={i} is not below the {n} shards (indices are 0..{n})"
+            ));
+        }
+        i + 1
+    } else {
+        k.trim().parse::<u64>().map_err(|_| bad())?
+    };
     if k == 0 || n == 0 || k > n {
         return Err(bad());
     }

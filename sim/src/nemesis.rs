@@ -192,6 +192,18 @@ impl Fault {
         }
     }
 
+    /// The client process the fault is aimed at, if it names one.
+    pub fn process(&self) -> Option<u64> {
+        match self {
+            Fault::PauseProcess { process }
+            | Fault::ResumeProcess { process }
+            | Fault::IsolateProcess { process }
+            | Fault::KillProcess { process }
+            | Fault::RestartProcess { process } => Some(*process),
+            _ => None,
+        }
+    }
+
     /// Whether the fault names its target by role (resolved when it is carried out).
     pub fn aims_at_leader(&self) -> bool {
         matches!(

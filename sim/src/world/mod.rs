@@ -378,6 +378,16 @@ pub struct World {
     pub(crate) parts: Arc<Parts>,
 }
 
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("config", &self.config)
+            .field("parts", &self.part_names())
+            .field("resources", &self.parts.resources)
+            .finish()
+    }
+}
+
 impl World {
     /// Its run settings (the faults include those aimed at parts).
     pub fn config(&self) -> &RunConfig {
@@ -423,6 +433,13 @@ impl World {
             .iter()
             .position(|p| p.name == name)
             .map(|i| first + i as u64)
+    }
+
+    /// The name of the part with process number `process`.
+    pub fn part_of(&self, process: u64) -> Option<&str> {
+        let first = self.config.processes() as u64 + 1;
+        let k = process.checked_sub(first)?;
+        self.parts.parts.get(k as usize).map(|p| p.name.as_str())
     }
 
     /// The parts' names, in process order.

@@ -20,7 +20,8 @@ pub struct SweepArgs {
     /// Seeds run at once (each on its own thread), 1 to 256.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
-    /// Runs only shard K of N of the seeds (every N-th seed from the K-th).
+    /// Runs only shard K of N of the seeds (every N-th seed from the K-th); `job/N` takes K
+    /// from a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` + 1).
     #[arg(long)]
     shard: Option<String>,
     /// Stops starting seeds after the first failure.
@@ -137,7 +138,7 @@ impl SweepArgs {
             scenario_digest: sweep::scenario_digest(s),
             build: sweep::build_id(),
             seeds: format!("{}..{}", set.range.start, set.range.end),
-            shard: self.shard.clone(),
+            shard: set.shard.map(|(k, n)| format!("{k}/{n}")),
             stopped_early: stopped,
             checked_determinism: self.check_determinism,
             results,
