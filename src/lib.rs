@@ -14,7 +14,7 @@ pub use tenure_sim as sim;
 pub mod world {
     pub use tenure_core::rule::{Rule, RuleKind};
     pub use tenure_sim::history::{Completion, Event, History, Record};
-    pub use tenure_sim::run::{Report, RunConfig};
+    pub use tenure_sim::run::{Faults, Report, RunConfig};
     pub use tenure_sim::world::*;
 }
 

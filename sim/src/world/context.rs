@@ -6,7 +6,7 @@
 //! Everything here runs inside a simulated run: time is the node's clock, randomness the
 //! run's generator, so the same seed gives the same bytes.
 
-use crate::actor::{self, Wire};
+use crate::actor;
 use crate::clock::SkewedClock;
 use crate::cluster::NetClient;
 use crate::history::{Completion, Event, Recorder};
@@ -53,37 +53,11 @@ impl Directory {
     }
 }
 
-/// A message users send between their parts: any serde type (it is moved as a value, or
-/// through its JSON encoding when the run encodes messages, as a real network would).
-pub trait Message:
-    serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
-{
-}
-
-impl<T> Message for T where
-    T: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
-{
-}
-
-/// A user message on the wire.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Letter<M>(pub M);
-
-impl<M: Message> Wire for Letter<M> {
-    fn summary(&self) -> String {
-        let mut s = format!("{:?}", self.0);
-        if s.len() > 120 {
-            let mut end = 120;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
-            s.push_str("...");
-        }
-        s
-    }
-}
+/// A message users send between their parts: any serde type with a one-line summary (for
+/// the history and the message diagram); processes and actors share it. It is moved as a
+/// value, or through its JSON encoding when the run encodes messages, as a real network
+/// would.
+pub use crate::actor::Wire as Message;
 
 /// Why a message was not sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +86,56 @@ pub(crate) struct Inner {
     pub dir: Arc<Directory>,
     pub ops: Arc<AtomicU64>,
     pub pending: Mutex<Option<u64>>,
+}
+
+/// A part's recorder for what the checks read: beliefs and `sometimes` points. Processes
+/// reach it through their [`Context`]; actors are given one when they are made.
+#[derive(Clone)]
+pub struct Log {
+    pub(crate) name: String,
+    pub(crate) id: u64,
+    pub(crate) rec: Recorder,
+    pub(crate) clock: SkewedClock,
+}
+
+impl Log {
+    /// The part's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its process number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Records a belief: the part holds `resource` under grant `token` until `until` on its
+    /// own clock, or (`None`) it stopped believing now. Beliefs are what S1 (exclusivity),
+    /// S11 (actions within belief), the HTML timeline and `pause_holder` read.
+    pub fn belief(&self, resource: &str, token: u64, until: Option<Duration>) {
+        self.rec.record(
+            &self.name,
+            Event::Belief {
+                process: self.id,
+                resource: resource.to_string(),
+                token,
+                until_local_us: until.map(|u| u.as_micros() as u64),
+                until_us: until.map(|u| self.clock.true_at(u).as_micros() as u64),
+            },
+        );
+    }
+
+    /// Marks a `sometimes` point as reached: a sweep counts, per point, the seeds that reach
+    /// it (a point no seed reaches means the faults explored nothing there).
+    pub fn sometimes(&self, point: &str) {
+        self.rec.record(
+            &self.name,
+            Event::Sometimes {
+                process: self.id,
+                point: point.to_string(),
+            },
+        );
+    }
 }
 
 /// A user process's view of its world (cheap to clone: one shared handle).
@@ -218,7 +242,7 @@ impl Context {
             let names: Vec<&str> = self.0.dir.names().collect();
             return Err(SendError::UnknownPart(to.to_string(), names.join(", ")));
         };
-        actor::send(&self.0.sock, &self.0.rec, &self.0.name, addr, Letter(msg));
+        actor::send(&self.0.sock, &self.0.rec, &self.0.name, addr, msg);
         Ok(())
     }
 
@@ -232,7 +256,7 @@ impl Context {
                 unreachable!()
             };
             let from = d.from;
-            if let Some(Letter(m)) = actor::receive::<Letter<M>>(&self.0.rec, &self.0.name, d) {
+            if let Some(m) = actor::receive::<M>(&self.0.rec, &self.0.name, d) {
                 let name = self.0.dir.name_of(from).unwrap_or("?").to_string();
                 return (name, m);
             }
@@ -277,32 +301,24 @@ impl Context {
         })
     }
 
-    /// Records a belief: this process holds `resource` under grant `token` until `until` on
-    /// its own clock, or (`None`) it stopped believing now. Beliefs are what S1 (exclusivity),
-    /// S11 (actions within belief), the HTML timeline and `pause_holder` read.
-    pub fn belief(&self, resource: &str, token: u64, until: Option<Duration>) {
-        self.0.rec.record(
-            &self.0.name,
-            Event::Belief {
-                process: self.0.id,
-                resource: resource.to_string(),
-                token,
-                until_local_us: until.map(|u| u.as_micros() as u64),
-                until_us: until.map(|u| self.0.clock.true_at(u).as_micros() as u64),
-            },
-        );
+    /// The process's recorder of beliefs and `sometimes` points.
+    pub fn log(&self) -> Log {
+        Log {
+            name: self.0.name.clone(),
+            id: self.0.id,
+            rec: self.0.rec.clone(),
+            clock: self.0.clock.clone(),
+        }
     }
 
-    /// Marks a `sometimes` point as reached: a sweep counts, per point, the seeds that reach
-    /// it (a point no seed reaches means the faults explored nothing there).
+    /// [`Log::belief`] of this process.
+    pub fn belief(&self, resource: &str, token: u64, until: Option<Duration>) {
+        self.log().belief(resource, token, until)
+    }
+
+    /// [`Log::sometimes`] of this process.
     pub fn sometimes(&self, point: &str) {
-        self.0.rec.record(
-            &self.0.name,
-            Event::Sometimes {
-                process: self.0.id,
-                point: point.to_string(),
-            },
-        );
+        self.log().sometimes(point)
     }
 
     /// A handle to the world's fenced resource `name`.

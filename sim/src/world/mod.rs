@@ -26,9 +26,10 @@
 pub mod context;
 pub(crate) mod start;
 
-pub use context::{Call, Context, Directory, Message, RecordError, Resource, SendError};
+pub use crate::actor::{Actor, Ctx};
+pub use context::{Call, Context, Directory, Log, Message, RecordError, Resource, SendError};
 
-use crate::actor::{run_actor, Actor, ActorEnv};
+use crate::actor::{run_actor, ActorEnv};
 use crate::check::Violation;
 use crate::history::History;
 use crate::lin::input::{FromRaw, RawOp};
@@ -43,7 +44,7 @@ use tenure_core::rule::{Rule, RuleKind};
 pub(crate) type Body = Pin<Box<dyn Future<Output = ()>>>;
 pub(crate) type ProbeBody = Pin<Box<dyn Future<Output = Result<(), String>>>>;
 type ProcessFactory = Arc<dyn Fn(Context) -> Body + Send + Sync>;
-type ActorStart = Arc<dyn Fn(ActorEnv, Arc<Directory>) -> Body + Send + Sync>;
+type ActorStart = Arc<dyn Fn(ActorEnv, Arc<Directory>, Log) -> Body + Send + Sync>;
 type AlwaysFn = Arc<dyn Fn(&History) -> Result<(), String> + Send + Sync>;
 pub(crate) type ProbeFn = Arc<dyn Fn(Context) -> ProbeBody + Send + Sync>;
 type HistoryCheck = Arc<dyn Fn(&History) -> Vec<Violation> + Send + Sync>;
@@ -159,16 +160,17 @@ impl Builder {
         self
     }
 
-    /// A user actor named `name`, made by `make` (given every part's address) at the start
-    /// and after every restart. It listens at [`Directory::addr`]`(name)`; processes reach
-    /// it with [`Context::send`] of its message type.
+    /// A user actor named `name`, made by `make` (given every part's address and its own
+    /// [`Log`]) at the start and after every restart. It listens at
+    /// [`Directory::addr`]`(name)`; processes reach it with [`Context::send`] of its message
+    /// type.
     pub fn actor<A, F>(mut self, name: &str, make: F) -> Builder
     where
         A: Actor,
-        F: Fn(&Directory) -> A + Send + Sync + 'static,
+        F: Fn(&Directory, Log) -> A + Send + Sync + 'static,
     {
         let start: ActorStart =
-            Arc::new(move |env, dir| Box::pin(run_actor(make(&dir), env)) as Body);
+            Arc::new(move |env, dir, log| Box::pin(run_actor(make(&dir, log), env)) as Body);
         self.parts.parts.push(Part {
             name: name.to_string(),
             body: PartBody::Actor(start),

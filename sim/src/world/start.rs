@@ -2,7 +2,7 @@
 //! their clocks and contexts, the fenced resources, and the `eventually` probes after the
 //! heal.
 
-use super::context::{Context, Directory, Inner};
+use super::context::{Context, Directory, Inner, Log};
 use super::{PartBody, Parts};
 use crate::actor::{run_actor, ActorEnv};
 use crate::clock::{NodeClock, SkewedClock};
@@ -144,6 +144,12 @@ pub(crate) fn start(
                         make(ctx)
                     }
                     PartBody::Actor(start) => {
+                        let log = Log {
+                            name: name.clone(),
+                            id,
+                            rec: s.rec.clone(),
+                            clock: clock.clone(),
+                        };
                         let env = ActorEnv {
                             name: name.clone(),
                             addr,
@@ -152,7 +158,7 @@ pub(crate) fn start(
                             fsync: Duration::ZERO,
                             rec: s.rec.clone(),
                         };
-                        start(env, s.dir.clone())
+                        start(env, s.dir.clone(), log)
                     }
                 };
                 // A panic in the user's code ends the seed, naming the part.

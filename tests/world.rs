@@ -1,0 +1,338 @@
+//! User worlds through the public API: typed messages between processes and actors, restarts,
+//! faults aimed at parts (by name and by role), the user's checks (always, eventually,
+//! linearizable with a model, sometimes), and every way of building a world wrong.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tenure::sim::lin::models::Register;
+use tenure::sim::nemesis::{Fault, Schedule, Step};
+use tenure::world::{
+    Actor, Aim, Builder, Context, Ctx, Event, Faults, History, Log, Message, Rule, RuleKind,
+    RunConfig, SendError,
+};
+
+fn quiet(duration_s: u64) -> RunConfig {
+    RunConfig {
+        clients: 0,
+        watchers: 0,
+        duration: Duration::from_secs(duration_s),
+        faults: Faults::None,
+        ..RunConfig::default()
+    }
+}
+
+fn rule(id: &str, kind: RuleKind) -> Rule {
+    Rule::user(id, "a test rule", kind).expect("a valid rule")
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Ping {
+    Ping(u64),
+    Pong(u64),
+}
+
+impl Message for Ping {
+    fn summary(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// Answers every ping with a pong, and says so.
+struct Echo {
+    log: Log,
+}
+
+impl Actor for Echo {
+    type Msg = Ping;
+    fn start(&mut self, _: &mut Ctx<Ping>) {}
+    fn message(&mut self, from: std::net::SocketAddr, msg: Ping, ctx: &mut Ctx<Ping>) {
+        if let Ping::Ping(n) = msg {
+            self.log.sometimes("echoed");
+            ctx.send(from, Ping::Pong(n));
+        }
+    }
+    fn timer(&mut self, _: &mut Ctx<Ping>) {}
+}
+
+fn points(h: &History, point: &str) -> usize {
+    h.records
+        .iter()
+        .filter(|r| matches!(&r.event, Event::Sometimes { point: p, .. } if p == point))
+        .count()
+}
+
+async fn pinger(ctx: Context) {
+    for n in 0..5 {
+        ctx.send("echo", Ping::Ping(n)).expect("echo is a part");
+        if let Some((from, Ping::Pong(m))) = ctx.recv_timeout::<Ping>(Duration::from_secs(1)).await
+        {
+            assert_eq!(from, "echo");
+            assert_eq!(m, n);
+            ctx.sometimes("pong");
+        }
+        ctx.sleep(Duration::from_millis(100)).await;
+    }
+    let refused = ctx.send("nobody", Ping::Ping(9));
+    assert!(
+        matches!(refused, Err(SendError::UnknownPart(..))),
+        "{refused:?}"
+    );
+    ctx.sometimes("unknown part refused");
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn processes_and_actors_exchange_typed_messages_deterministically() {
+    let w = Builder::new(quiet(3))
+        .actor("echo", |_, log| Echo { log })
+        .process("pinger", pinger)
+        .sometimes("pong")
+        .sometimes("never")
+        .build()
+        .expect("the world builds");
+    let r = w.self_check(7).expect("deterministic");
+    assert!(r.ok(), "{:?}", r.violations);
+    assert_eq!(points(&r.history, "pong"), 5);
+    assert_eq!(points(&r.history, "echoed"), 5);
+    assert_eq!(r.sometimes["unknown part refused"], 1);
+    assert_eq!(r.sometimes["never"], 0);
+    // Encoded as JSON on the wire, the same history.
+    let mut c = w.config().clone();
+    c.encode_messages = true;
+    let encoded = w.with_config(c).unwrap().run(7).unwrap();
+    assert_eq!(encoded.digest, r.digest);
+}
+
+#[test]
+fn a_restarted_process_starts_afresh_and_a_killed_one_stays_down() {
+    let w = Builder::new(quiet(4))
+        .process("phoenix", |ctx: Context| async move {
+            ctx.sometimes("started");
+            std::future::pending::<()>().await;
+        })
+        .process("mortal", |ctx: Context| async move {
+            ctx.sometimes("mortal started");
+            loop {
+                ctx.sleep(Duration::from_millis(200)).await;
+                ctx.sometimes("mortal lives");
+            }
+        })
+        .fault(Duration::from_secs(1), Aim::Restart("phoenix".into()))
+        .fault(Duration::from_secs(2), Aim::Restart("phoenix".into()))
+        .fault(Duration::from_secs(1), Aim::Kill("mortal".into()))
+        .build()
+        .expect("the world builds");
+    let r = w.run(1).expect("runs");
+    assert!(r.ok(), "{:?}", r.violations);
+    assert_eq!(r.sometimes["started"], 3);
+    assert_eq!(r.sometimes["mortal started"], 1);
+    assert!(r.sometimes["mortal lives"] <= 5, "{:?}", r.sometimes);
+    let id = w.process_id("phoenix").unwrap();
+    assert!(r
+        .schedule
+        .steps
+        .iter()
+        .any(|s| s.fault == Fault::RestartProcess { process: id }));
+}
+
+#[test]
+fn pause_holder_reaches_a_user_process_that_believes() {
+    let mut config = quiet(6);
+    config.faults = Faults::Schedule(Schedule {
+        steps: vec![Step {
+            at_ms: 2_000,
+            fault: Fault::PauseHolder,
+        }],
+    });
+    let w = Builder::new(config)
+        .process("holder", |ctx: Context| async move {
+            ctx.belief("thing", 1, Some(ctx.now() + Duration::from_secs(60)));
+            std::future::pending::<()>().await;
+        })
+        .build()
+        .expect("the world builds");
+    let r = w.run(3).expect("runs");
+    let id = w.process_id("holder").unwrap();
+    assert!(
+        r.schedule
+            .steps
+            .iter()
+            .any(|s| s.fault == Fault::PauseProcess { process: id }),
+        "{:?}",
+        r.schedule
+    );
+}
+
+/// A register kept in the agency, recorded as `read`/`write` of `x`; with `lie`, a read
+/// answers a value nobody wrote.
+async fn register_user(ctx: Context, lie: bool) {
+    use tenure::core::agency::Agency;
+    let key = tenure::core::Key::parse("/user/x").unwrap();
+    for n in 1..=5u64 {
+        let call = ctx.invoke("write", "x", serde_json::json!(n)).unwrap();
+        match ctx
+            .agency()
+            .write_key(&key, serde_json::json!(n), None, None)
+            .await
+        {
+            Ok(_) => call.ok(serde_json::json!(n)),
+            Err(e) => call.info(serde_json::json!(e.to_string())),
+        }
+        let call = ctx.invoke("read", "x", serde_json::Value::Null).unwrap();
+        match ctx.agency().read_key(&key).await {
+            Ok(v) if lie && n == 3 => call.ok(serde_json::json!(v.as_u64().unwrap() + 100)),
+            Ok(v) => call.ok(v),
+            Err(e) => call.info(serde_json::json!(e.to_string())),
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn user_operations_are_checked_against_a_model_and_kept_from_the_built_in_ones() {
+    for lie in [false, true] {
+        let w = Builder::new(quiet(3))
+            .process("user", move |ctx| register_user(ctx, lie))
+            .linearizable(rule("X1", RuleKind::Safety), Register::default(), |_| true)
+            .build()
+            .expect("the world builds");
+        let r = w.run(2).expect("runs");
+        let x1: Vec<_> = r
+            .violations
+            .iter()
+            .filter(|v| v.rule.id() == "X1")
+            .collect();
+        assert_eq!(x1.len(), usize::from(lie), "{:?}", r.violations);
+        // S13 (the built-in KV clients' registers) never sees a user's operations.
+        assert!(
+            r.violations.iter().all(|v| v.rule.id() != "S13"),
+            "{:?}",
+            r.violations
+        );
+    }
+}
+
+#[test]
+fn always_and_eventually_checks_report_under_their_rules() {
+    let w = Builder::new(quiet(2))
+        .process("idle", |_ctx: Context| std::future::pending::<()>())
+        .always(rule("A1", RuleKind::Safety), |h: &History| {
+            if h.records.is_empty() {
+                Err("empty".into())
+            } else {
+                Ok(())
+            }
+        })
+        .always(rule("A2", RuleKind::Safety), |_h: &History| {
+            Err("always broken".into())
+        })
+        .eventually(
+            rule("E1", RuleKind::Liveness),
+            Duration::from_millis(500),
+            |_ctx| async { Err::<(), _>("never true".to_string()) },
+        )
+        .eventually(
+            rule("E2", RuleKind::Liveness),
+            Duration::from_secs(2),
+            |ctx| async move {
+                use tenure::core::agency::Agency;
+                let k = tenure::core::Key::parse("/e2").unwrap();
+                ctx.agency()
+                    .write_key(&k, serde_json::json!(1), None, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .build()
+        .expect("the world builds");
+    let r = w.run(5).expect("runs");
+    let ids: Vec<&str> = r.violations.iter().map(|v| v.rule.id()).collect();
+    assert!(ids.contains(&"A2"), "{ids:?}");
+    assert!(ids.contains(&"E1"), "{ids:?}");
+    assert!(!ids.contains(&"A1") && !ids.contains(&"E2"), "{ids:?}");
+    let e1 = r.violations.iter().find(|v| v.rule.id() == "E1").unwrap();
+    assert!(e1.message.contains("never true"), "{e1}");
+}
+
+#[test]
+fn a_panicking_check_or_process_fails_its_seed_naming_the_user_code() {
+    let w = Builder::new(quiet(2))
+        .process("idle", |_ctx: Context| std::future::pending::<()>())
+        .always(
+            rule("P1", RuleKind::Safety),
+            |_h: &History| -> Result<(), String> { panic!("the check broke") },
+        )
+        .build()
+        .unwrap();
+    let r = w.run(1).expect("a panicking check does not break the run");
+    let v = &r.violations[0];
+    assert_eq!(v.rule.id(), "U0");
+    assert!(
+        v.message.contains("P1") && v.message.contains("the check broke"),
+        "{v}"
+    );
+
+    let w = Builder::new(quiet(2))
+        .process("crasher", |ctx: Context| async move {
+            ctx.sleep(Duration::from_millis(300)).await;
+            panic!("the service broke");
+        })
+        .build()
+        .unwrap();
+    let e = w.run(1).expect_err("a panicking process breaks the run");
+    let text = e.to_string();
+    assert!(
+        text.contains("crasher") && text.contains("the service broke"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_world_built_wrong_is_refused_with_every_mistake_named() {
+    let idle = |_ctx: Context| std::future::pending::<()>();
+    let err = |b: Builder| b.build().expect_err("refused").to_string();
+    let e = err(Builder::new(quiet(2)).process("a", idle).process("a", idle));
+    assert!(e.contains("two parts are named \"a\""), "{e}");
+    let e = err(Builder::new(quiet(2)).process("a", idle).resource("a"));
+    assert!(e.contains("two parts are named \"a\""), "{e}");
+    let e = err(Builder::new(quiet(2)).process("", idle));
+    assert!(e.contains("part name \"\""), "{e}");
+    let e = err(Builder::new(quiet(2)).process("agent-1", idle));
+    assert!(e.contains("built-in roles"), "{e}");
+    let e = err(Builder::new(quiet(2))
+        .process("a", idle)
+        .fault(Duration::from_secs(1), Aim::Pause("b".into())));
+    assert!(e.contains("names \"b\", which is no part"), "{e}");
+    let e = err(Builder::new(quiet(2))
+        .process("a", idle)
+        .fault(Duration::from_secs(5), Aim::Pause("a".into())));
+    assert!(e.contains("past the duration"), "{e}");
+    let ok = |_h: &History| Ok(());
+    let e = err(Builder::new(quiet(2))
+        .always(rule("R1", RuleKind::Safety), ok)
+        .always(rule("R1", RuleKind::Safety), ok));
+    assert!(e.contains("rule id R1 is given twice"), "{e}");
+    let e = err(Builder::new(quiet(2)).always(tenure::core::rule::S1, ok));
+    assert!(e.contains("built-in rule's id"), "{e}");
+    let e = err(Builder::new(quiet(2)).eventually(
+        rule("R2", RuleKind::Safety),
+        Duration::from_secs(1),
+        |_ctx| async { Ok(()) },
+    ));
+    assert!(e.contains("liveness rule"), "{e}");
+    let e = err(Builder::new(quiet(2)).sometimes("p").sometimes("p"));
+    assert!(e.contains("declared twice"), "{e}");
+    let mut bad = quiet(2);
+    bad.duration = Duration::ZERO;
+    let e = err(Builder::new(bad));
+    assert!(e.contains("duration_ms"), "{e}");
+    // Several mistakes: each on its own line.
+    let e = err(Builder::new(quiet(2))
+        .process("a", idle)
+        .process("a", idle)
+        .process("", idle));
+    assert_eq!(e.lines().count(), 2, "{e}");
+    // A user rule cannot take a built-in id.
+    assert!(Rule::user("S1", "mine", RuleKind::Safety).is_err());
+}
