@@ -18,7 +18,7 @@ pub mod world {
     pub use tenure_sim::world::*;
 }
 
-pub use tenure_scenarios::harness;
+pub use tenure_scenarios::{cli, harness};
 
 /// The README's examples, compiled and run as doc tests so that they stay true.
 #[doc = include_str!("../README.md")]

@@ -29,6 +29,9 @@ pub struct SeedResult {
     pub ops: usize,
     /// Why the run broke off (a panic, the time limit).
     pub error: Option<String>,
+    /// A user world's `sometimes` points: how often this seed reached each.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sometimes: std::collections::BTreeMap<String, u64>,
 }
 
 /// A sweep's results, or a shard's.
@@ -195,6 +198,24 @@ pub fn run_seeds(
     progress: impl Fn(u64, u64, u64) + Sync,
 ) -> Result<(Vec<SeedResult>, bool), String> {
     let config = scenario.run_config()?;
+    Ok(run_seeds_with(
+        set,
+        jobs,
+        stop_on_failure,
+        progress,
+        |seed| one(&config, seed),
+    ))
+}
+
+/// [`run_seeds`] of any runnable thing: `run` gives a seed's result (a scenario's, a user
+/// world's).
+pub fn run_seeds_with(
+    set: &SeedSet,
+    jobs: usize,
+    stop_on_failure: bool,
+    progress: impl Fn(u64, u64, u64) + Sync,
+    run: impl Fn(u64) -> SeedResult + Sync,
+) -> (Vec<SeedResult>, bool) {
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let failed = AtomicU64::new(0);
@@ -207,7 +228,7 @@ pub fn run_seeds(
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(seed) = set.get(i) else { return };
-                let r = one(&config, seed);
+                let r = run(seed);
                 if !r.ok {
                     failed.fetch_add(1, Ordering::SeqCst);
                     if stop_on_failure {
@@ -226,7 +247,7 @@ pub fn run_seeds(
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|r| r.seed);
     let stopped = (results.len() as u64) < set.len();
-    Ok((results, stopped))
+    (results, stopped)
 }
 
 /// `--check-determinism`: runs the seeds of `first` again, on `jobs` threads in the opposite
@@ -239,11 +260,23 @@ pub fn recheck(
     progress: impl Fn(u64, u64) + Sync,
 ) -> Result<u64, String> {
     let config = scenario.run_config()?;
+    Ok(recheck_with(first, jobs, progress, |seed| {
+        one(&config, seed)
+    }))
+}
+
+/// [`recheck`] of any runnable thing.
+pub fn recheck_with(
+    first: &mut [SeedResult],
+    jobs: usize,
+    progress: impl Fn(u64, u64) + Sync,
+    run: impl Fn(u64) -> SeedResult + Sync,
+) -> u64 {
     let total = first.len() as u64;
     let done = AtomicU64::new(0);
     // Index i runs the i-th seed from the end.
     let again = tenure_sim::sweep(0..total, jobs, |i| {
-        let r = one(&config, first[(total - 1 - i) as usize].seed);
+        let r = run(first[(total - 1 - i) as usize].seed);
         progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
         r
     });
@@ -262,12 +295,20 @@ pub fn recheck(
             ));
         }
     }
-    Ok(differing)
+    differing
 }
 
 /// One seed, summarised.
 pub fn one(config: &tenure_sim::RunConfig, seed: u64) -> SeedResult {
-    match tenure_sim::run(config, seed) {
+    summarise(seed, tenure_sim::run(config, seed))
+}
+
+/// A run's result as a seed's.
+pub fn summarise(
+    seed: u64,
+    run: Result<tenure_sim::Report, Box<tenure_sim::RunError>>,
+) -> SeedResult {
+    match run {
         Ok(r) => SeedResult {
             seed,
             ok: r.ok(),
@@ -284,6 +325,7 @@ pub fn one(config: &tenure_sim::RunConfig, seed: u64) -> SeedResult {
             virtual_ms: r.counters.virtual_ms,
             ops: r.counters.ops_invoked,
             error: None,
+            sometimes: r.sometimes.clone(),
         },
         Err(e) => SeedResult {
             seed,
@@ -294,6 +336,7 @@ pub fn one(config: &tenure_sim::RunConfig, seed: u64) -> SeedResult {
             virtual_ms: e.history.records.last().map_or(0, |r| r.t_us / 1000),
             ops: 0,
             error: Some(e.to_string()),
+            sometimes: Default::default(),
         },
     }
 }
@@ -304,7 +347,8 @@ pub fn one(config: &tenure_sim::RunConfig, seed: u64) -> SeedResult {
 fn check_part(origin: &str, p: &SweepResults) -> Result<SeedSet, String> {
     let range = parse_seeds(&p.seeds).map_err(|e| format!("{origin}: {e}"))?;
     let shard = match &p.shard {
-        Some(s) => Some(parse_shard(s).map_err(|e| format!("{origin}: {e}"))?),
+        // A file's shard is what ran, never resolved from this process's environment.
+        Some(s) => Some(parse_shard_with(s, None).map_err(|e| format!("{origin}: {e}"))?),
         None => None,
     };
     let set = SeedSet { range, shard };
@@ -441,6 +485,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_job_shard_takes_its_index_from_the_indexed_job() {
+        assert_eq!(parse_shard_with("job/4", Some("0")), Ok((1, 4)));
+        assert_eq!(parse_shard_with("job/4", Some("3")), Ok((4, 4)));
+        for (text, index, says) in [
+            ("job/4", None, "JOB_COMPLETION_INDEX, which is not set"),
+            ("job/4", Some("4"), "not below the 4 shards"),
+            ("job/4", Some("x"), "is not a number"),
+            ("job/4", Some("-1"), "is not a number"),
+            ("job/0", Some("0"), "not below the 0 shards"),
+            ("jobs/4", Some("0"), "is not K/N"),
+        ] {
+            let e = parse_shard_with(text, index).unwrap_err();
+            assert!(e.contains(says), "{text} {index:?}: {e}");
+        }
+    }
+
+    #[test]
     fn seed_ranges_and_shards_read_or_say_why_not() {
         assert_eq!(parse_seeds("3..7").unwrap(), 3..7);
         assert_eq!(parse_seeds("5").unwrap(), 5..6);
@@ -493,6 +554,7 @@ mod tests {
             virtual_ms: 1,
             ops: 1,
             error: None,
+            sometimes: Default::default(),
         }
     }
 
