@@ -125,9 +125,9 @@ struct SweepArgs {
     /// Run every seed twice and fail those whose runs differ.
     #[arg(long)]
     check_determinism: bool,
-    /// Go on after a failing seed.
+    /// Stop starting seeds after the first failure.
     #[arg(long)]
-    keep_going: bool,
+    stop_on_failure: bool,
 }
 
 #[derive(Args)]
@@ -374,7 +374,7 @@ fn sweep(r: &Registry, a: SweepArgs) -> ExitCode {
     let (mut results, stopped) = sweep::run_seeds_with(
         &set,
         a.jobs,
-        !a.keep_going,
+        a.stop_on_failure,
         |done, total, failed| {
             if tty {
                 eprint!("\r{done}/{total} seeds, {failed} failing ");
@@ -444,7 +444,7 @@ fn print_sweep(name: &str, w: &World, all: &SweepResults) {
         "{name}: {ran} seeds run, {} failing{}",
         failed.len(),
         if all.stopped_early {
-            " (stopped at the first failure; --keep-going runs the rest)"
+            " (stopped at the first failure)"
         } else {
             ""
         }

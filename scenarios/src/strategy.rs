@@ -165,3 +165,66 @@ pub fn case(max_steps: usize) -> impl Strategy<Value = (Scenario, u64)> {
             (scenario, seed)
         })
 }
+
+/// A drawn case of a user's world: a seed, a schedule of faults over its agents and every
+/// process (the built-in roles' and the parts', restarts included), and its processes' clock
+/// drift within the cluster's bound. Proptest shrinks it like any value: fewer steps, earlier
+/// times, smaller numbers.
+#[derive(Clone, Debug)]
+pub struct WorldCase {
+    pub seed: u64,
+    pub steps: Vec<Step>,
+    pub client_drift: f64,
+}
+
+impl WorldCase {
+    /// `world` with this case's faults and drift.
+    pub fn world(
+        &self,
+        world: &tenure_sim::world::World,
+    ) -> Result<tenure_sim::world::World, String> {
+        let mut config = world.config().clone();
+        config.faults = tenure_sim::Faults::Schedule(tenure_sim::nemesis::Schedule {
+            steps: self.steps.clone(),
+        });
+        config.client_drift = self.client_drift;
+        world.with_config(config).map_err(|e| e.to_string())
+    }
+}
+
+/// Cases of `world`: up to `max_steps` faults within its duration, aimed at its agents and
+/// processes (parts by number: [`tenure_sim::world::World::process_id`]), its processes'
+/// clocks drifting within 90% of the cluster's `rho`, and a seed.
+pub fn world_case(
+    world: &tenure_sim::world::World,
+    max_steps: usize,
+) -> impl Strategy<Value = WorldCase> {
+    let c = world.config();
+    let agents = c.cluster.agents as u64;
+    let processes = world.processes();
+    let duration_ms = (c.duration.as_millis() as u64).max(1);
+    let rho = c.cluster.agent.rho * 0.9;
+    let step = (
+        0..duration_ms,
+        prop_oneof![
+            9 => fault(agents, processes),
+            1 => (1..=processes.max(1)).prop_map(|process| Fault::RestartProcess { process }),
+        ],
+    );
+    (
+        proptest::collection::vec(step, 0..=max_steps),
+        0u64..1_000_000,
+        0.0..=rho,
+    )
+        .prop_map(|(mut steps, seed, client_drift)| {
+            steps.sort_by_key(|(at, _)| *at);
+            WorldCase {
+                seed,
+                steps: steps
+                    .into_iter()
+                    .map(|(at_ms, fault)| Step { at_ms, fault })
+                    .collect(),
+                client_drift,
+            }
+        })
+}
