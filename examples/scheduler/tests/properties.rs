@@ -1,7 +1,6 @@
 //! Drawn cases of the scheduler's world (faults aimed at its parts, clocks, seeds), as
 //! proptest draws and shrinks them. `TENURE_CASES` sets how many.
 
-use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use tenure::harness;
 use tenure::scenarios::strategy::world_case;
