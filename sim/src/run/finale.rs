@@ -1,0 +1,344 @@
+//! The runner's checks after the heal: liveness (L1), health (S17), each grant acquirable
+//! again (L2), temp keys gone (L3), the last change reaching every watcher (L5), the final
+//! read (S15).
+
+use super::*;
+use crate::cluster::NetClient;
+use crate::history::{Completion, Event};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tenure_core::agency::{AgencyError, Lock};
+use tenure_core::lease::{Claimer, LeaseClient, LeaseError, LeaseManager};
+use tenure_core::Key;
+use tenure_core::StoreClient;
+
+/// How many times the runner probes health on the stable cluster (S17).
+pub(crate) const HEALTH_PROBES: usize = 5;
+
+/// L2, run by the runner after the heal, once every holder has stopped or died: the lock, the
+/// lease and the leadership the run contended for are each acquirable within
+/// [`RunConfig::release_bound`] (the runner takes and gives back each, as process 0). Timed from when
+/// the runner starts, since a holder may keep a grant past the end of the faults.
+pub(crate) async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
+    let rho = cfg.cluster.agent.rho;
+    let bound = cfg.release_bound();
+    let started = p.clock.now();
+    let mut found = Vec::new();
+    if cfg.lockers > 0 {
+        let lock = Lock::new(
+            Arc::new(p.agency.clone()),
+            p.clock.clone(),
+            key(LOCK_KEY),
+            "runner",
+            cfg.lock_ttl,
+        )
+        .and_then(|l| l.with_drift_bound(rho))
+        .and_then(|l| l.with_lock_delay(cfg.lock_delay))
+        .expect("the lock's settings are valid");
+        let k = key(LOCK_KEY);
+        let got = loop {
+            let (res, _) = p
+                .op("lock", &k, Value::Null, async {
+                    lock.lock().await.map(|t| json!(t))
+                })
+                .await;
+            if res == Completion::Ok {
+                p.op("unlock", &k, Value::Null, async {
+                    lock.unlock().await.map(|_| Value::Null)
+                })
+                .await;
+                break true;
+            }
+            if p.clock.now() - started >= bound {
+                break false;
+            }
+            p.clock.sleep(Duration::from_millis(100)).await;
+        };
+        found.push((LOCK_KEY.to_string(), got));
+    }
+    let manager = LeaseManager::new(Arc::new(
+        LeaseClient::new(store.clone())
+            .with_drift_bound(rho)
+            .expect("rho lies in [0, 1)"),
+    ));
+    for (wanted, name) in [(cfg.leasers, LEASE_NAME), (cfg.leaders, SERVICE)] {
+        if wanted == 0 {
+            continue;
+        }
+        let k = key(&format!("/lease/{name}"));
+        let got = loop {
+            let (res, v) = p
+                .op("claim", &k, Value::Null, async {
+                    match manager.claim(name, "runner", cfg.lock_ttl).await {
+                        Ok(t) => Ok(json!(t)),
+                        Err(LeaseError::ClaimDenied) => Ok(json!("denied")),
+                        Err(e) => Err(AgencyError::Invalid(e.to_string())),
+                    }
+                })
+                .await;
+            if res == Completion::Ok && v.is_u64() {
+                break true;
+            }
+            if p.clock.now() - started >= bound {
+                break false;
+            }
+            p.clock.sleep(Duration::from_millis(100)).await;
+        };
+        found.push((k.to_string(), got));
+    }
+    if found.is_empty() {
+        return;
+    }
+    let stuck: Vec<&str> = found
+        .iter()
+        .filter(|(_, got)| !got)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    p.rec.record(
+        "runner",
+        Event::Check {
+            name: "acquirable".into(),
+            ok: stuck.is_empty(),
+            detail: if stuck.is_empty() {
+                format!(
+                    "{} acquired {} ms after the holders stopped (bound {} ms)",
+                    found
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    (p.clock.now() - started).as_millis(),
+                    bound.as_millis()
+                )
+            } else {
+                format!(
+                    "{} not acquirable within {bound:?} after the holders stopped",
+                    stuck.join(", ")
+                )
+            },
+        },
+    );
+}
+
+/// L3, run by the runner after the heal: every member has stopped keeping its session and
+/// its lease alive (or died), so its temp key and its leased Storage record disappear within
+/// [`RunConfig::release_bound`].
+pub(crate) async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
+    if cfg.members == 0 {
+        return;
+    }
+    let first = cfg.processes() - cfg.watchers - cfg.managers - cfg.members;
+    let keys: Vec<Key> = (first..first + cfg.members)
+        .flat_map(|i| {
+            let name = format!("member-{}", i + 1);
+            [
+                key(&format!("/kv/{name}")),
+                key(&format!("/storage/{name}")),
+            ]
+        })
+        .collect();
+    let bound = cfg.release_bound();
+    let started = p.clock.now();
+    let left = loop {
+        let mut left = Vec::new();
+        for k in &keys {
+            match store.read(k).await {
+                Ok(r) if r.value.is_none() => {}
+                _ => left.push(k.to_string()),
+            }
+        }
+        if left.is_empty() || p.clock.now() - started >= bound {
+            break left;
+        }
+        p.clock.sleep(Duration::from_millis(200)).await;
+    };
+    p.rec.record(
+        "runner",
+        Event::Check {
+            name: "temp keys".into(),
+            ok: left.is_empty(),
+            detail: if left.is_empty() {
+                format!(
+                    "{} temp keys and leased records gone {} ms after the members stopped (bound {} ms)",
+                    keys.len(),
+                    (p.clock.now() - started).as_millis(),
+                    bound.as_millis()
+                )
+            } else {
+                format!(
+                    "{} still there {bound:?} after the members stopped",
+                    left.join(", ")
+                )
+            },
+        },
+    );
+}
+
+/// The runner: after the heal, on a node of its own, checks the cluster and the built-in
+/// roles' guarantees, recording each as a `Check` (or a violation-bearing operation).
+pub(crate) struct Runner {
+    pub agents: Vec<std::net::SocketAddr>,
+    pub rec: Recorder,
+    pub ops: Arc<std::sync::atomic::AtomicU64>,
+    pub config: RunConfig,
+    /// How far each watcher's streams got.
+    pub watched: Watched,
+    /// The watchers still alive (killed ones are not expected to catch up).
+    pub watchers: Vec<u64>,
+}
+
+impl Runner {
+    /// Every check after the heal, in order: liveness (L1); then, on a live cluster, health
+    /// (S17), acquirable (L2), temp keys gone (L3), watchers caught up (L5), the final read
+    /// (S15's evidence).
+    pub(crate) async fn check(self) {
+        let c = Arc::new(
+            NetClient::connect_recorded(
+                self.agents.clone(),
+                self.config.client,
+                Some((self.rec.clone(), "runner".into())),
+            )
+            .await
+            .expect("the runner binds"),
+        );
+        let clock = MadsimClock::new();
+        if !self.liveness(&c, &clock).await {
+            return;
+        }
+        self.health(&c).await;
+        let p = Process {
+            id: 0,
+            node: "runner".into(),
+            rec: self.rec.clone(),
+            clock: clock.shared(),
+            ops: self.ops.clone(),
+            agency: AgencyApi::new(c.clone()),
+        };
+        acquirable(&p, &c, &self.config).await;
+        temp_keys_gone(&p, &c, &self.config).await;
+        if !self.watchers.is_empty() {
+            self.watchers_caught_up(&p, &c, &clock).await;
+        }
+        let w = key("/w");
+        p.op("read_all", &w, Value::Null, p.agency.read_key(&w))
+            .await;
+    }
+
+    fn record(&self, name: &str, ok: bool, detail: String) {
+        self.rec.record(
+            "runner",
+            Event::Check {
+                name: name.into(),
+                ok,
+                detail,
+            },
+        );
+    }
+
+    /// L1: a healthy, writable cluster within the liveness bound of the heal.
+    async fn liveness(&self, c: &Arc<NetClient>, clock: &MadsimClock) -> bool {
+        let healed = clock.now();
+        let agency = AgencyApi::new(c.clone());
+        let bound = self.config.liveness_bound;
+        let live = loop {
+            let health = c.are_agents_healthy(false).await;
+            let write = agency
+                .write_key(&key("/liveness"), json!(1), None, None)
+                .await;
+            let waited = clock.now() - healed;
+            if health.is_ok() && write.is_ok() {
+                break Ok(waited);
+            }
+            if waited >= bound {
+                break Err(format!(
+                    "no healthy, writable cluster within {bound:?} of the heal (health: {:?}, \
+                     write: {:?})",
+                    health.err().map(|e| e.to_string()),
+                    write.err().map(|e| e.to_string())
+                ));
+            }
+            madsim::time::sleep(Duration::from_millis(100)).await;
+        };
+        let ok = live.is_ok();
+        let detail = match live {
+            Ok(d) => format!("healthy and writable {} ms after the heal", d.as_millis()),
+            Err(e) => e,
+        };
+        self.record("liveness", ok, detail);
+        ok
+    }
+
+    /// S17: on the now stable cluster, exactly one agent answers as leader and every other
+    /// redirects to it, probe after probe, and the leader stays the same.
+    async fn health(&self, c: &Arc<NetClient>) {
+        let mut seen = Vec::new();
+        let mut problem = None;
+        for _ in 0..HEALTH_PROBES {
+            match c.health(false).await {
+                Ok(leader) => {
+                    if seen.last().is_some_and(|l| *l != leader) {
+                        problem = Some(format!(
+                            "the leader changed on a stable cluster: {seen:?} then {leader:?}"
+                        ));
+                    }
+                    seen.push(leader);
+                }
+                Err(e) => problem = Some(e.to_string()),
+            }
+            if problem.is_some() {
+                break;
+            }
+            madsim::time::sleep(Duration::from_millis(200)).await;
+        }
+        let ok = problem.is_none();
+        let detail = problem.unwrap_or_else(|| {
+            format!("{HEALTH_PROBES} probes: one leader, every other agent redirects to it")
+        });
+        self.record("health", ok, detail);
+    }
+
+    /// L5: a last change reaches both streams of every live watcher within the bound.
+    async fn watchers_caught_up(&self, p: &Process, c: &Arc<NetClient>, clock: &MadsimClock) {
+        let fin = key(&format!("{WATCHED}/final"));
+        let mut revision = None;
+        p.op("write", &fin, json!(0), async {
+            let txn = Txn::new().then(Op::set(fin.clone(), json!(0)));
+            match c.submit(Command::Txn(txn)).await? {
+                Outcome::Txn(TxnOutcome::Committed { revision: r, .. }) => {
+                    revision = Some(r);
+                    Ok(json!(0))
+                }
+                other => Err(AgencyError::Invalid(format!("{other:?}"))),
+            }
+        })
+        .await;
+        let started = clock.now();
+        let bound = self.config.liveness_bound;
+        let behind = loop {
+            let seen = self.watched.lock().unwrap().clone();
+            let behind: Vec<(u64, &str)> = self
+                .watchers
+                .iter()
+                .flat_map(|id| [(*id, "watch"), (*id, "callback")])
+                .filter(|w| revision.is_none_or(|r| seen.get(w).is_none_or(|s| *s < r)))
+                .collect();
+            if behind.is_empty() || clock.now() - started >= bound {
+                break behind;
+            }
+            madsim::time::sleep(Duration::from_millis(50)).await;
+        };
+        let detail = match revision {
+            None => format!("the final write to {fin} did not commit"),
+            Some(r) if behind.is_empty() => format!(
+                "the watches and callbacks of {} live watchers received revision {r} within {} ms",
+                self.watchers.len(),
+                (clock.now() - started).as_millis()
+            ),
+            Some(r) => format!(
+                "(watcher, stream) {behind:?} did not receive revision {r} within {bound:?}"
+            ),
+        };
+        self.record("watchers", behind.is_empty(), detail);
+    }
+}

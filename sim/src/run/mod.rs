@@ -1,0 +1,401 @@
+//! Seeded runs of the whole world: `run(config, seed) -> Report` builds a cluster and its
+//! clients, carries out a fault schedule (given, or generated from the seed by the swarm)
+//! while the clients run a mixed KV workload, lifts every fault, then checks liveness (a
+//! healthy, writable cluster within a bound) and durability (a final read finds every
+//! acknowledged write), and runs the first checkers over the history.
+//!
+//! The same seed, config and build give a byte-identical history, so the same digest;
+//! [`self_check`] runs a seed twice and says where two runs first differ if they do.
+
+use crate::check::{self};
+use crate::cluster::Cluster;
+use crate::history::{History, Recorder};
+use crate::nemesis::{self, Schedule, Swarm, SwarmSpec};
+use crate::{run_seed, MadsimClock, RunFailure};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use tenure_core::agency::{Agency, AgencyApi};
+use tenure_core::Clock;
+use tenure_core::{Command, Op, Outcome, Txn, TxnOutcome};
+
+mod config;
+mod finale;
+mod holders;
+mod layout;
+mod members;
+mod process;
+mod report;
+mod watchers;
+mod workload;
+
+pub use config::{Faults, RunConfig};
+use holders::*;
+use layout::{index, Layout};
+use members::*;
+use process::*;
+use report::counters;
+pub use report::{Counters, Report};
+use watchers::*;
+use workload::*;
+
+/// Runs `seed` under `config` and checks the history. `Err` only when the run itself broke
+/// (a panic, or the time limit), with the history up to that point; broken invariants are the
+/// report's violations.
+pub fn run(config: &RunConfig, seed: u64) -> Result<Report, Box<RunError>> {
+    run_with(config, seed, None)
+}
+
+/// [`run`] with a user world's parts and checks.
+pub(crate) fn run_with(
+    config: &RunConfig,
+    seed: u64,
+    parts: Option<Arc<crate::world::Parts>>,
+) -> Result<Report, Box<RunError>> {
+    let shared: Arc<Mutex<History>> = Arc::default();
+    let (cfg, h) = (config.clone(), shared.clone());
+    let r = run_seed(seed, Some(config.time_limit), move || {
+        run_inside(cfg, seed, h, parts)
+    });
+    // Every task of a finished run is gone with it (`Cluster::release`): nothing still holds
+    // its history. (A run that broke off may leave tasks behind; it ends the sweep's seed.)
+    debug_assert!(
+        r.is_err() || Arc::strong_count(&shared) == 1,
+        "a finished run's tasks outlived it"
+    );
+    r.map_err(|failure| {
+        let history = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+        Box::new(RunError {
+            seed,
+            failure,
+            history,
+        })
+    })
+}
+
+/// A run that broke off, with its history up to the break.
+#[derive(Debug)]
+pub struct RunError {
+    pub seed: u64,
+    pub failure: RunFailure,
+    pub history: History,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let last = self.history.records.last().map_or(0, |r| r.t_us);
+        write!(
+            f,
+            "seed {}: {} (after {} history records, at {} us)",
+            self.seed,
+            self.failure,
+            self.history.records.len(),
+            last
+        )
+    }
+}
+
+impl std::error::Error for RunError {}
+
+async fn run_inside(
+    mut config: RunConfig,
+    seed: u64,
+    shared: Arc<Mutex<History>>,
+    parts: Option<Arc<crate::world::Parts>>,
+) -> Report {
+    let mut rec =
+        Recorder::into_shared(shared, config.record_messages).with_encoding(config.encode_messages);
+    if config.watchers > 0 {
+        rec = rec.with_changes_under(key(WATCHED));
+    }
+    let user_parts = parts.as_ref().map_or(0, |p| p.parts.len());
+    let (swarm, schedule) = faults_of(&config, seed, user_parts);
+    let mut cluster_config = config.cluster.clone();
+    cluster_config.agent.bugs = config.bugs;
+    config.client.bugs = config.bugs;
+    let cluster = Cluster::start_recorded(cluster_config, seed, rec.clone());
+    let ops = Arc::new(AtomicU64::new(1));
+    let layout = Layout::new(&config);
+    let (tasks, watched) = spawn_roles(&cluster, &rec, &config, &layout, &ops);
+    // A user world's parts, numbered after the built-in roles (the runner's address comes
+    // between).
+    let first_part = layout.first_part();
+    let world = parts
+        .as_ref()
+        .map(|p| crate::world::start::start(&cluster, &rec, &config, p, ops.clone(), first_part));
+    // A written schedule has whatever it leaves in place lifted at the end, as swarms do.
+    let done = match &config.faults {
+        Faults::Schedule(_) => {
+            nemesis::run_schedule_lifted(&cluster, &schedule, config.duration.as_millis() as u64)
+                .await
+        }
+        _ => nemesis::run_schedule(&cluster, &schedule).await,
+    };
+    let schedule = Schedule {
+        steps: done
+            .into_iter()
+            .map(|(at_ms, fault)| nemesis::Step { at_ms, fault })
+            .collect(),
+    };
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Watchers killed are not expected to catch up (a built-in process has no factory to
+    // restart it).
+    let dead: Vec<u64> = schedule
+        .steps
+        .iter()
+        .filter_map(|s| match s.fault {
+            nemesis::Fault::KillProcess { process }
+            | nemesis::Fault::RestartProcess { process } => Some(process),
+            _ => None,
+        })
+        .collect();
+    let watcher_ids: Vec<u64> = layout
+        .watchers
+        .clone()
+        .filter(|p| !dead.contains(p))
+        .collect();
+    // Every fault is lifted: liveness, then the final read for durability.
+    let node = cluster.client_node("runner", layout.runner_index());
+    let runner = finale::Runner {
+        agents: cluster.addrs.clone(),
+        rec: rec.clone(),
+        ops: ops.clone(),
+        config: config.clone(),
+        watched: watched.clone(),
+        watchers: watcher_ids,
+    };
+    let _ = node.spawn(runner.check()).await;
+    if let (Some(p), Some(w)) = (&parts, &world) {
+        let first = first_part + p.parts.len() as u64;
+        crate::world::start::eventually(&cluster, w, p, first).await;
+    }
+    let history = rec.snapshot();
+    let counts = rec.message_counts();
+    let report = analyse(
+        &config,
+        parts.as_deref(),
+        seed,
+        history,
+        counts,
+        swarm,
+        schedule,
+    );
+    cluster.release().await;
+    report
+}
+
+/// The determinism self-check: runs `seed` twice and compares the histories. `Err` names the
+/// first record where they differ.
+pub fn self_check(config: &RunConfig, seed: u64) -> Result<Report, String> {
+    compare_runs(seed, || run(config, seed))
+}
+
+/// Runs `run` twice and compares the histories: `Err` names the first record where they
+/// differ.
+pub(crate) fn compare_runs(
+    seed: u64,
+    run: impl Fn() -> Result<Report, Box<RunError>>,
+) -> Result<Report, String> {
+    let a = run().map_err(|e| e.to_string())?;
+    let b = run().map_err(|e| e.to_string())?;
+    if a.digest == b.digest {
+        return Ok(a);
+    }
+    let (ha, hb) = (&a.history.records, &b.history.records);
+    let i = ha
+        .iter()
+        .zip(hb.iter())
+        .position(|(x, y)| x != y)
+        .unwrap_or(ha.len().min(hb.len()));
+    let show = |h: &[crate::history::Record]| {
+        h.get(i).map_or("(end of history)".to_string(), |r| {
+            serde_json::to_string(r).expect("records serialize")
+        })
+    };
+    Err(format!(
+        "seed {seed} is not deterministic: digests {} and {} first differ at record {i}:\n  {}\n  {}",
+        a.digest,
+        b.digest,
+        show(ha),
+        show(hb)
+    ))
+}
+
+/// The run's faults: none, the swarm's draw for `seed` (over the built-in processes and
+/// `user_parts` more), or the written schedule.
+fn faults_of(config: &RunConfig, seed: u64, user_parts: usize) -> (Option<Swarm>, Schedule) {
+    match &config.faults {
+        Faults::None => (None, Schedule::default()),
+        Faults::Swarm => {
+            let spec = SwarmSpec {
+                agents: config.cluster.agents as u64,
+                processes: (config.processes() + user_parts) as u64,
+                duration: config.duration,
+                clock_jumps: config.clock_jumps,
+            };
+            let (kinds, s) = nemesis::swarm_with(seed, &spec);
+            (Some(kinds), s)
+        }
+        Faults::Schedule(s) => (None, s.clone()),
+    }
+}
+
+/// Starts every built-in role on its node: KV clients, lease managers, holders (with their
+/// resources), members and watchers. Returns the tasks that end with the workload (watchers
+/// run on until the run is released) and the watchers' progress.
+fn spawn_roles(
+    cluster: &Cluster,
+    rec: &Recorder,
+    config: &RunConfig,
+    layout: &Layout,
+    ops: &Arc<AtomicU64>,
+) -> (Vec<madsim::task::JoinHandle<()>>, Watched) {
+    let mut tasks = Vec::new();
+    for id in layout.clients.clone() {
+        let i = index(id);
+        let name = format!("client-{id}");
+        let node = cluster.client_node(&name, i);
+        let (addrs, rec, ops, cfg) = (
+            cluster.addrs.clone(),
+            rec.clone(),
+            ops.clone(),
+            config.clone(),
+        );
+        tasks.push(node.spawn(async move {
+            let (p, _) = plain_process(addrs, &cfg, rec, ops, id, name).await;
+            workload(p, cfg.registers, cfg.op_pause, cfg.duration).await;
+        }));
+    }
+    let managers = start_managers(cluster, rec, config, layout.managers.clone());
+    // Lock and lease holders, each kind with a resource to fence.
+    for (kind, ids) in [
+        (HolderKind::Lock, layout.lockers.clone()),
+        (HolderKind::Lease, layout.leasers.clone()),
+        (HolderKind::Leadership, layout.leaders.clone()),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let resource = start_resource(cluster, rec, kind, config);
+        for (j, id) in ids.enumerate() {
+            let name = format!("{}-{}", kind.role(), j + 1);
+            let node = cluster.client_node(&name, index(id));
+            cluster.register_process(id, &node);
+            let (addrs, rec, ops, cfg, managers) = (
+                cluster.addrs.clone(),
+                rec.clone(),
+                ops.clone(),
+                config.clone(),
+                managers.clone(),
+            );
+            tasks.push(node.spawn(async move {
+                let (clock, c) = drifting_client(addrs, &cfg, &rec, &name).await;
+                let c = Arc::new(c);
+                let p = Process {
+                    id,
+                    node: name,
+                    rec,
+                    clock: clock.shared(),
+                    ops,
+                    agency: AgencyApi::new(c.clone()),
+                };
+                match kind {
+                    HolderKind::Lock => locker(p, clock, resource, &cfg).await,
+                    HolderKind::Lease | HolderKind::Leadership => {
+                        leaser(p, kind, c, clock, resource, &managers, &cfg).await
+                    }
+                }
+            }));
+        }
+    }
+    for (j, id) in layout.members.clone().enumerate() {
+        let name = format!("member-{}", j + 1);
+        let node = cluster.client_node(&name, index(id));
+        cluster.register_process(id, &node);
+        let (addrs, rec, ops, cfg) = (
+            cluster.addrs.clone(),
+            rec.clone(),
+            ops.clone(),
+            config.clone(),
+        );
+        tasks.push(node.spawn(async move {
+            let (p, c) = plain_process(addrs, &cfg, rec, ops, id, name).await;
+            member(p, c, &cfg).await;
+        }));
+    }
+    // Watchers run on past the workload, until the runner has checked that they caught up.
+    let watched: Watched = Arc::default();
+    for (j, id) in layout.watchers.clone().enumerate() {
+        let name = format!("watcher-{}", j + 1);
+        let node = cluster.client_node(&name, index(id));
+        cluster.register_process(id, &node);
+        let (addrs, rec, ops, cfg, w) = (
+            cluster.addrs.clone(),
+            rec.clone(),
+            ops.clone(),
+            config.clone(),
+            watched.clone(),
+        );
+        node.spawn(async move {
+            let (p, c) = plain_process(addrs, &cfg, rec, ops, id, name).await;
+            watcher(p, c, w).await;
+        });
+    }
+    (tasks, watched)
+}
+
+/// The checks of a finished run's history (built-in, then the user's) and its report.
+fn analyse(
+    config: &RunConfig,
+    parts: Option<&crate::world::Parts>,
+    seed: u64,
+    history: History,
+    counts: (u64, u64),
+    swarm: Option<Swarm>,
+    schedule: Schedule,
+) -> Report {
+    // Every history a run writes is one `tenure check` accepts as well formed.
+    debug_assert_eq!(
+        crate::shape::check(&history),
+        Ok(()),
+        "a run wrote a malformed history"
+    );
+    let mut violations = check::all(&history);
+    if config.lockers > 0 && !config.lock_delay.is_zero() {
+        violations.extend(check::lock_delay(
+            &history,
+            LOCK_KEY,
+            LOCK_RESOURCE,
+            config.lock_delay,
+        ));
+    }
+    violations.extend(check::no_early_expiry(&history, &EXPIRING_KEYS));
+    if config.members > 0 {
+        violations.extend(check::dead_members_expire_on_time(
+            &history,
+            config.lock_ttl,
+            config.cluster.agent.rho,
+        ));
+    }
+    if let Some(p) = parts {
+        violations.extend(crate::world::user_checks(p, &history));
+    }
+    let mut warnings = check::actions_within_belief(&history);
+    let (broken, noted) = check::split_warnings(violations);
+    violations = broken;
+    warnings.extend(noted);
+    Report {
+        seed,
+        digest: history.digest(),
+        counters: counters(&history, counts),
+        violations,
+        warnings,
+        swarm,
+        schedule,
+        sometimes: parts
+            .map(|p| crate::world::sometimes_reached(p, &history))
+            .unwrap_or_default(),
+        history,
+    }
+}
