@@ -336,3 +336,49 @@ fn a_world_built_wrong_is_refused_with_every_mistake_named() {
     // A user rule cannot take a built-in id.
     assert!(Rule::user("S1", "mine", RuleKind::Safety).is_err());
 }
+
+#[test]
+fn written_schedules_name_parts_by_name() {
+    let w = Builder::new(quiet(4))
+        .process("phoenix", |ctx: Context| async move {
+            ctx.sometimes("started");
+            std::future::pending::<()>().await;
+        })
+        .build()
+        .unwrap();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("world-schedules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("restart.toml");
+    std::fs::write(
+        &toml,
+        "duration_ms = 3000\n\
+         [[steps]]\nat_ms = 1000\nfault = { kind = \"restart_process\", process = \"phoenix\" }\n",
+    )
+    .unwrap();
+    let replay = tenure::harness::with_schedule_file(&w, &toml).expect("the file reads");
+    let r = replay.run(1).unwrap();
+    assert_eq!(r.sometimes["started"], 2);
+    assert_eq!(replay.config().duration, Duration::from_secs(3));
+    // Written back with the name, it reads the same.
+    let f =
+        tenure::harness::read_schedule(&w, &std::fs::read_to_string(&toml).unwrap(), true).unwrap();
+    let json = tenure::harness::schedule_text(&w, &f);
+    assert!(json.contains("\"phoenix\""), "{json}");
+    assert_eq!(tenure::harness::read_schedule(&w, &json, false).unwrap(), f);
+    // A name that is no part, and a step past the duration, are refused by name.
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"duration_ms": 3000, "steps": [{"at_ms": 5, "fault": {"kind": "pause_process", "process": "ghost"}}]}"#,
+    )
+    .unwrap();
+    let e = tenure::harness::with_schedule_file(&w, &bad).unwrap_err();
+    assert!(e.contains("no part is named \"ghost\""), "{e}");
+    std::fs::write(
+        &bad,
+        r#"{"duration_ms": 3000, "steps": [{"at_ms": 5000, "fault": {"kind": "heal"}}]}"#,
+    )
+    .unwrap();
+    let e = tenure::harness::with_schedule_file(&w, &bad).unwrap_err();
+    assert!(e.contains("past the duration"), "{e}");
+}

@@ -156,18 +156,62 @@ pub struct ScheduleFile {
     pub steps: Vec<tenure_sim::nemesis::Step>,
 }
 
-/// `world` with its duration and faults replaced by those in `file` (a [`ScheduleFile`] in
-/// JSON, as [`check`] writes a failure's).
+/// `world` with its duration and faults replaced by those in `file`: a [`ScheduleFile`] in
+/// JSON (as [`check`] writes a failure's) or TOML (`duration_ms = 6000` and
+/// `[[steps]]` tables), where a process fault may name a part by name
+/// (`process = "scheduler-3"`) as well as by number.
 pub fn with_schedule_file(world: &World, file: &std::path::Path) -> Result<World, String> {
     let text = crate::files::read_text(file, "schedule", crate::files::SCENARIO_LIMIT)?;
-    let f: ScheduleFile = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a schedule file: {e}", file.display()))?;
+    let toml = file.extension().is_some_and(|e| e == "toml");
+    let f = read_schedule(world, &text, toml).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut config = world.config().clone();
     config.duration = std::time::Duration::from_millis(f.duration_ms);
     config.faults = Faults::Schedule(Schedule { steps: f.steps });
     world
         .with_config(config)
         .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// A schedule file's text (TOML if `toml`, else JSON), its parts' names resolved in `world`.
+pub fn read_schedule(world: &World, text: &str, toml: bool) -> Result<ScheduleFile, String> {
+    let mut v: serde_json::Value = if toml {
+        let t: toml::Value = toml::from_str(text).map_err(|e| format!("not TOML: {e}"))?;
+        serde_json::to_value(t).map_err(|e| e.to_string())?
+    } else {
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?
+    };
+    if let Some(steps) = v.get_mut("steps").and_then(|s| s.as_array_mut()) {
+        for (i, step) in steps.iter_mut().enumerate() {
+            let Some(process) = step.pointer_mut("/fault/process") else {
+                continue;
+            };
+            if let Some(name) = process.as_str() {
+                let id = world.process_id(name).ok_or_else(|| {
+                    format!(
+                        "step {i}: no part is named {name:?} (parts: {})",
+                        world.part_names().join(", ")
+                    )
+                })?;
+                *process = serde_json::json!(id);
+            }
+        }
+    }
+    serde_json::from_value(v).map_err(|e| format!("not a schedule file: {e}"))
+}
+
+/// `f` as JSON with the processes that are parts named by name.
+pub fn schedule_text(world: &World, f: &ScheduleFile) -> String {
+    let mut v = serde_json::to_value(f).expect("schedules serialize");
+    if let Some(steps) = v.get_mut("steps").and_then(|s| s.as_array_mut()) {
+        for step in steps {
+            if let Some(process) = step.pointer_mut("/fault/process") {
+                if let Some(name) = process.as_u64().and_then(|p| world.part_of(p)) {
+                    *process = serde_json::json!(name);
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v).expect("values serialize")
 }
 
 /// Runs the seeds `settings` names of `world` (the test `test`): a [`Summary`] if every seed
@@ -284,15 +328,14 @@ fn failed(test: &str, world: &World, seed: u64, report: Report, settings: &Setti
         .map_or(world.config().duration.as_millis() as u64, |s| {
             s.duration_ms_after
         });
-    let file = write_schedule(
-        settings,
-        test,
-        seed,
+    let text = schedule_text(
+        world,
         &ScheduleFile {
             duration_ms,
             steps: schedule.steps.clone(),
         },
     );
+    let file = write_schedule(settings, test, seed, &text);
     let replay = match &file {
         Ok(path) => format!(
             "TENURE_SEED={seed} TENURE_SCHEDULE={} cargo test {test}",
@@ -317,7 +360,7 @@ fn write_schedule(
     settings: &Settings,
     test: &str,
     seed: u64,
-    schedule: &ScheduleFile,
+    text: &str,
 ) -> Result<PathBuf, String> {
     let safe: String = test
         .chars()
@@ -332,7 +375,6 @@ fn write_schedule(
     std::fs::create_dir_all(&settings.out)
         .map_err(|e| format!("{}: {e}", settings.out.display()))?;
     let path = settings.out.join(format!("{safe}-seed-{seed}.json"));
-    let text = serde_json::to_string_pretty(schedule).expect("schedules serialize");
     let mut plan = crate::files::Outputs::new();
     plan.add("schedule", &path)?;
     plan.stage(&path, text.as_bytes())?;

@@ -48,7 +48,9 @@ pub fn check(h: &History) -> Result<(), String> {
             }
             Event::Complete { process, op, .. } => match pending.remove(op) {
                 Some((p, _)) if p == *process => {
-                    by_process.remove(process);
+                    if by_process.get(process) == Some(op) {
+                        by_process.remove(process);
+                    }
                 }
                 Some((p, at)) => {
                     return Err(format!(
@@ -67,16 +69,15 @@ pub fn check(h: &History) -> Result<(), String> {
                     ))
                 }
             },
-            // A killed (or restarted) process's pending call never returns; its next
-            // incarnation calls afresh.
+            // A killed (or restarted) process's next incarnation calls afresh; the call it
+            // left pending may still complete (a kill aimed at a process with no node of its
+            // own does nothing) or never.
             Event::Fault {
                 fault:
                     crate::nemesis::Fault::KillProcess { process }
                     | crate::nemesis::Fault::RestartProcess { process },
             } => {
-                if let Some(op) = by_process.remove(process) {
-                    pending.remove(&op);
-                }
+                by_process.remove(process);
             }
             _ => {}
         }
@@ -122,6 +123,52 @@ mod tests {
     fn says(records: Vec<Record>, what: &str) {
         let e = check(&History { records }).unwrap_err();
         assert!(e.contains(what), "{what:?} not in {e}");
+    }
+
+    fn kill(t_us: u64, process: u64) -> Record {
+        Record {
+            t_us,
+            node: "nemesis".into(),
+            event: Event::Fault {
+                fault: crate::nemesis::Fault::KillProcess { process },
+            },
+        }
+    }
+
+    #[test]
+    fn a_killed_process_calls_afresh_and_its_old_call_may_still_end() {
+        // Restarted: a new call while the old one is pending for good.
+        check(&History {
+            records: vec![
+                invoke(1, 1, 1),
+                kill(2, 1),
+                invoke(3, 1, 2),
+                complete(4, 1, 2),
+            ],
+        })
+        .unwrap();
+        // A kill that hit no node: the call it interrupted completes after all.
+        check(&History {
+            records: vec![
+                invoke(1, 1, 1),
+                kill(2, 1),
+                complete(3, 1, 1),
+                invoke(4, 1, 2),
+            ],
+        })
+        .unwrap();
+        // Both: the old call ends while the new incarnation's is pending.
+        check(&History {
+            records: vec![
+                invoke(1, 1, 1),
+                kill(2, 1),
+                invoke(3, 1, 2),
+                complete(4, 1, 1),
+                complete(5, 1, 2),
+                invoke(6, 1, 3),
+            ],
+        })
+        .unwrap();
     }
 
     #[test]

@@ -166,6 +166,8 @@ pub fn from_history(h: &crate::history::History) -> Vec<HistoryEvent> {
     // A process killed or restarted becomes a new one, as Jepsen numbers a crashed process
     // anew: its pending call stays pending for good (`p`, then `p.1`, `p.2`, ...).
     let mut incarnations: BTreeMap<u64, u32> = BTreeMap::new();
+    // A completion belongs to the incarnation that made the call.
+    let mut caller: BTreeMap<u64, String> = BTreeMap::new();
     for (i, r) in h.records.iter().enumerate() {
         if let Event::Fault {
             fault:
@@ -177,12 +179,19 @@ pub fn from_history(h: &crate::history::History) -> Vec<HistoryEvent> {
         }
         let before = out.len();
         tenure_record(r, i + 1, &mut expired, &mut out);
-        if let (Some(e), Event::Invoke { process, .. } | Event::Complete { process, .. }) =
-            (out.get_mut(before), &r.event)
-        {
-            if let Some(n) = incarnations.get(process) {
-                e.process = format!("{process}.{n}");
+        match (out.get_mut(before), &r.event) {
+            (Some(e), Event::Invoke { process, op, .. }) => {
+                if let Some(n) = incarnations.get(process) {
+                    e.process = format!("{process}.{n}");
+                }
+                caller.insert(*op, e.process.clone());
             }
+            (Some(e), Event::Complete { op, .. }) => {
+                if let Some(p) = caller.remove(op) {
+                    e.process = p;
+                }
+            }
+            _ => {}
         }
     }
     out
