@@ -59,6 +59,50 @@ impl Directory {
 /// would.
 pub use crate::actor::Wire as Message;
 
+/// How an error ends a recorded call ([`Context::call`]): surely without effect (`fail`),
+/// or unknown (`info`); and whether it means a read found nothing (a successful read of
+/// "no value").
+pub trait CallError: std::fmt::Display {
+    /// The call surely had no effect (`fail`); otherwise it is unknown (`info`).
+    fn definite(&self) -> bool;
+    /// A read found nothing.
+    fn absent(&self) -> bool {
+        false
+    }
+}
+
+impl CallError for tenure_core::agency::AgencyError {
+    fn definite(&self) -> bool {
+        use tenure_core::agency::AgencyError as E;
+        matches!(
+            self,
+            E::ConditionFailed { .. }
+                | E::AlreadyLocked
+                | E::NotLocked
+                | E::Client(tenure_core::ClientError::Unavailable(_))
+        )
+    }
+    fn absent(&self) -> bool {
+        matches!(self, tenure_core::agency::AgencyError::KeyNotFound { .. })
+    }
+}
+
+impl CallError for tenure_core::storage::StorageError {
+    fn definite(&self) -> bool {
+        use tenure_core::storage::StorageError as E;
+        matches!(
+            self,
+            E::AlreadyExists(_)
+                | E::NotFound
+                | E::WrongVersion { .. }
+                | E::Client(tenure_core::ClientError::Unavailable(_))
+        )
+    }
+    fn absent(&self) -> bool {
+        matches!(self, tenure_core::storage::StorageError::NotFound)
+    }
+}
+
 /// Why a message was not sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -86,6 +130,8 @@ pub(crate) struct Inner {
     pub dir: Arc<Directory>,
     pub ops: Arc<AtomicU64>,
     pub pending: Mutex<Option<u64>>,
+    /// The run's duration (the fault phase).
+    pub duration: Duration,
 }
 
 /// A part's recorder for what the checks read: beliefs and `sometimes` points. Processes
@@ -121,6 +167,36 @@ impl Log {
                 token,
                 until_local_us: until.map(|u| u.as_micros() as u64),
                 until_us: until.map(|u| self.clock.true_at(u).as_micros() as u64),
+            },
+        );
+    }
+
+    /// Records that a watch of `key` (and everything under it) on `stream` (`watch`,
+    /// `callback`, a name of yours) starts after revision `from`: S16 then holds what it
+    /// receives to every change the agents applied after it, in order, once each.
+    pub fn watch_start(&self, stream: &str, key: &str, from: u64) {
+        self.rec.record(
+            &self.name,
+            Event::WatchStart {
+                process: self.id,
+                stream: stream.to_string(),
+                key: key.to_string(),
+                from,
+            },
+        );
+    }
+
+    /// Records that `stream` delivered the change of `key` at `revision`, leaving it at
+    /// `version` (0: deleted).
+    pub fn watched(&self, stream: &str, key: &str, revision: u64, version: u64) {
+        self.rec.record(
+            &self.name,
+            Event::Watched {
+                process: self.id,
+                stream: stream.to_string(),
+                key: key.to_string(),
+                revision,
+                version,
             },
         );
     }
@@ -270,6 +346,90 @@ impl Context {
 
     // --- the recorder ---------------------------------------------------------------------
 
+    /// Records `call` as the operation `f` on `key` with `value`: its invocation, then its
+    /// completion by how it ended: `ok` with the value it gave; an error that
+    /// [`CallError::absent`] calls a read of nothing (`f` starting `read`, or `storage_get`)
+    /// as `ok` with `null`; a [`CallError::definite`] one as `fail`; any other as `info`
+    /// (unknown). Returns the completion and the value recorded. One call at a time per
+    /// process: while another is pending, nothing is run or recorded.
+    pub async fn call<F, E>(
+        &self,
+        f: &str,
+        key: &str,
+        value: Value,
+        call: F,
+    ) -> Result<(Completion, Value), RecordError>
+    where
+        F: std::future::Future<Output = Result<Value, E>>,
+        E: CallError,
+    {
+        let op = {
+            let mut pending = self.0.pending.lock().unwrap();
+            if let Some(other) = *pending {
+                return Err(RecordError::CallPending(
+                    self.0.name.clone(),
+                    f.to_string(),
+                    other,
+                ));
+            }
+            let op = self.0.ops.fetch_add(1, Ordering::Relaxed);
+            *pending = Some(op);
+            op
+        };
+        self.0.rec.record(
+            &self.0.name,
+            Event::Invoke {
+                process: self.0.id,
+                op,
+                f: f.to_string(),
+                key: key.to_string(),
+                value,
+                local_us: self.now().as_micros() as u64,
+            },
+        );
+        let (result, value) = match call.await {
+            Ok(v) => (Completion::Ok, v),
+            Err(e) if e.absent() && (f.starts_with("read") || f == "storage_get") => {
+                (Completion::Ok, Value::Null)
+            }
+            Err(e) if e.definite() => (Completion::Fail, serde_json::json!(e.to_string())),
+            Err(e) => (Completion::Info, serde_json::json!(e.to_string())),
+        };
+        *self.0.pending.lock().unwrap() = None;
+        self.0.rec.record(
+            &self.0.name,
+            Event::Complete {
+                process: self.0.id,
+                op,
+                result,
+                value: value.clone(),
+                local_us: self.now().as_micros() as u64,
+            },
+        );
+        Ok((result, value))
+    }
+
+    /// Whether the run's fault phase (its duration) lasts: a workload that stops when it
+    /// ends leaves a quiet system to the checks after the heal (the built-in roles do).
+    pub fn workload_running(&self) -> bool {
+        self.0.rec.true_now() < self.0.duration
+    }
+
+    /// A number in `[0, 1)` from the run's generator.
+    pub fn random_f64(&self) -> f64 {
+        madsim::rand::random::<f64>()
+    }
+
+    /// Change callbacks for `url` (registered by a `Command::Observe`), after revision
+    /// `from`: the notifications the agents push, in order.
+    pub fn callbacks_after(
+        &self,
+        url: &str,
+        from: u64,
+    ) -> impl futures::Stream<Item = tenure_core::command::Event> {
+        self.0.client.callback_inbox_after(url, from)
+    }
+
     /// Records the call of operation `f` on `key` with `value`; finish it with
     /// [`Call::ok`], [`Call::fail`] or [`Call::info`]. A call dropped unfinished stays
     /// pending (as a process that died mid-call). One call at a time per process.
@@ -335,6 +495,7 @@ impl Context {
             name: name.to_string(),
             addr,
             writes: Arc::new(AtomicU64::new(1)),
+            sock: Socket::bind_any().expect("a process binds"),
         })
     }
 }
@@ -384,14 +545,43 @@ pub struct Resource {
     name: String,
     addr: SocketAddr,
     writes: Arc<AtomicU64>,
+    /// Its own socket, for the answers.
+    sock: Socket,
 }
 
 impl Resource {
+    /// Sends a write under `token` (with `value`, if any) and does not wait: recorded as the
+    /// operation `fenced_write` on the resource, done when sent (the resource's decision is
+    /// in the history as it makes it).
+    pub async fn send(&self, token: u64, value: Option<Value>) -> Result<(), RecordError> {
+        let c = &self.ctx.0;
+        let id = self.writes.fetch_add(1, Ordering::Relaxed);
+        let w = ResourceMsg::Write {
+            process: c.id,
+            token,
+            id,
+            value,
+        };
+        let sock = &self.sock;
+        self.ctx
+            .call(
+                "fenced_write",
+                &self.name,
+                serde_json::json!({ "token": token }),
+                async {
+                    actor::send(sock, &c.rec, &c.name, self.addr, w);
+                    Ok::<_, tenure_core::agency::AgencyError>(Value::Null)
+                },
+            )
+            .await
+            .map(drop)
+    }
+
     /// Writes `value` under `token`, recorded as the operation `fenced_write` on the
     /// resource; waits up to `wait` of local time for the answer: `Some(accepted)`, or
     /// `None` if none came (the write may still land).
     pub async fn write(&self, token: u64, value: Value, wait: Duration) -> Option<bool> {
-        let sock = Socket::bind_any().expect("a process binds");
+        let sock = &self.sock;
         let id = self.writes.fetch_add(1, Ordering::Relaxed);
         let call = self
             .ctx

@@ -27,7 +27,9 @@ pub mod context;
 pub(crate) mod start;
 
 pub use crate::actor::{Actor, Ctx};
-pub use context::{Call, Context, Directory, Log, Message, RecordError, Resource, SendError};
+pub use context::{
+    Call, CallError, Context, Directory, Log, Message, RecordError, Resource, SendError,
+};
 
 use crate::actor::{run_actor, ActorEnv};
 use crate::check::Violation;

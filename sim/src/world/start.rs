@@ -79,6 +79,7 @@ pub(crate) async fn context(
         dir: s.dir.clone(),
         ops: s.ops.clone(),
         pending: Mutex::new(None),
+        duration: s.cfg.duration,
     }))
 }
 
