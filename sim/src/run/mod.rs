@@ -252,19 +252,21 @@ fn spawn_roles(
     ops: &Arc<AtomicU64>,
 ) -> (Vec<madsim::task::JoinHandle<()>>, Watched) {
     let mut tasks = Vec::new();
+    // The built-in roles' contexts: the public API a user's process gets.
+    let shared = crate::world::start::Shared {
+        agents: cluster.addrs.clone(),
+        rec: rec.clone(),
+        cfg: config.clone(),
+        dir: Arc::default(),
+        ops: ops.clone(),
+    };
     for id in layout.clients.clone() {
-        let i = index(id);
         let name = format!("client-{id}");
-        let node = cluster.client_node(&name, i);
-        let (addrs, rec, ops, cfg) = (
-            cluster.addrs.clone(),
-            rec.clone(),
-            ops.clone(),
-            config.clone(),
-        );
+        let node = cluster.client_node(&name, index(id));
+        let s = shared.clone();
         tasks.push(node.spawn(async move {
-            let (p, _) = plain_process(addrs, &cfg, rec, ops, id, name).await;
-            workload(p, cfg.registers, cfg.op_pause, cfg.duration).await;
+            let ctx = crate::world::start::plain_context(&s, &name, id).await;
+            workload(ctx, s.cfg.registers, s.cfg.op_pause).await;
         }));
     }
     let managers = start_managers(cluster, rec, config, layout.managers.clone());

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub const PART_PORT: u16 = 7000;
 
 /// The address of the node with client index `index` (as [`Cluster::client_node`] gives).
-fn client_addr(index: usize) -> SocketAddr {
+pub(crate) fn client_addr(index: usize) -> SocketAddr {
     SocketAddr::from((
         [10, 0, 1 + (index / 250) as u8, (index % 250 + 1) as u8],
         PART_PORT,
@@ -81,6 +81,15 @@ pub(crate) async fn context(
         pending: Mutex::new(None),
         duration: s.cfg.duration,
     }))
+}
+
+/// A context for a built-in role's process `id` named `name` on the current node, on a clock
+/// that does not drift and reads zero now.
+pub(crate) async fn plain_context(s: &Shared, name: &str, id: u64) -> Context {
+    let clock = SkewedClock::new(Arc::new(Mutex::new(
+        NodeClock::new(0, 0.0).expect("zero drift is valid"),
+    )));
+    context(s, name, id, client_addr(id as usize - 1), clock).await
 }
 
 /// Starts the fenced resources and every part (numbered from `first`, on client index equal
@@ -177,7 +186,7 @@ pub(crate) fn start(
 }
 
 /// A clock with no drift, for a resource.
-fn part_clock_fixed(rec: &Recorder) -> SkewedClock {
+pub(crate) fn part_clock_fixed(rec: &Recorder) -> SkewedClock {
     SkewedClock::with_origin(
         rec.origin(),
         Arc::new(Mutex::new(
