@@ -315,15 +315,10 @@ fn spawn_roles(
         let name = format!("member-{}", j + 1);
         let node = cluster.client_node(&name, index(id));
         cluster.register_process(id, &node);
-        let (addrs, rec, ops, cfg) = (
-            cluster.addrs.clone(),
-            rec.clone(),
-            ops.clone(),
-            config.clone(),
-        );
+        let s = shared.clone();
         tasks.push(node.spawn(async move {
-            let (p, c) = plain_process(addrs, &cfg, rec, ops, id, name).await;
-            member(p, c, &cfg).await;
+            let ctx = crate::world::start::plain_context(&s, &name, id).await;
+            member(ctx, &s.cfg).await;
         }));
     }
     // Watchers run on past the workload, until the runner has checked that they caught up.

@@ -202,3 +202,21 @@ pub(crate) fn record_belief(
 pub(crate) fn key(path: &str) -> Key {
     Key::parse(path).expect("workload keys are valid")
 }
+
+/// `call` recorded by `ctx` as the operation `f` on `key` (a built-in role makes one call at
+/// a time).
+pub(crate) async fn op<F, E>(
+    ctx: &crate::world::Context,
+    f: &str,
+    key: &Key,
+    value: Value,
+    call: F,
+) -> (Completion, Value)
+where
+    F: std::future::Future<Output = Result<Value, E>>,
+    E: crate::world::CallError,
+{
+    ctx.call(f, &key.to_string(), value, call)
+        .await
+        .expect("a built-in role makes one call at a time")
+}
