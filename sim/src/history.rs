@@ -325,6 +325,8 @@ impl std::io::Write for Fnv {
 pub struct Recorder {
     inner: Arc<Mutex<History>>,
     counts: Arc<MessageCounts>,
+    /// Per process and watch stream, the highest revision it started from or received.
+    watch_marks: Arc<Mutex<std::collections::BTreeMap<(u64, String), u64>>>,
     origin: madsim::time::Instant,
     time: crate::clock::VirtualNow,
     messages: bool,
@@ -360,6 +362,7 @@ impl Recorder {
         Recorder {
             inner: history,
             counts: Arc::default(),
+            watch_marks: Arc::default(),
             origin: time.now(),
             time,
             messages,
@@ -436,11 +439,38 @@ impl Recorder {
             }
             _ => tracing::info!(target: "tenure", "{}", serde_json::json!(&event)),
         }
+        if let Event::WatchStart {
+            process,
+            stream,
+            from: revision,
+            ..
+        }
+        | Event::Watched {
+            process,
+            stream,
+            revision,
+            ..
+        } = &event
+        {
+            let mut marks = self.watch_marks.lock().unwrap();
+            let mark = marks.entry((*process, stream.clone())).or_default();
+            *mark = (*mark).max(*revision);
+        }
         self.inner.lock().unwrap().records.push(Record {
             t_us,
             node: node.to_string(),
             event,
         });
+    }
+
+    /// How far process `process`'s watch stream `stream` got: the highest revision it
+    /// started from or received (from the records, kept as they are written).
+    pub fn watched_up_to(&self, process: u64, stream: &str) -> Option<u64> {
+        self.watch_marks
+            .lock()
+            .unwrap()
+            .get(&(process, stream.to_string()))
+            .copied()
     }
 
     /// The agent leading the highest term among the agents whose latest role record says

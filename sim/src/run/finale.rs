@@ -182,8 +182,6 @@ pub(crate) struct Runner {
     pub rec: Recorder,
     pub ops: Arc<std::sync::atomic::AtomicU64>,
     pub config: RunConfig,
-    /// How far each watcher's streams got.
-    pub watched: Watched,
     /// The watchers still alive (killed ones are not expected to catch up).
     pub watchers: Vec<u64>,
 }
@@ -316,12 +314,14 @@ impl Runner {
         let started = clock.now();
         let bound = self.config.liveness_bound;
         let behind = loop {
-            let seen = self.watched.lock().unwrap().clone();
             let behind: Vec<(u64, &str)> = self
                 .watchers
                 .iter()
                 .flat_map(|id| [(*id, "watch"), (*id, "callback")])
-                .filter(|w| revision.is_none_or(|r| seen.get(w).is_none_or(|s| *s < r)))
+                .filter(|(id, stream)| {
+                    revision
+                        .is_none_or(|r| self.rec.watched_up_to(*id, stream).is_none_or(|s| s < r))
+                })
                 .collect();
             if behind.is_empty() || clock.now() - started >= bound {
                 break behind;

@@ -3,12 +3,13 @@
 //! its own drifting clock, recording its beliefs and writing to a fenced resource.
 
 use super::*;
-use crate::actor::{self, run_actor, ActorEnv, Socket};
+use crate::actor::{run_actor, ActorEnv};
 use crate::clock::{NodeClock, SkewedClock};
-use crate::cluster::{Cluster, NetClient};
-use crate::history::{Completion, Event, Recorder};
+use crate::cluster::Cluster;
+use crate::history::{Completion, Recorder};
 use crate::manager::{LeaseManagerActor, ManagerClient};
-use crate::resource::{FencedResource, ResourceMsg};
+use crate::resource::FencedResource;
+use crate::world::Context;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,8 +17,8 @@ use std::time::Duration;
 use tenure_core::agency::{AgencyError, Lock};
 use tenure_core::leadership::{LeadershipError, Manager as LeadershipManager, ManagerConfig};
 use tenure_core::lease::{Checker, Claimer, LeaseClient, LeaseError, LeaseManager, Token};
-use tenure_core::{ClientError, Clock, Key};
-use tenure_core::{Command, Op, Outcome, StoreClient, Txn, TxnOutcome};
+use tenure_core::{ClientError, Key};
+use tenure_core::{Command, Op, Outcome, Txn, TxnOutcome};
 
 /// The lock the lockers contend for, and the resource it guards.
 pub(crate) const LOCK_KEY: &str = "/locks/0";
@@ -43,6 +44,16 @@ pub(crate) enum HolderKind {
 }
 
 impl HolderKind {
+    /// Where its fenced resource listens.
+    pub(crate) fn resource_addr(self) -> SocketAddr {
+        let host = match self {
+            HolderKind::Lock => 1,
+            HolderKind::Lease => 2,
+            HolderKind::Leadership => 3,
+        };
+        SocketAddr::from(([10, 0, 9, host], 5000))
+    }
+
     pub(crate) fn role(self) -> &'static str {
         match self {
             HolderKind::Lock => "locker",
@@ -67,12 +78,7 @@ pub(crate) fn start_resource(
     kind: HolderKind,
     config: &RunConfig,
 ) -> SocketAddr {
-    let host = match kind {
-        HolderKind::Lock => 1,
-        HolderKind::Lease => 2,
-        HolderKind::Leadership => 3,
-    };
-    let addr = SocketAddr::from(([10, 0, 9, host], 5000));
+    let addr = kind.resource_addr();
     let env = ActorEnv {
         name: format!("resource-{}", kind.role()),
         addr,
@@ -103,13 +109,14 @@ pub(crate) fn start_resource(
 /// A locker: takes the lock, holds it for a while, and while it believes it holds it (with
 /// at least `work` of belief left) writes to the resource with its fencing token; then
 /// unlocks. Every belief change is recorded with the true time it ends at.
-pub(crate) async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr, cfg: &RunConfig) {
-    let sock = Socket::bind_any().expect("a locker binds");
-    let (rec, node, process) = (p.rec.clone(), p.node.clone(), p.id);
-    let belief_clock = clock.clone();
+pub(crate) async fn locker(ctx: Context, cfg: &RunConfig) {
+    let fenced = ctx
+        .resource(LOCK_RESOURCE)
+        .expect("the lock's resource is in the directory");
+    let (log, process) = (ctx.log(), ctx.id());
     let lock = Lock::new(
-        Arc::new(p.agency.clone()),
-        clock.shared(),
+        Arc::new(ctx.agency()),
+        ctx.clock(),
         key(LOCK_KEY),
         &format!("locker-{process}"),
         cfg.lock_ttl,
@@ -117,68 +124,58 @@ pub(crate) async fn locker(p: Process, clock: SkewedClock, resource: SocketAddr,
     .and_then(|l| l.with_drift_bound(cfg.cluster.agent.rho))
     .and_then(|l| l.with_lock_delay(cfg.lock_delay))
     .and_then(|l| l.with_bugs(cfg.bugs))
-    .and_then(|l| {
-        l.with_observer(move |b| {
-            rec.record(
-                &node,
-                Event::Belief {
-                    process,
-                    resource: LOCK_RESOURCE.into(),
-                    token: b.token,
-                    until_local_us: b.until.map(|u| u.as_micros() as u64),
-                    until_us: b.until.map(|u| belief_clock.true_at(u).as_micros() as u64),
-                },
-            )
-        })
-    })
+    .and_then(|l| l.with_observer(move |b| log.belief(LOCK_RESOURCE, b.token, b.until)))
     .expect("the lock's settings are valid");
     let lock_key = key(LOCK_KEY);
-    let mut writes = 0u64;
-    while p.rec.true_now() < cfg.duration {
-        let (res, _) = p
-            .op("lock", &lock_key, Value::Null, async {
-                lock.lock().await.map(|t| json!(t))
-            })
-            .await;
+    while ctx.workload_running() {
+        let (res, _) = op(&ctx, "lock", &lock_key, Value::Null, async {
+            lock.lock().await.map(|t| json!(t))
+        })
+        .await;
         if res != Completion::Ok {
-            let ms = 50 + madsim::rand::random::<u64>() % 200;
-            clock.sleep(Duration::from_millis(ms)).await;
+            let ms = 50 + ctx.random() % 200;
+            ctx.sleep(Duration::from_millis(ms)).await;
             continue;
         }
-        let hold = cfg
-            .lock_ttl
-            .mul_f64(0.5 + 2.0 * madsim::rand::random::<f64>());
-        let until = clock.now() + hold;
-        while clock.now() < until {
+        let hold = cfg.lock_ttl.mul_f64(0.5 + 2.0 * ctx.random_f64());
+        let until = ctx.now() + hold;
+        while ctx.now() < until {
             let left = lock
                 .belief_deadline()
                 .filter(|_| lock.is_locked())
-                .map(|d| d.saturating_sub(clock.now()));
+                .map(|d| d.saturating_sub(ctx.now()));
             let (Some(left), Some(token)) = (left, lock.fencing_token()) else {
                 break;
             };
             if left <= cfg.work + Duration::from_millis(5) {
-                clock.sleep(Duration::from_millis(10)).await;
+                ctx.sleep(Duration::from_millis(10)).await;
                 continue;
             }
             // The work between the check and the write: a pause here makes it late.
-            clock.sleep(cfg.work).await;
-            writes += 1;
-            fenced_write(&p, &sock, (resource, LOCK_RESOURCE), token, writes).await;
-            clock.sleep(between_writes()).await;
+            ctx.sleep(cfg.work).await;
+            fenced
+                .send(token, None)
+                .await
+                .expect("a locker makes one call at a time");
+            ctx.sleep(between_writes(&ctx)).await;
         }
         // Let go when done, as a deferred unlock does, whether or not the belief lasted: the
         // library answers "not locked" without asking the agency if it no longer holds it.
-        p.op("unlock", &lock_key, Value::Null, async {
+        op(&ctx, "unlock", &lock_key, Value::Null, async {
             lock.unlock().await.map(|_| Value::Null)
         })
         .await;
-        clock.sleep(Duration::from_millis(50)).await;
+        ctx.sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Starts the lease-manager actors, each on its own node with its own drifting clock and
 /// agency client; returns their addresses.
+/// Where lease-manager actor `k` (from 0) listens.
+pub(crate) fn manager_addr(k: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 8, k as u8 + 1], 6000))
+}
+
 pub(crate) fn start_managers(
     cluster: &Cluster,
     rec: &Recorder,
@@ -187,7 +184,7 @@ pub(crate) fn start_managers(
 ) -> Vec<SocketAddr> {
     ids.enumerate()
         .map(|(k, id)| {
-            let addr = SocketAddr::from(([10, 0, 8, k as u8 + 1], 6000));
+            let addr = manager_addr(k);
             let name = format!("manager-{}", k + 1);
             let (agents, rec, cfg, n) = (
                 cluster.addrs.clone(),
@@ -224,30 +221,8 @@ pub(crate) fn start_managers(
 /// A holder's pause after a fenced write, drawn from 50 - 150 ms: with a fixed pause every
 /// holder wrote in the same rhythm, and a fault at a fixed instant (a scheduled pause) hit
 /// the same phase of it on every seed.
-pub(crate) fn between_writes() -> Duration {
-    Duration::from_millis(50 + madsim::rand::random::<u64>() % 101)
-}
-
-/// Writes to `resource` (called `name` in beliefs) with `token`, recorded as a `fenced_write`
-/// operation on that name.
-pub(crate) async fn fenced_write(
-    p: &Process,
-    sock: &Socket,
-    (resource, name): (SocketAddr, &str),
-    token: u64,
-    id: u64,
-) {
-    let w = ResourceMsg::Write {
-        process: p.id,
-        token,
-        id,
-        value: None,
-    };
-    p.op_on("fenced_write", name, json!({ "token": token }), async {
-        actor::send(sock, &p.rec, &p.node, resource, w);
-        Ok::<_, AgencyError>(Value::Null)
-    })
-    .await;
+pub(crate) fn between_writes(ctx: &Context) -> Duration {
+    Duration::from_millis(50 + ctx.random() % 101)
 }
 
 /// How a leaser claims: a Juju lease through a `LeaseManager`, or a service's leadership
@@ -277,16 +252,15 @@ impl Claimant {
 
     /// A claim recorded as the operation `claim` on `key`: the token, or `"denied"` (an
     /// answer, checked by S3), or unknown.
-    async fn recorded_claim(&self, p: &Process, key: &Key, who: &str, d: Duration) -> Value {
-        let (res, v) = p
-            .op("claim", key, Value::Null, async {
-                match self.claim(who, d).await {
-                    Ok(t) => Ok(json!(t)),
-                    Err(LeaseError::ClaimDenied) => Ok(json!("denied")),
-                    Err(e) => Err(AgencyError::Invalid(e.to_string())),
-                }
-            })
-            .await;
+    async fn recorded_claim(&self, ctx: &Context, key: &Key, who: &str, d: Duration) -> Value {
+        let (res, v) = op(ctx, "claim", key, Value::Null, async {
+            match self.claim(who, d).await {
+                Ok(t) => Ok(json!(t)),
+                Err(LeaseError::ClaimDenied) => Ok(json!("denied")),
+                Err(e) => Err(AgencyError::Invalid(e.to_string())),
+            }
+        })
+        .await;
         match res {
             Completion::Ok => v,
             _ => Value::Null,
@@ -296,9 +270,9 @@ impl Claimant {
     /// A token check recorded as the operation `check` on `key`: `true` if `who` holds the
     /// lease now, `false` if not (checked by S3), or unknown. A leader's check yields the token
     /// whose preconditions guard its transaction.
-    async fn recorded_check(&self, p: &Process, key: &Key, who: &str) -> Option<Token> {
+    async fn recorded_check(&self, ctx: &Context, key: &Key, who: &str) -> Option<Token> {
         let mut token = None;
-        p.op("check", key, Value::Null, async {
+        op(ctx, "check", key, Value::Null, async {
             let held = match self {
                 Claimant::Leader(m) => match m.check_leadership(SERVICE, who).await {
                     Ok(t) => {
@@ -327,16 +301,11 @@ impl Claimant {
 /// it (until the start of its last successful claim plus `duration * (1 - rho)`, with at
 /// least `work` left) writes to the resource with its fencing token. A leader also checks
 /// its leadership and commits a transaction guarded by the leadership token first.
-pub(crate) async fn leaser(
-    p: Process,
-    kind: HolderKind,
-    store: Arc<NetClient>,
-    clock: SkewedClock,
-    resource: SocketAddr,
-    managers: &[SocketAddr],
-    cfg: &RunConfig,
-) {
-    let sock = Socket::bind_any().expect("a leaser binds");
+pub(crate) async fn leaser(ctx: Context, kind: HolderKind, cfg: &RunConfig) {
+    let fenced = ctx
+        .resource(kind.resource())
+        .expect("the holder's resource is in the directory");
+    let store = ctx.store();
     let rho = cfg.cluster.agent.rho;
     let client = LeaseClient::new(store.clone())
         .with_drift_bound(rho)
@@ -345,21 +314,16 @@ pub(crate) async fn leaser(
         HolderKind::Leadership => {
             let config = ManagerConfig {
                 client: Some(Arc::new(client)),
-                clock: Some(clock.shared()),
+                clock: Some(ctx.clock()),
             };
             let m = LeadershipManager::new(config).expect("the config is complete");
             (Claimant::Leader(m), SERVICE)
         }
-        _ if !managers.is_empty() => {
-            let m = ManagerClient::connect(
-                managers.to_vec(),
-                clock.shared(),
-                Duration::from_secs(2),
-                p.rec.clone(),
-                &p.node,
-            )
-            .await
-            .expect("a leaser binds");
+        _ if cfg.managers > 0 => {
+            let m = ctx
+                .lease_manager_actors(Duration::from_secs(2))
+                .await
+                .expect("a leaser binds");
             (Claimant::Remote(m), LEASE_NAME)
         }
         _ => (
@@ -368,16 +332,15 @@ pub(crate) async fn leaser(
         ),
     };
     let resource_name = kind.resource();
-    let me = format!("{}-{}", kind.role(), p.id);
+    let me = format!("{}-{}", kind.role(), ctx.id());
     let d = cfg.lock_ttl;
     let lease_key = key(&format!("/lease/{name}"));
-    let mut writes = 0u64;
     // When a belief counts from: the start of the call, or (planted) its answer.
     let from_response = cfg.bugs.contains(crate::bugs::Bug::HolderTimesFromResponse);
-    let belief_start = |start| if from_response { clock.now() } else { start };
-    while p.rec.true_now() < cfg.duration {
-        let start = clock.now();
-        let v = manager.recorded_claim(&p, &lease_key, &me, d).await;
+    let belief_start = |start| if from_response { ctx.now() } else { start };
+    while ctx.workload_running() {
+        let start = ctx.now();
+        let v = manager.recorded_claim(&ctx, &lease_key, &me, d).await;
         let start = belief_start(start);
         let token = match v.as_u64() {
             Some(t) => t,
@@ -386,57 +349,63 @@ pub(crate) async fn leaser(
                 // run ends), then claims again.
                 if let Claimant::Leader(m) = &manager {
                     let wait = 2 * d;
-                    p.op("block_until_released", &lease_key, Value::Null, async {
-                        match tenure_core::clock::timeout(
-                            &*p.clock,
-                            wait,
-                            m.block_until_leadership_released(SERVICE),
-                        )
-                        .await
-                        {
-                            Some(Ok(())) => Ok(Value::Null),
-                            Some(Err(e)) => Err(AgencyError::Invalid(e.to_string())),
-                            None => Err(AgencyError::Client(ClientError::Unavailable(format!(
-                                "still held after {wait:?}"
-                            )))),
-                        }
-                    })
+                    op(
+                        &ctx,
+                        "block_until_released",
+                        &lease_key,
+                        Value::Null,
+                        async {
+                            match tenure_core::clock::timeout(
+                                &*ctx.clock(),
+                                wait,
+                                m.block_until_leadership_released(SERVICE),
+                            )
+                            .await
+                            {
+                                Some(Ok(())) => Ok(Value::Null),
+                                Some(Err(e)) => Err(AgencyError::Invalid(e.to_string())),
+                                None => Err(AgencyError::Client(ClientError::Unavailable(
+                                    format!("still held after {wait:?}"),
+                                ))),
+                            }
+                        },
+                    )
                     .await;
                 }
                 continue;
             }
             _ => {
-                let ms = 50 + madsim::rand::random::<u64>() % 200;
-                clock.sleep(Duration::from_millis(ms)).await;
+                let ms = 50 + ctx.random() % 200;
+                ctx.sleep(Duration::from_millis(ms)).await;
                 continue;
             }
         };
         let mut deadline = start + d.mul_f64(1.0 - rho);
-        record_belief(&p, &clock, resource_name, token, Some(deadline));
-        let hold_until = clock.now() + d.mul_f64(0.5 + 2.0 * madsim::rand::random::<f64>());
+        ctx.belief(resource_name, token, Some(deadline));
+        let hold_until = ctx.now() + d.mul_f64(0.5 + 2.0 * ctx.random_f64());
         let mut next_claim = start + d / 2;
         loop {
-            let now = clock.now();
+            let now = ctx.now();
             if now >= deadline {
-                record_belief(&p, &clock, resource_name, token, None);
+                ctx.belief(resource_name, token, None);
                 break;
             }
             if now >= next_claim && now < hold_until {
-                let start = clock.now();
-                let v = manager.recorded_claim(&p, &lease_key, &me, d).await;
+                let start = ctx.now();
+                let v = manager.recorded_claim(&ctx, &lease_key, &me, d).await;
                 let start = belief_start(start);
                 match v.as_u64() {
                     Some(t) if t == token => {
                         deadline = deadline.max(start + d.mul_f64(1.0 - rho));
-                        record_belief(&p, &clock, resource_name, token, Some(deadline));
+                        ctx.belief(resource_name, token, Some(deadline));
                     }
                     // Denied or granted anew: our grant is gone.
                     Some(_) => {
-                        record_belief(&p, &clock, resource_name, token, None);
+                        ctx.belief(resource_name, token, None);
                         break;
                     }
                     None if v == "denied" => {
-                        record_belief(&p, &clock, resource_name, token, None);
+                        ctx.belief(resource_name, token, None);
                         break;
                     }
                     // Unknown: keep believing until the deadline.
@@ -447,21 +416,21 @@ pub(crate) async fn leaser(
             }
             if now >= hold_until {
                 // Let it lapse (a Juju lease is not released, it expires).
-                record_belief(&p, &clock, resource_name, token, None);
-                clock.sleep(deadline.saturating_sub(now)).await;
+                ctx.belief(resource_name, token, None);
+                ctx.sleep(deadline.saturating_sub(now)).await;
                 break;
             }
             if deadline.saturating_sub(now) <= cfg.work + Duration::from_millis(5) {
-                clock.sleep(Duration::from_millis(10)).await;
+                ctx.sleep(Duration::from_millis(10)).await;
                 continue;
             }
-            clock.sleep(cfg.work).await;
+            ctx.sleep(cfg.work).await;
             // A token check before acting, as Juju's workers do (S3 checks its answer).
-            let checked = manager.recorded_check(&p, &lease_key, &me).await;
+            let checked = manager.recorded_check(&ctx, &lease_key, &me).await;
             if let Some(t) = checked {
                 // The leadership token guards a transaction in the agency itself.
                 let state = key("/app/state");
-                p.op("guarded_write", &state, json!(token), async {
+                op(&ctx, "guarded_write", &state, json!(token), async {
                     let txn = Txn::new()
                         .when_all(t.preconditions())
                         .then(Op::set(state.clone(), json!(token)));
@@ -472,10 +441,12 @@ pub(crate) async fn leaser(
                 })
                 .await;
             }
-            writes += 1;
-            fenced_write(&p, &sock, (resource, resource_name), token, writes).await;
-            clock.sleep(between_writes()).await;
+            fenced
+                .send(token, None)
+                .await
+                .expect("a leaser makes one call at a time");
+            ctx.sleep(between_writes(&ctx)).await;
         }
-        clock.sleep(Duration::from_millis(50)).await;
+        ctx.sleep(Duration::from_millis(50)).await;
     }
 }

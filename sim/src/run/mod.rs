@@ -20,7 +20,7 @@ use tenure_core::{Command, Op, Outcome, Txn, TxnOutcome};
 
 mod config;
 mod finale;
-mod holders;
+pub(crate) mod holders;
 mod layout;
 mod members;
 mod process;
@@ -115,7 +115,7 @@ async fn run_inside(
     let cluster = Cluster::start_recorded(cluster_config, seed, rec.clone());
     let ops = Arc::new(AtomicU64::new(1));
     let layout = Layout::new(&config);
-    let (tasks, watched) = spawn_roles(&cluster, &rec, &config, &layout, &ops);
+    let tasks = spawn_roles(&cluster, &rec, &config, &layout, &ops);
     // A user world's parts, numbered after the built-in roles (the runner's address comes
     // between).
     let first_part = layout.first_part();
@@ -162,7 +162,6 @@ async fn run_inside(
         rec: rec.clone(),
         ops: ops.clone(),
         config: config.clone(),
-        watched: watched.clone(),
         watchers: watcher_ids,
     };
     let _ = node.spawn(runner.check()).await;
@@ -243,21 +242,21 @@ fn faults_of(config: &RunConfig, seed: u64, user_parts: usize) -> (Option<Swarm>
 
 /// Starts every built-in role on its node: KV clients, lease managers, holders (with their
 /// resources), members and watchers. Returns the tasks that end with the workload (watchers
-/// run on until the run is released) and the watchers' progress.
+/// run on until the run is released).
 fn spawn_roles(
     cluster: &Cluster,
     rec: &Recorder,
     config: &RunConfig,
     layout: &Layout,
     ops: &Arc<AtomicU64>,
-) -> (Vec<madsim::task::JoinHandle<()>>, Watched) {
+) -> Vec<madsim::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     // The built-in roles' contexts: the public API a user's process gets.
     let shared = crate::world::start::Shared {
         agents: cluster.addrs.clone(),
         rec: rec.clone(),
         cfg: config.clone(),
-        dir: Arc::default(),
+        dir: Arc::new(builtin_directory(config)),
         ops: ops.clone(),
     };
     for id in layout.clients.clone() {
@@ -269,7 +268,7 @@ fn spawn_roles(
             workload(ctx, s.cfg.registers, s.cfg.op_pause).await;
         }));
     }
-    let managers = start_managers(cluster, rec, config, layout.managers.clone());
+    start_managers(cluster, rec, config, layout.managers.clone());
     // Lock and lease holders, each kind with a resource to fence.
     for (kind, ids) in [
         (HolderKind::Lock, layout.lockers.clone()),
@@ -279,34 +278,17 @@ fn spawn_roles(
         if ids.is_empty() {
             continue;
         }
-        let resource = start_resource(cluster, rec, kind, config);
+        start_resource(cluster, rec, kind, config);
         for (j, id) in ids.enumerate() {
             let name = format!("{}-{}", kind.role(), j + 1);
             let node = cluster.client_node(&name, index(id));
             cluster.register_process(id, &node);
-            let (addrs, rec, ops, cfg, managers) = (
-                cluster.addrs.clone(),
-                rec.clone(),
-                ops.clone(),
-                config.clone(),
-                managers.clone(),
-            );
+            let s = shared.clone();
             tasks.push(node.spawn(async move {
-                let (clock, c) = drifting_client(addrs, &cfg, &rec, &name).await;
-                let c = Arc::new(c);
-                let p = Process {
-                    id,
-                    node: name,
-                    rec,
-                    clock: clock.shared(),
-                    ops,
-                    agency: AgencyApi::new(c.clone()),
-                };
+                let ctx = crate::world::start::drifting_context(&s, &name, id).await;
                 match kind {
-                    HolderKind::Lock => locker(p, clock, resource, &cfg).await,
-                    HolderKind::Lease | HolderKind::Leadership => {
-                        leaser(p, kind, c, clock, resource, &managers, &cfg).await
-                    }
+                    HolderKind::Lock => locker(ctx, &s.cfg).await,
+                    HolderKind::Lease | HolderKind::Leadership => leaser(ctx, kind, &s.cfg).await,
                 }
             }));
         }
@@ -322,24 +304,17 @@ fn spawn_roles(
         }));
     }
     // Watchers run on past the workload, until the runner has checked that they caught up.
-    let watched: Watched = Arc::default();
     for (j, id) in layout.watchers.clone().enumerate() {
         let name = format!("watcher-{}", j + 1);
         let node = cluster.client_node(&name, index(id));
         cluster.register_process(id, &node);
-        let (addrs, rec, ops, cfg, w) = (
-            cluster.addrs.clone(),
-            rec.clone(),
-            ops.clone(),
-            config.clone(),
-            watched.clone(),
-        );
+        let s = shared.clone();
         node.spawn(async move {
-            let (p, c) = plain_process(addrs, &cfg, rec, ops, id, name).await;
-            watcher(p, c, w).await;
+            let ctx = crate::world::start::plain_context(&s, &name, id).await;
+            watcher(ctx).await;
         });
     }
-    (tasks, watched)
+    tasks
 }
 
 /// The checks of a finished run's history (built-in, then the user's) and its report.
@@ -395,4 +370,16 @@ fn analyse(
             .unwrap_or_default(),
         history,
     }
+}
+
+/// What the built-in roles' contexts can reach: the holders' fenced resources and the
+/// lease-manager actors.
+fn builtin_directory(config: &RunConfig) -> crate::world::Directory {
+    let mut dir = crate::world::Directory::default();
+    for kind in [HolderKind::Lock, HolderKind::Lease, HolderKind::Leadership] {
+        dir.resources
+            .insert(kind.resource().to_string(), kind.resource_addr());
+    }
+    dir.managers = (0..config.managers).map(manager_addr).collect();
+    dir
 }

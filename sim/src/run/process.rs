@@ -1,16 +1,15 @@
-//! A built-in client process: its node's client and clock, and the recording of its calls
+//! The runner's process (the built-in roles are written against the public `world::Context`)
+//! and the drifting clients of the lease-manager actors: a node's client and clock, and the recording of calls
 //! (invoke, then ok / fail / info by how the call ended).
 
 use super::*;
 use crate::clock::{NodeClock, SkewedClock};
 use crate::cluster::NetClient;
 use crate::history::{Completion, Event, Recorder};
-use crate::MadsimClock;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tenure_core::agency::{AgencyApi, AgencyError};
 use tenure_core::storage::StorageError;
 use tenure_core::{ClientError, Clock, Key};
@@ -125,30 +124,6 @@ impl Process {
     }
 }
 
-/// A client process on true time with its agency client (call on the process's node).
-pub(crate) async fn plain_process(
-    agents: Vec<SocketAddr>,
-    cfg: &RunConfig,
-    rec: Recorder,
-    ops: Arc<AtomicU64>,
-    id: u64,
-    name: String,
-) -> (Process, Arc<NetClient>) {
-    let c = NetClient::connect_recorded(agents, cfg.client, Some((rec.clone(), name.clone())))
-        .await
-        .expect("a process binds");
-    let c = Arc::new(c);
-    let p = Process {
-        id,
-        node: name,
-        rec,
-        clock: MadsimClock::new().shared(),
-        ops,
-        agency: AgencyApi::new(c.clone()),
-    };
-    (p, c)
-}
-
 /// A process's own clock, drifting at a rate drawn from `[-client_drift, client_drift]`, and
 /// an agency client on it (call on the process's node).
 pub(crate) async fn drifting_client(
@@ -176,27 +151,6 @@ pub(crate) async fn drifting_client(
     .await
     .expect("a process binds");
     (clock, c)
-}
-
-/// Records a holder's belief change: it holds `token` until local time `until` (mapped to
-/// true time through its clock), or stopped believing (`None`).
-pub(crate) fn record_belief(
-    p: &Process,
-    clock: &SkewedClock,
-    resource: &str,
-    token: u64,
-    until: Option<Duration>,
-) {
-    p.rec.record(
-        &p.node,
-        Event::Belief {
-            process: p.id,
-            resource: resource.into(),
-            token,
-            until_local_us: until.map(|u| u.as_micros() as u64),
-            until_us: until.map(|u| clock.true_at(u).as_micros() as u64),
-        },
-    );
 }
 
 pub(crate) fn key(path: &str) -> Key {

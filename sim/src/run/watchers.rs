@@ -2,56 +2,26 @@
 //! change they receive (S16) and how far each stream got (for L5 after the heal).
 
 use super::*;
-use crate::cluster::NetClient;
-use crate::history::Event;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use crate::world::Context;
 use std::time::Duration;
 use tenure_core::ClientError;
-use tenure_core::{Command, Outcome, StoreClient};
+use tenure_core::{Command, Outcome};
 
 /// The register prefix the watchers watch.
 pub(crate) const WATCHED: &str = "/r";
-
-/// Per watcher process and stream (`watch`, `callback`), the last revision it received.
-pub(crate) type Watched = Arc<Mutex<BTreeMap<(u64, &'static str), u64>>>;
-
-/// Records a change a watcher received on `stream`.
-pub(crate) fn record_watched(p: &Process, stream: &'static str, e: &tenure_core::command::Event) {
-    p.rec.record(
-        &p.node,
-        Event::Watched {
-            process: p.id,
-            stream: stream.into(),
-            key: e.key.to_string(),
-            revision: e.revision,
-            version: e.version,
-        },
-    );
-}
-
-/// Records that a watcher (re)started `stream` after revision `from`.
-pub(crate) fn record_watch_start(p: &Process, stream: &'static str, from: u64) {
-    p.rec.record(
-        &p.node,
-        Event::WatchStart {
-            process: p.id,
-            stream: stream.into(),
-            key: WATCHED.into(),
-            from,
-        },
-    );
-}
 
 /// A watcher follows `/r` and every key under it on two streams, recording every change it
 /// receives (S16): a watch (it reads the revision, then asks for the events after it; when
 /// the agency no longer keeps the events it needs, `Compacted`, it starts again from a fresh
 /// read, recorded as a new start), and a change callback (an observer registration, from the
-/// revision it applied at, whose notifications it pulls). Runs until the run ends.
-pub(crate) async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
-    let p = Arc::new(p);
-    let (cp, cstore, cseen) = (p.clone(), store.clone(), seen.clone());
-    madsim::task::spawn(async move { callbacks(&cp, &cstore, &cseen).await });
+/// revision it applied at, whose notifications it pulls). Runs until the run ends. Written
+/// against the public [`Context`] and its [`crate::world::Log`].
+pub(crate) async fn watcher(ctx: Context) {
+    let c = ctx.clone();
+    ctx.clock()
+        .spawn(Box::pin(async move { callbacks(&c).await }));
+    let log = ctx.log();
+    let store = ctx.store();
     let prefix = key(WATCHED);
     let mut after = None;
     loop {
@@ -59,11 +29,11 @@ pub(crate) async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
             Some(a) => a,
             None => match store.read(&prefix).await {
                 Ok(r) => {
-                    record_watch_start(&p, "watch", r.revision);
+                    log.watch_start("watch", WATCHED, r.revision);
                     r.revision
                 }
                 Err(_) => {
-                    madsim::time::sleep(Duration::from_millis(100)).await;
+                    ctx.sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -72,16 +42,15 @@ pub(crate) async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
             Ok(events) => {
                 let mut last = from;
                 for e in &events {
-                    record_watched(&p, "watch", e);
+                    log.watched("watch", &e.key.to_string(), e.revision, e.version);
                     last = last.max(e.revision);
                 }
-                seen.lock().unwrap().insert((p.id, "watch"), last);
                 after = Some(last);
             }
             Err(ClientError::Compacted { .. }) => after = None,
             Err(_) => {
                 after = Some(from);
-                madsim::time::sleep(Duration::from_millis(100)).await;
+                ctx.sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -89,23 +58,23 @@ pub(crate) async fn watcher(p: Process, store: Arc<NetClient>, seen: Watched) {
 
 /// The callback stream of a watcher: registers `http://watcher-<process>/cb` as an observer
 /// of `/r` (until that commits), then records each notification pulled for it.
-pub(crate) async fn callbacks(p: &Process, store: &Arc<NetClient>, seen: &Watched) {
-    let url = format!("http://watcher-{}/cb", p.id);
+pub(crate) async fn callbacks(ctx: &Context) {
+    let url = format!("http://watcher-{}/cb", ctx.id());
     let observe = Command::Observe {
         key: key(WATCHED),
         url: url.clone(),
     };
+    let store = ctx.store();
     let from = loop {
         match store.submit(observe.clone()).await {
             Ok(Outcome::Observed { revision, .. }) => break revision,
-            _ => madsim::time::sleep(Duration::from_millis(100)).await,
+            _ => ctx.sleep(Duration::from_millis(100)).await,
         }
     };
-    record_watch_start(p, "callback", from);
-    seen.lock().unwrap().insert((p.id, "callback"), from);
-    let mut inbox = store.callback_inbox_after(&url, from);
+    let log = ctx.log();
+    log.watch_start("callback", WATCHED, from);
+    let mut inbox = ctx.callbacks_after(&url, from);
     while let Some(e) = futures::StreamExt::next(&mut inbox).await {
-        record_watched(p, "callback", &e);
-        seen.lock().unwrap().insert((p.id, "callback"), e.revision);
+        log.watched("callback", &e.key.to_string(), e.revision, e.version);
     }
 }

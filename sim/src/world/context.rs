@@ -6,12 +6,13 @@
 //! Everything here runs inside a simulated run: time is the node's clock, randomness the
 //! run's generator, so the same seed gives the same bytes.
 
+use super::call::{Call, CallError};
+use super::resource::Resource;
 use crate::actor;
 use crate::clock::SkewedClock;
 use crate::cluster::NetClient;
 use crate::history::{Completion, Event, Recorder};
 use crate::net::Socket;
-use crate::resource::ResourceMsg;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ use tenure_core::{Clock, StoreClient};
 pub struct Directory {
     pub(crate) parts: BTreeMap<String, SocketAddr>,
     pub(crate) resources: BTreeMap<String, SocketAddr>,
+    /// The lease-manager actors (`RunConfig::managers`).
+    pub(crate) managers: Vec<SocketAddr>,
 }
 
 impl Directory {
@@ -58,50 +61,6 @@ impl Directory {
 /// value, or through its JSON encoding when the run encodes messages, as a real network
 /// would.
 pub use crate::actor::Wire as Message;
-
-/// How an error ends a recorded call ([`Context::call`]): surely without effect (`fail`),
-/// or unknown (`info`); and whether it means a read found nothing (a successful read of
-/// "no value").
-pub trait CallError: std::fmt::Display {
-    /// The call surely had no effect (`fail`); otherwise it is unknown (`info`).
-    fn definite(&self) -> bool;
-    /// A read found nothing.
-    fn absent(&self) -> bool {
-        false
-    }
-}
-
-impl CallError for tenure_core::agency::AgencyError {
-    fn definite(&self) -> bool {
-        use tenure_core::agency::AgencyError as E;
-        matches!(
-            self,
-            E::ConditionFailed { .. }
-                | E::AlreadyLocked
-                | E::NotLocked
-                | E::Client(tenure_core::ClientError::Unavailable(_))
-        )
-    }
-    fn absent(&self) -> bool {
-        matches!(self, tenure_core::agency::AgencyError::KeyNotFound { .. })
-    }
-}
-
-impl CallError for tenure_core::storage::StorageError {
-    fn definite(&self) -> bool {
-        use tenure_core::storage::StorageError as E;
-        matches!(
-            self,
-            E::AlreadyExists(_)
-                | E::NotFound
-                | E::WrongVersion { .. }
-                | E::Client(tenure_core::ClientError::Unavailable(_))
-        )
-    }
-    fn absent(&self) -> bool {
-        matches!(self, tenure_core::storage::StorageError::NotFound)
-    }
-}
 
 /// Why a message was not sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -301,6 +260,27 @@ impl Context {
         LeaseManager::new(Arc::new(self.lease_client()))
     }
 
+    /// A client of the world's lease-manager actors (`RunConfig::managers` of them: Juju's
+    /// manager loop as actors, reached by messages, moving to the next one when one does not
+    /// answer within `timeout`); `None` if the world has none.
+    pub async fn lease_manager_actors(
+        &self,
+        timeout: Duration,
+    ) -> Option<crate::manager::ManagerClient> {
+        if self.0.dir.managers.is_empty() {
+            return None;
+        }
+        crate::manager::ManagerClient::connect(
+            self.0.dir.managers.clone(),
+            self.clock(),
+            timeout,
+            self.0.rec.clone(),
+            &self.0.name,
+        )
+        .await
+        .ok()
+    }
+
     /// A leadership manager over [`Context::lease_client`].
     pub fn leadership(&self) -> Result<LeadershipManager, LeadershipError> {
         LeadershipManager::new(ManagerConfig {
@@ -497,130 +477,5 @@ impl Context {
             writes: Arc::new(AtomicU64::new(1)),
             sock: Socket::bind_any().expect("a process binds"),
         })
-    }
-}
-
-/// A recorded call in flight.
-pub struct Call {
-    ctx: Context,
-    op: u64,
-}
-
-impl Call {
-    fn end(self, result: Completion, value: Value) {
-        let c = &self.ctx.0;
-        *c.pending.lock().unwrap() = None;
-        c.rec.record(
-            &c.name,
-            Event::Complete {
-                process: c.id,
-                op: self.op,
-                result,
-                value,
-                local_us: self.ctx.now().as_micros() as u64,
-            },
-        );
-    }
-
-    /// It took effect, returning `value`.
-    pub fn ok(self, value: Value) {
-        self.end(Completion::Ok, value)
-    }
-
-    /// It surely had no effect.
-    pub fn fail(self, why: Value) {
-        self.end(Completion::Fail, why)
-    }
-
-    /// Unknown: it may have taken effect, any time after the call, or never.
-    pub fn info(self, why: Value) {
-        self.end(Completion::Info, why)
-    }
-}
-
-/// A fenced resource as a process sees it: writes carry a fencing token, and the resource
-/// refuses a token lower than the highest it has accepted (S10 checks it did).
-pub struct Resource {
-    ctx: Context,
-    name: String,
-    addr: SocketAddr,
-    writes: Arc<AtomicU64>,
-    /// Its own socket, for the answers.
-    sock: Socket,
-}
-
-impl Resource {
-    /// Sends a write under `token` (with `value`, if any) and does not wait: recorded as the
-    /// operation `fenced_write` on the resource, done when sent (the resource's decision is
-    /// in the history as it makes it).
-    pub async fn send(&self, token: u64, value: Option<Value>) -> Result<(), RecordError> {
-        let c = &self.ctx.0;
-        let id = self.writes.fetch_add(1, Ordering::Relaxed);
-        let w = ResourceMsg::Write {
-            process: c.id,
-            token,
-            id,
-            value,
-        };
-        let sock = &self.sock;
-        self.ctx
-            .call(
-                "fenced_write",
-                &self.name,
-                serde_json::json!({ "token": token }),
-                async {
-                    actor::send(sock, &c.rec, &c.name, self.addr, w);
-                    Ok::<_, tenure_core::agency::AgencyError>(Value::Null)
-                },
-            )
-            .await
-            .map(drop)
-    }
-
-    /// Writes `value` under `token`, recorded as the operation `fenced_write` on the
-    /// resource; waits up to `wait` of local time for the answer: `Some(accepted)`, or
-    /// `None` if none came (the write may still land).
-    pub async fn write(&self, token: u64, value: Value, wait: Duration) -> Option<bool> {
-        let sock = &self.sock;
-        let id = self.writes.fetch_add(1, Ordering::Relaxed);
-        let call = self
-            .ctx
-            .invoke(
-                "fenced_write",
-                &self.name,
-                serde_json::json!({ "token": token }),
-            )
-            .ok();
-        let c = &self.ctx.0;
-        let w = ResourceMsg::Write {
-            process: c.id,
-            token,
-            id,
-            value: Some(value),
-        };
-        actor::send(&sock, &c.rec, &c.name, self.addr, w);
-        let answer = tenure_core::clock::timeout(&*self.ctx.clock(), wait, async {
-            loop {
-                let d = sock.recv().await?;
-                if let Some(ResourceMsg::Ack {
-                    id: got, accepted, ..
-                }) = actor::receive::<ResourceMsg>(&c.rec, &c.name, d)
-                {
-                    if got == id {
-                        return Some(accepted);
-                    }
-                }
-            }
-        })
-        .await
-        .flatten();
-        if let Some(call) = call {
-            match answer {
-                Some(true) => call.ok(Value::Bool(true)),
-                Some(false) => call.fail(serde_json::json!("refused: a higher token was seen")),
-                None => call.info(Value::Null),
-            }
-        }
-        answer
     }
 }

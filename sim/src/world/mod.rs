@@ -23,13 +23,15 @@
 //!
 //! [`World::run`] runs one seed: the same seed, the same bytes.
 
+pub mod call;
 pub mod context;
+pub mod resource;
 pub(crate) mod start;
 
 pub use crate::actor::{Actor, Ctx};
-pub use context::{
-    Call, CallError, Context, Directory, Log, Message, RecordError, Resource, SendError,
-};
+pub use call::{Call, CallError};
+pub use context::{Context, Directory, Log, Message, RecordError, SendError};
+pub use resource::Resource;
 
 use crate::actor::{run_actor, ActorEnv};
 use crate::check::Violation;

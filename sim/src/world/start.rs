@@ -92,6 +92,13 @@ pub(crate) async fn plain_context(s: &Shared, name: &str, id: u64) -> Context {
     context(s, name, id, client_addr(id as usize - 1), clock).await
 }
 
+/// A context for a built-in holder's process `id` named `name` on the current node, on its
+/// own drifting clock (the drift drawn now, as [`part_clock`] draws it).
+pub(crate) async fn drifting_context(s: &Shared, name: &str, id: u64) -> Context {
+    let clock = part_clock(&s.rec, &s.cfg);
+    context(s, name, id, client_addr(id as usize - 1), clock).await
+}
+
 /// Starts the fenced resources and every part (numbered from `first`, on client index equal
 /// to its number); returns what their contexts share.
 pub(crate) fn start(
