@@ -382,3 +382,38 @@ fn written_schedules_name_parts_by_name() {
     let e = tenure::harness::with_schedule_file(&w, &bad).unwrap_err();
     assert!(e.contains("past the duration"), "{e}");
 }
+
+#[test]
+fn a_process_keeps_its_synced_disk_across_a_restart() {
+    let w = Builder::new(quiet(3))
+        .process("keeper", |ctx: Context| async move {
+            let disk = ctx.disk().expect("a user process has a disk");
+            let found = disk.lock().unwrap().read("log").to_vec();
+            if found.is_empty() {
+                ctx.sometimes("fresh disk");
+                let mut d = disk.lock().unwrap();
+                d.write_all("log", b"synced");
+                d.sync("log");
+                d.write_all("log", b"-tail");
+            } else if found.starts_with(b"synced") && found.len() <= b"synced-tail".len() {
+                ctx.sometimes("kept what it synced");
+            } else {
+                ctx.sometimes("lost what it synced");
+            }
+            std::future::pending::<()>().await;
+        })
+        .fault(Duration::from_secs(1), Aim::Restart("keeper".into()))
+        .build()
+        .unwrap();
+    for seed in 1..=6 {
+        let r = w.run(seed).unwrap();
+        assert_eq!(r.sometimes.get("fresh disk"), Some(&1), "{:?}", r.sometimes);
+        assert_eq!(
+            r.sometimes.get("kept what it synced"),
+            Some(&1),
+            "{:?}",
+            r.sometimes
+        );
+        assert!(!r.sometimes.contains_key("lost what it synced"));
+    }
+}

@@ -95,6 +95,9 @@ pub struct Cluster {
     paused: Arc<Mutex<std::collections::BTreeSet<u64>>>,
     /// Every other node made for the run ([`Cluster::node`]), for [`Cluster::release`].
     others: Arc<Mutex<Vec<madsim::task::NodeId>>>,
+    /// The disks of user processes that keep one, by process: a kill or restart of the
+    /// process crashes it.
+    process_disks: Arc<Mutex<BTreeMap<u64, Arc<Mutex<SimDisk>>>>>,
 }
 
 fn agent_addr(i: usize) -> SocketAddr {
@@ -166,6 +169,7 @@ impl Cluster {
             processes: Arc::default(),
             paused: Arc::default(),
             others: Arc::default(),
+            process_disks: Arc::default(),
         }
     }
 
@@ -173,6 +177,16 @@ impl Cluster {
     /// faults can reach it.
     pub fn register_process(&self, process: u64, node: &madsim::runtime::NodeHandle) {
         self.processes.lock().unwrap().insert(process, node.id());
+    }
+
+    /// Gives process `process` the disk `disk`, kept across its restarts and crashed by them.
+    pub fn register_disk(&self, process: u64, disk: Arc<Mutex<SimDisk>>) {
+        self.process_disks.lock().unwrap().insert(process, disk);
+    }
+
+    /// Process `process`'s disk, if it has one.
+    pub fn process_disk(&self, process: u64) -> Option<Arc<Mutex<SimDisk>>> {
+        self.process_disks.lock().unwrap().get(&process).cloned()
     }
 
     /// The nodes of every registered client process.

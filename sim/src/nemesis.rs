@@ -739,14 +739,21 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         }
         Fault::KillProcess { process } => {
             if let Some(n) = cluster.process_node(*process) {
-                handle.kill(n)
+                handle.kill(n);
+                if let Some(d) = cluster.process_disk(*process) {
+                    crash_disk(&d);
+                }
             }
         }
         Fault::RestartProcess { process } => {
             if let Some(n) = cluster.process_node(*process) {
                 // A kill first (madsim's restart keeps the node's sockets otherwise); then
-                // the node's init, a user process's factory, runs again.
+                // the node's init, a user process's factory, runs again, on what its disk
+                // kept through the crash.
                 handle.kill(n);
+                if let Some(d) = cluster.process_disk(*process) {
+                    crash_disk(&d);
+                }
                 handle.restart(n);
                 cluster.note_paused(*process, false);
             }
@@ -782,8 +789,13 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
 /// A crash of `agent`'s disk: of each file's unsynced tail, the run's randomness keeps none,
 /// all, or a prefix (which may tear the last record).
 fn crash(cluster: &Cluster, agent: u64) {
-    cluster.disks[agent as usize - 1]
-        .lock()
+    crash_disk(&cluster.disks[agent as usize - 1]);
+}
+
+/// A crash of a disk: of each file's unsynced tail, the run's randomness keeps none, all, or
+/// a prefix (which may tear the last record).
+fn crash_disk(disk: &std::sync::Mutex<crate::disk::SimDisk>) {
+    disk.lock()
         .unwrap()
         .crash(|_, tail| match madsim::rand::random::<u64>() % 3 {
             0 => 0,

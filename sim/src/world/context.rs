@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     pub pending: Mutex<Option<u64>>,
     /// The run's duration (the fault phase).
     pub duration: Duration,
+    /// The process's disk, kept across its restarts (none for the built-in roles).
+    pub disk: Option<Arc<Mutex<crate::disk::SimDisk>>>,
 }
 
 /// A part's recorder for what the checks read: beliefs and `sometimes` points. Processes
@@ -223,6 +225,13 @@ impl Context {
         } else {
             self.random() % n
         }
+    }
+
+    /// The process's own simulated disk, kept across its restarts: what it wrote and synced
+    /// (`SimDisk::sync`) survives a kill or restart; of each file's unsynced tail the crash
+    /// keeps none, all or a prefix (which may tear a record). `None` for a built-in role.
+    pub fn disk(&self) -> Option<Arc<Mutex<crate::disk::SimDisk>>> {
+        self.0.disk.clone()
     }
 
     // --- the five seed API families ------------------------------------------------------

@@ -59,6 +59,18 @@ pub(crate) async fn context(
     addr: SocketAddr,
     clock: SkewedClock,
 ) -> Context {
+    context_with_disk(s, name, id, addr, clock, None).await
+}
+
+/// [`context`] with the process's disk.
+pub(crate) async fn context_with_disk(
+    s: &Shared,
+    name: &str,
+    id: u64,
+    addr: SocketAddr,
+    clock: SkewedClock,
+    disk: Option<Arc<Mutex<crate::disk::SimDisk>>>,
+) -> Context {
     let client = NetClient::connect_with(
         s.agents.clone(),
         s.cfg.client,
@@ -80,6 +92,7 @@ pub(crate) async fn context(
         ops: s.ops.clone(),
         pending: Mutex::new(None),
         duration: s.cfg.duration,
+        disk,
     }))
 }
 
@@ -151,13 +164,27 @@ pub(crate) fn start(
         );
         let clock = part_clock(rec, cfg);
         let addr = client_addr(id as usize);
+        let disk = match part.body {
+            PartBody::Process(_) => {
+                let d = Arc::new(Mutex::new(crate::disk::SimDisk::new()));
+                cluster.register_disk(id, d.clone());
+                Some(d)
+            }
+            PartBody::Actor(_) => None,
+        };
         let (s, name, body) = (shared.clone(), part.name.clone(), part.body.clone());
         let node = cluster.client_node_init(&part.name, id as usize, move || {
-            let (s, name, body, clock) = (s.clone(), name.clone(), body.clone(), clock.clone());
+            let (s, name, body, clock, disk) = (
+                s.clone(),
+                name.clone(),
+                body.clone(),
+                clock.clone(),
+                disk.clone(),
+            );
             async move {
                 let run = match body {
                     PartBody::Process(make) => {
-                        let ctx = context(&s, &name, id, addr, clock).await;
+                        let ctx = context_with_disk(&s, &name, id, addr, clock, disk).await;
                         make(ctx)
                     }
                     PartBody::Actor(start) => {
