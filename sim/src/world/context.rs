@@ -85,7 +85,10 @@ pub(crate) struct Inner {
     pub clock: SkewedClock,
     pub client: Arc<NetClient>,
     pub rho: f64,
-    pub sock: Socket,
+    /// Where its messages arrive: bound when the part starts (a built-in role, which sends
+    /// none, binds it on first use).
+    pub sock: std::sync::OnceLock<Socket>,
+    pub addr: SocketAddr,
     pub dir: Arc<Directory>,
     pub ops: Arc<AtomicU64>,
     pub pending: Mutex<Option<u64>>,
@@ -188,6 +191,12 @@ impl Context {
     /// Its number in the history and in fault schedules (`pause_process`, ...).
     pub fn id(&self) -> u64 {
         self.0.id
+    }
+
+    fn socket(&self) -> &Socket {
+        self.0
+            .sock
+            .get_or_init(|| Socket::bind(self.0.addr).expect("a part's address is its own"))
     }
 
     /// Every part's address, by name.
@@ -307,7 +316,7 @@ impl Context {
             let names: Vec<&str> = self.0.dir.names().collect();
             return Err(SendError::UnknownPart(to.to_string(), names.join(", ")));
         };
-        actor::send(&self.0.sock, &self.0.rec, &self.0.name, addr, msg);
+        actor::send(self.socket(), &self.0.rec, &self.0.name, addr, msg);
         Ok(())
     }
 
@@ -315,7 +324,7 @@ impl Context {
     /// of other types are dropped). Waits for one.
     pub async fn recv<M: Message>(&self) -> (String, M) {
         loop {
-            let Some(d) = self.0.sock.recv().await else {
+            let Some(d) = self.socket().recv().await else {
                 // The socket closes only when the node dies: wait for the end.
                 std::future::pending::<()>().await;
                 unreachable!()

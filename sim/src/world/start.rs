@@ -59,7 +59,7 @@ pub(crate) async fn context(
     addr: SocketAddr,
     clock: SkewedClock,
 ) -> Context {
-    context_with_disk(s, name, id, addr, clock, None).await
+    context_with_disk(s, name, id, addr, clock, None, true).await
 }
 
 /// [`context`] with the process's disk.
@@ -70,6 +70,7 @@ pub(crate) async fn context_with_disk(
     addr: SocketAddr,
     clock: SkewedClock,
     disk: Option<Arc<Mutex<crate::disk::SimDisk>>>,
+    bind: bool,
 ) -> Context {
     let client = NetClient::connect_with(
         s.agents.clone(),
@@ -79,7 +80,10 @@ pub(crate) async fn context_with_disk(
     )
     .await
     .expect("a part's node binds a client socket");
-    let sock = Socket::bind(addr).expect("a part's address is its own");
+    let sock = std::sync::OnceLock::new();
+    if bind {
+        let _ = sock.set(Socket::bind(addr).expect("a part's address is its own"));
+    }
     Context(Arc::new(Inner {
         name: name.to_string(),
         id,
@@ -88,6 +92,7 @@ pub(crate) async fn context_with_disk(
         client: Arc::new(client),
         rho: s.cfg.cluster.agent.rho,
         sock,
+        addr,
         dir: s.dir.clone(),
         ops: s.ops.clone(),
         pending: Mutex::new(None),
@@ -102,14 +107,32 @@ pub(crate) async fn plain_context(s: &Shared, name: &str, id: u64) -> Context {
     let clock = SkewedClock::new(Arc::new(Mutex::new(
         NodeClock::new(0, 0.0).expect("zero drift is valid"),
     )));
-    context(s, name, id, client_addr(id as usize - 1), clock).await
+    context_with_disk(
+        s,
+        name,
+        id,
+        client_addr(id as usize - 1),
+        clock,
+        None,
+        false,
+    )
+    .await
 }
 
 /// A context for a built-in holder's process `id` named `name` on the current node, on its
 /// own drifting clock (the drift drawn now, as [`part_clock`] draws it).
 pub(crate) async fn drifting_context(s: &Shared, name: &str, id: u64) -> Context {
     let clock = part_clock(&s.rec, &s.cfg);
-    context(s, name, id, client_addr(id as usize - 1), clock).await
+    context_with_disk(
+        s,
+        name,
+        id,
+        client_addr(id as usize - 1),
+        clock,
+        None,
+        false,
+    )
+    .await
 }
 
 /// Starts the fenced resources and every part (numbered from `first`, on client index equal
@@ -184,7 +207,7 @@ pub(crate) fn start(
             async move {
                 let run = match body {
                     PartBody::Process(make) => {
-                        let ctx = context_with_disk(&s, &name, id, addr, clock, disk).await;
+                        let ctx = context_with_disk(&s, &name, id, addr, clock, disk, true).await;
                         make(ctx)
                     }
                     PartBody::Actor(start) => {
