@@ -11,15 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_core::clock::{BoxFuture, Clock};
 
-/// A change to a node's clock, as a fault schedule names it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClockFault {
-    /// Moves the local reading by `by_ms` (negative: backwards) at once.
-    Jump { by_ms: i64 },
-    /// From now on the clock runs at `1 + rate` times true speed (0.01: 1% fast).
-    Drift { rate: f64 },
-}
+pub use tenure_analysis::faults::ClockFault;
 
 /// A node's local clock as a function of true time.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

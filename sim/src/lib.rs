@@ -16,22 +16,18 @@ compile_error!(
 pub mod actor;
 pub mod bench;
 pub use tenure_core::bugs;
-pub mod check;
 pub mod clock;
 pub mod cluster;
 pub mod disk;
 pub mod history;
 pub mod limits;
-pub mod lin;
 pub mod manager;
 pub mod nemesis;
 pub mod net;
-pub mod page;
 pub mod resource;
 pub mod run;
-pub mod shape;
-pub mod shiviz;
 pub mod trace;
+pub use tenure_analysis::{check, lin, page, shape, shiviz};
 pub mod world;
 
 pub use actor::{run_actor, Actor, ActorEnv, Ctx, Wire};

@@ -43,8 +43,7 @@ pub struct Datagram {
     pub id: u64,
 }
 
-/// The default one-way latency range in ms, `[min, max)` (madsim's default).
-pub const DEFAULT_LATENCY_MS: (u64, u64) = (1, 10);
+pub use tenure_analysis::faults::DEFAULT_LATENCY_MS;
 
 const DEFAULT_LATENCY: (Duration, Duration) = (
     Duration::from_millis(DEFAULT_LATENCY_MS.0),

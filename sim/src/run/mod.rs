@@ -24,7 +24,6 @@ pub(crate) mod holders;
 mod layout;
 mod members;
 mod process;
-mod report;
 mod watchers;
 mod workload;
 
@@ -33,8 +32,8 @@ use holders::*;
 use layout::{index, Layout};
 use members::*;
 use process::*;
-use report::counters;
-pub use report::{Counters, Report};
+use tenure_analysis::report::counters;
+pub use tenure_analysis::report::{Counters, Report};
 use watchers::*;
 use workload::*;
 

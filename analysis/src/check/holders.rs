@@ -311,7 +311,7 @@ pub fn dead_members_expire_on_time(
     ttl: std::time::Duration,
     rho: f64,
 ) -> Vec<Violation> {
-    use crate::nemesis::Fault;
+    use crate::faults::Fault;
     let stalls = |f: &Fault| match f {
         Fault::Partition { .. }
         | Fault::Clog { .. }
@@ -505,7 +505,7 @@ mod tests {
 
     #[test]
     fn a_dead_members_key_must_expire_within_its_ttl_plus_the_leaderless_time() {
-        use crate::nemesis::Fault;
+        use crate::faults::Fault;
         let role = |t, agent, role: &str| {
             rec(
                 t,

@@ -74,8 +74,8 @@ pub fn check(h: &History) -> Result<(), String> {
             // own does nothing) or never.
             Event::Fault {
                 fault:
-                    crate::nemesis::Fault::KillProcess { process }
-                    | crate::nemesis::Fault::RestartProcess { process },
+                    crate::faults::Fault::KillProcess { process }
+                    | crate::faults::Fault::RestartProcess { process },
             } => {
                 by_process.remove(process);
             }
@@ -130,7 +130,7 @@ mod tests {
             t_us,
             node: "nemesis".into(),
             event: Event::Fault {
-                fault: crate::nemesis::Fault::KillProcess { process },
+                fault: crate::faults::Fault::KillProcess { process },
             },
         }
     }

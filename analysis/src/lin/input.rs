@@ -171,8 +171,8 @@ pub fn from_history(h: &crate::history::History) -> Vec<HistoryEvent> {
     for (i, r) in h.records.iter().enumerate() {
         if let Event::Fault {
             fault:
-                crate::nemesis::Fault::KillProcess { process }
-                | crate::nemesis::Fault::RestartProcess { process },
+                crate::faults::Fault::KillProcess { process }
+                | crate::faults::Fault::RestartProcess { process },
         } = &r.event
         {
             *incarnations.entry(*process).or_default() += 1;

@@ -15,9 +15,9 @@
 //! from one replay to the next.
 
 use crate::check::Violation;
+use crate::faults::Fault;
 use crate::history::{Completion, Event, History, Record};
-use crate::nemesis::Fault;
-use crate::run::Report;
+use crate::report::Report;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 

@@ -59,8 +59,8 @@ pub fn calls_return(h: &History) -> Vec<Violation> {
             }
             Event::Fault {
                 fault:
-                    crate::nemesis::Fault::KillProcess { process }
-                    | crate::nemesis::Fault::RestartProcess { process },
+                    crate::faults::Fault::KillProcess { process }
+                    | crate::faults::Fault::RestartProcess { process },
             } => {
                 killed.insert(*process);
             }
@@ -117,7 +117,7 @@ mod tests {
             4,
             "nemesis",
             Event::Fault {
-                fault: crate::nemesis::Fault::KillProcess { process: 1 },
+                fault: crate::faults::Fault::KillProcess { process: 1 },
             },
         ));
         assert!(rules(&History { records }).is_empty());

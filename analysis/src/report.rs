@@ -2,8 +2,8 @@
 //! out, `sometimes` coverage, the history) and its [`Counters`].
 
 use crate::check::Violation;
+use crate::faults::{Schedule, Swarm};
 use crate::history::{Completion, Event, History};
-use crate::nemesis::{Schedule, Swarm};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -65,7 +65,8 @@ impl Report {
     }
 }
 
-pub(crate) fn counters(h: &History, (sent, delivered): (u64, u64)) -> Counters {
+/// The counters of `h`, with the network's message counts (sent, delivered).
+pub fn counters(h: &History, (sent, delivered): (u64, u64)) -> Counters {
     let mut c = Counters {
         records: h.records.len(),
         virtual_ms: h.records.last().map_or(0, |r| r.t_us / 1000),
