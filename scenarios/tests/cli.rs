@@ -746,6 +746,46 @@ fn shrink_writes_a_smaller_scenario_that_replays_and_refuses_what_does_not_fail(
 }
 
 #[test]
+fn a_rule_id_names_that_rule_only_never_a_prefix() {
+    // Seed 1 of paused-holder-unfenced breaks S10 alone: `--rule S1` must not shrink it (S1
+    // once matched S10 by prefix), and `--rule S10` does.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rule-exact");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_file = dir.join("shrunk.toml");
+    let out = out_file.to_str().unwrap();
+    let (code, _, err) = tenure(&[
+        "shrink",
+        "paused-holder-unfenced",
+        "--seed",
+        "1",
+        "--rule",
+        "S1",
+        "--out",
+        out,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("breaks no rule named \"S1\"") && err.contains("S10 fencing"),
+        "{err}"
+    );
+    assert!(!out_file.exists());
+    let (code, stdout, err) = tenure(&[
+        "shrink",
+        "paused-holder-unfenced",
+        "--seed",
+        "1",
+        "--rule",
+        "S10",
+        "--out",
+        out,
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(stdout.contains("breaks     S10 fencing"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn margin_brackets_the_breaking_value_with_seeds_and_names_the_bound() {
     // A pause of the unfenced paused-holder: somewhere below 2020 ms (the TTL read through
     // the drift bound) the frozen holder's late write starts to land after a newer token.
