@@ -1,0 +1,222 @@
+//! Swarm testing: the seed picks which kinds of fault are on, then a schedule of them.
+
+use super::*;
+
+/// Which kinds of fault a swarm schedule uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Swarm {
+    pub partitions: bool,
+    pub kills: bool,
+    pub pauses: bool,
+    pub clocks: bool,
+    /// Clogged and slowed links, message loss, latency.
+    pub network: bool,
+}
+
+/// What a swarm schedule may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwarmSpec {
+    pub agents: u64,
+    /// Client processes that pauses may hit too (0: agents only).
+    pub processes: u64,
+    pub duration: Duration,
+    /// Clock jumps break the drift assumption; without them clock faults are drift within
+    /// the default bound only.
+    pub clock_jumps: bool,
+}
+
+/// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
+/// `duration`, every fault lifted again by the end (a final heal, restarts and resumes).
+pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
+    swarm_with(
+        seed,
+        &SwarmSpec {
+            agents,
+            processes: 0,
+            duration,
+            clock_jumps: true,
+        },
+    )
+}
+
+/// [`swarm`] within `spec`.
+pub fn swarm_with(seed: u64, spec: &SwarmSpec) -> (Swarm, Schedule) {
+    let (agents, duration) = (spec.agents, spec.duration);
+    // The swarm's own source, so a schedule depends on its seed alone.
+    let mut r = tenure_core::rng::SplitMix64::new(seed ^ 0x005E_ED0F_FA17);
+    let kinds = Swarm {
+        partitions: r.below(2) == 0,
+        kills: r.below(2) == 0,
+        pauses: r.below(3) == 0,
+        clocks: r.below(3) == 0,
+        network: r.below(2) == 0,
+    };
+    let end = duration.as_millis() as u64;
+    let mut steps = Vec::new();
+    let mut t = 0;
+    let mut down: Vec<u64> = Vec::new();
+    let mut paused: Vec<u64> = Vec::new();
+    let mut paused_processes: Vec<u64> = Vec::new();
+    loop {
+        t += 200 + r.below(2_000);
+        if t >= end {
+            break;
+        }
+        let agent = r.below(agents) + 1;
+        let fault = match r.below(5) {
+            0 if kinds.partitions => {
+                if r.below(3) == 0 {
+                    Fault::Heal
+                } else {
+                    let mut a = Vec::new();
+                    let mut b = Vec::new();
+                    for id in 1..=agents {
+                        if r.below(2) == 0 {
+                            a.push(id)
+                        } else {
+                            b.push(id)
+                        }
+                    }
+                    Fault::Partition { groups: vec![a, b] }
+                }
+            }
+            1 if kinds.kills => {
+                if let Some(i) = down.iter().position(|d| *d == agent) {
+                    down.remove(i);
+                    Fault::Restart { agent }
+                } else {
+                    down.push(agent);
+                    Fault::Kill { agent }
+                }
+            }
+            2 if kinds.pauses && spec.processes > 0 && r.below(2) == 0 => {
+                let process = r.below(spec.processes) + 1;
+                if let Some(i) = paused_processes.iter().position(|d| *d == process) {
+                    paused_processes.remove(i);
+                    Fault::ResumeProcess { process }
+                } else {
+                    paused_processes.push(process);
+                    Fault::PauseProcess { process }
+                }
+            }
+            2 if kinds.pauses => {
+                if let Some(i) = paused.iter().position(|d| *d == agent) {
+                    paused.remove(i);
+                    Fault::Resume { agent }
+                } else {
+                    paused.push(agent);
+                    Fault::Pause { agent }
+                }
+            }
+            3 if kinds.clocks => {
+                if spec.clock_jumps && r.below(2) == 0 {
+                    let by_ms = r.below(2_000) as i64 - 1_000;
+                    Fault::Clock {
+                        agent,
+                        change: ClockFault::Jump { by_ms },
+                    }
+                } else {
+                    // Within the default drift bound, so the guarantees must still hold.
+                    let rate = (r.below(1_800) as f64 - 900.0) / 100_000.0;
+                    Fault::Clock {
+                        agent,
+                        change: ClockFault::Drift { rate },
+                    }
+                }
+            }
+            4 if kinds.network && spec.processes > 0 && r.below(4) == 0 => Fault::IsolateProcess {
+                process: r.below(spec.processes) + 1,
+            },
+            4 if kinds.network && agents > 1 => {
+                let other = (agent + r.below(agents - 1)) % agents + 1;
+                match r.below(4) {
+                    0 => Fault::Clog {
+                        from: agent,
+                        to: other,
+                    },
+                    1 => {
+                        let min_ms = r.below(100);
+                        Fault::Delay {
+                            from: agent,
+                            to: other,
+                            min_ms,
+                            max_ms: min_ms + 1 + r.below(400),
+                        }
+                    }
+                    2 => Fault::Loss {
+                        rate: r.below(16) as f64 / 100.0,
+                    },
+                    _ => {
+                        let min_ms = 1 + r.below(20);
+                        Fault::Latency {
+                            min_ms,
+                            max_ms: min_ms + 1 + r.below(80),
+                        }
+                    }
+                }
+            }
+            _ => continue,
+        };
+        steps.push(Step { at_ms: t, fault });
+    }
+    let mut lift = vec![Fault::Heal];
+    if kinds.network {
+        lift.push(Fault::Loss { rate: 0.0 });
+        lift.push(Fault::Latency {
+            min_ms: DEFAULT_LATENCY_MS.0,
+            max_ms: DEFAULT_LATENCY_MS.1,
+        });
+    }
+    lift.extend(down.into_iter().map(|agent| Fault::Restart { agent }));
+    lift.extend(paused.into_iter().map(|agent| Fault::Resume { agent }));
+    lift.extend(
+        paused_processes
+            .into_iter()
+            .map(|process| Fault::ResumeProcess { process }),
+    );
+    for fault in lift {
+        steps.push(Step { at_ms: end, fault });
+    }
+    (kinds, Schedule { steps })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swarm_is_a_function_of_the_seed_and_lifts_every_fault() {
+        let d = Duration::from_secs(30);
+        assert_eq!(swarm(7, 3, d), swarm(7, 3, d));
+        let differ = (0..20)
+            .filter(|s| swarm(*s, 3, d).1 != swarm(s + 100, 3, d).1)
+            .count();
+        assert!(differ > 15);
+        for seed in 0..100 {
+            let (_, s) = swarm(seed, 3, d);
+            s.validate(3).unwrap();
+            let mut down = std::collections::BTreeSet::new();
+            let mut paused = std::collections::BTreeSet::new();
+            for step in &s.steps {
+                match step.fault {
+                    Fault::Kill { agent } => assert!(down.insert(agent)),
+                    Fault::Restart { agent } => {
+                        down.remove(&agent);
+                    }
+                    Fault::Pause { agent } => assert!(paused.insert(agent)),
+                    Fault::Resume { agent } => assert!(paused.remove(&agent)),
+                    _ => {}
+                }
+            }
+            assert!(down.is_empty() && paused.is_empty(), "seed {seed}");
+            assert_eq!(
+                s.steps
+                    .iter()
+                    .rev()
+                    .find(|s| matches!(s.fault, Fault::Heal | Fault::Partition { .. }))
+                    .map(|s| &s.fault),
+                Some(&Fault::Heal)
+            );
+        }
+    }
+}
