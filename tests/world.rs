@@ -417,3 +417,103 @@ fn a_process_keeps_its_synced_disk_across_a_restart() {
         assert!(!r.sometimes.contains_key("lost what it synced"));
     }
 }
+
+/// A user's own model: a counter whose `incr` answers the value after it.
+struct Counter {
+    panics: bool,
+}
+
+impl tenure::sim::lin::Model for Counter {
+    type State = u64;
+    type Input = ();
+    type Output = u64;
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+    fn init(&self) -> u64 {
+        0
+    }
+    fn step(&self, state: &u64, _: &(), output: Option<&u64>) -> Option<u64> {
+        if self.panics {
+            panic!("the counter model broke");
+        }
+        let next = state + 1;
+        output.is_none_or(|o| *o == next).then_some(next)
+    }
+    fn footprint(&self, _: &()) -> tenure::sim::lin::Footprint {
+        tenure::sim::lin::Footprint::Keys(vec!["c".into()])
+    }
+    fn describe(&self, _: &(), output: Option<&u64>) -> String {
+        format!("incr -> {output:?}")
+    }
+    fn describe_state(&self, state: &u64) -> String {
+        state.to_string()
+    }
+}
+
+impl tenure::sim::lin::input::FromRaw for Counter {
+    fn from_raw(
+        &self,
+        raw: &tenure::sim::lin::input::RawOp,
+    ) -> Result<Option<((), Option<u64>)>, String> {
+        if raw.f != "incr" {
+            return Ok(None);
+        }
+        Ok(Some(((), raw.output.as_u64())))
+    }
+}
+
+/// Increments a counter in the agency by compare-and-set; with `skip`, answers one value
+/// too many.
+async fn counting(ctx: Context, skip: bool) {
+    use tenure::core::agency::Agency;
+    let key = tenure::core::Key::parse("/user/c").unwrap();
+    for n in 1..=4u64 {
+        let call = ctx.invoke("incr", "c", serde_json::Value::Null).unwrap();
+        let written = if n == 1 {
+            ctx.agency()
+                .write_key_if_empty(&key, serde_json::json!(n), None)
+                .await
+        } else {
+            ctx.agency()
+                .write_key_if_equal_to(&key, serde_json::json!(n), serde_json::json!(n - 1), None)
+                .await
+        };
+        match written {
+            Ok(_) if skip && n == 3 => call.ok(serde_json::json!(n + 1)),
+            Ok(_) => call.ok(serde_json::json!(n)),
+            Err(e) => call.info(serde_json::json!(e.to_string())),
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn a_users_own_model_checks_their_operations_and_a_panicking_one_is_named() {
+    for (skip, panics, expect) in [
+        (false, false, None),
+        (true, false, Some("C1")),
+        (false, true, Some("U0")),
+    ] {
+        let w = Builder::new(quiet(3))
+            .process("counter", move |ctx| counting(ctx, skip))
+            .linearizable(rule("C1", RuleKind::Safety), Counter { panics }, |_| true)
+            .build()
+            .unwrap();
+        let r = w.run(4).expect("runs");
+        let ids: Vec<&str> = r.violations.iter().map(|v| v.rule.id()).collect();
+        match expect {
+            None => assert!(ids.is_empty(), "{:?}", r.violations),
+            Some(id) => {
+                assert_eq!(ids, vec![id], "{:?}", r.violations);
+                if id == "U0" {
+                    let m = &r.violations[0].message;
+                    assert!(
+                        m.contains("C1") && m.contains("the counter model broke"),
+                        "{m}"
+                    );
+                }
+            }
+        }
+    }
+}
