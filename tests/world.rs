@@ -517,3 +517,83 @@ fn a_users_own_model_checks_their_operations_and_a_panicking_one_is_named() {
         }
     }
 }
+
+#[test]
+fn faults_separate_two_parts_and_move_a_parts_clock() {
+    use tenure::sim::clock::ClockFault;
+    let w = Builder::new(quiet(3))
+        .actor("echo", |_, log| Echo { log })
+        .process("pinger", |ctx: Context| async move {
+            let mut n = 0;
+            loop {
+                n += 1;
+                ctx.send("echo", Ping::Ping(n)).unwrap();
+                let sent = ctx.now();
+                if let Some((_, Ping::Pong(_))) =
+                    ctx.recv_timeout::<Ping>(Duration::from_millis(90)).await
+                {
+                    let ms = sent.as_millis();
+                    ctx.sometimes(match ms {
+                        0..=999 => "pong before",
+                        1100..=2899 => "pong while separated",
+                        3100.. => "pong after the heal",
+                        _ => "pong at an edge",
+                    });
+                }
+                ctx.sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .process("clocked", |ctx: Context| async move {
+            ctx.sleep(Duration::from_millis(500)).await;
+            let before = ctx.now();
+            ctx.sleep(Duration::from_millis(1_000)).await;
+            if ctx.now() >= before + Duration::from_secs(10) {
+                ctx.sometimes("jumped");
+            }
+            std::future::pending::<()>().await;
+        })
+        .fault(
+            Duration::from_secs(1),
+            Aim::Separate("pinger".into(), "echo".into()),
+        )
+        .fault(
+            Duration::from_secs(1),
+            Aim::Clock("clocked".into(), ClockFault::Jump { by_ms: 10_000 }),
+        )
+        .build()
+        .unwrap();
+    let r = w.run(2).unwrap();
+    assert!(
+        r.sometimes.get("pong before").is_some_and(|n| *n > 3),
+        "{:?}",
+        r.sometimes
+    );
+    assert!(
+        !r.sometimes.contains_key("pong while separated"),
+        "{:?}",
+        r.sometimes
+    );
+    assert_eq!(r.sometimes.get("jumped"), Some(&1), "{:?}", r.sometimes);
+    // The heal at the end of the faults reconnects them (the world runs on after it).
+    assert!(
+        r.sometimes.contains_key("pong after the heal"),
+        "{:?}",
+        r.sometimes
+    );
+    let id = |n| w.process_id(n).unwrap();
+    assert!(r.schedule.steps.iter().any(|s| s.fault
+        == Fault::SeparateProcesses {
+            a: id("pinger"),
+            b: id("echo")
+        }));
+    let e = Builder::new(quiet(2))
+        .process("a", |_ctx: Context| std::future::pending::<()>())
+        .fault(
+            Duration::from_secs(1),
+            Aim::Separate("a".into(), "a".into()),
+        )
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot be separated from itself"), "{e}");
+}

@@ -408,6 +408,26 @@ fn read(h: &History) -> Story {
                         holder(&mut s.holders, *process, &name)
                             .open(band("down", fault.to_string()));
                     }
+                    Fault::ProcessClock { process, .. } => {
+                        let name = s.node_of.get(process).cloned().unwrap_or_default();
+                        holder(&mut s.holders, *process, &name).marks.push(Mark {
+                            at: t,
+                            class: "clock",
+                            title: fault.to_string(),
+                            record: i,
+                        });
+                    }
+                    Fault::SeparateProcesses { a, b } => {
+                        for p in [a, b] {
+                            let name = s.node_of.get(p).cloned().unwrap_or_default();
+                            holder(&mut s.holders, *p, &name).marks.push(Mark {
+                                at: t,
+                                class: "clock",
+                                title: fault.to_string(),
+                                record: i,
+                            });
+                        }
+                    }
                     // Recorded as the fault they became.
                     Fault::KillLeader
                     | Fault::PauseLeader

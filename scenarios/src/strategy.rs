@@ -193,8 +193,9 @@ impl WorldCase {
 }
 
 /// Cases of `world`: up to `max_steps` faults within its duration, aimed at its agents and
-/// processes (parts by number: [`tenure_sim::world::World::process_id`]), its processes'
-/// clocks drifting within 90% of the cluster's `rho`, and a seed.
+/// processes (parts by number: [`tenure_sim::world::World::process_id`]: restarts, two parts
+/// separated, a part's clock drifting), its processes' clocks drifting within 90% of the
+/// cluster's `rho`, and a seed.
 pub fn world_case(
     world: &tenure_sim::world::World,
     max_steps: usize,
@@ -204,11 +205,19 @@ pub fn world_case(
     let processes = world.processes();
     let duration_ms = (c.duration.as_millis() as u64).max(1);
     let rho = c.cluster.agent.rho * 0.9;
+    let process = 1..=processes.max(1);
     let step = (
         0..duration_ms,
         prop_oneof![
-            9 => fault(agents, processes),
-            1 => (1..=processes.max(1)).prop_map(|process| Fault::RestartProcess { process }),
+            18 => fault(agents, processes),
+            2 => process.clone().prop_map(|process| Fault::RestartProcess { process }),
+            1 => (process.clone(), process.clone())
+                .prop_filter("two processes", |(a, b)| a != b)
+                .prop_map(|(a, b)| Fault::SeparateProcesses { a, b }),
+            1 => (process, -rho..=rho).prop_map(|(process, rate)| Fault::ProcessClock {
+                process,
+                change: ClockFault::Drift { rate },
+            }),
         ],
     );
     (

@@ -155,6 +155,11 @@ impl SkewedClock {
         }
     }
 
+    /// The node clock it reads (shared: a fault that changes it changes this clock).
+    pub fn node_clock(&self) -> Arc<Mutex<NodeClock>> {
+        self.node.clone()
+    }
+
     /// A sleep of `d` of true time.
     pub fn true_sleep(&self, d: Duration) -> madsim::time::Sleep {
         self.time.sleep(d)

@@ -98,6 +98,10 @@ pub struct Cluster {
     /// The disks of user processes that keep one, by process: a kill or restart of the
     /// process crashes it.
     process_disks: Arc<Mutex<BTreeMap<u64, Arc<Mutex<SimDisk>>>>>,
+    /// The clocks of user processes, by process (clock faults aimed at a process change them).
+    process_clocks: Arc<Mutex<BTreeMap<u64, Arc<Mutex<NodeClock>>>>>,
+    /// Pairs of processes cut off from each other until the next heal.
+    separated: Arc<Mutex<Vec<(u64, u64)>>>,
 }
 
 fn agent_addr(i: usize) -> SocketAddr {
@@ -170,6 +174,8 @@ impl Cluster {
             paused: Arc::default(),
             others: Arc::default(),
             process_disks: Arc::default(),
+            process_clocks: Arc::default(),
+            separated: Arc::default(),
         }
     }
 
@@ -182,6 +188,27 @@ impl Cluster {
     /// Gives process `process` the disk `disk`, kept across its restarts and crashed by them.
     pub fn register_disk(&self, process: u64, disk: Arc<Mutex<SimDisk>>) {
         self.process_disks.lock().unwrap().insert(process, disk);
+    }
+
+    /// Gives process `process` the clock `clock`: clock faults aimed at the process change it.
+    pub fn register_clock(&self, process: u64, clock: Arc<Mutex<NodeClock>>) {
+        self.process_clocks.lock().unwrap().insert(process, clock);
+    }
+
+    /// Process `process`'s clock, if registered.
+    pub fn process_clock(&self, process: u64) -> Option<Arc<Mutex<NodeClock>>> {
+        self.process_clocks.lock().unwrap().get(&process).cloned()
+    }
+
+    /// Notes that processes `a` and `b` are cut off from each other; the next heal takes the
+    /// note (and reconnects them).
+    pub fn note_separated(&self, a: u64, b: u64) {
+        self.separated.lock().unwrap().push((a, b));
+    }
+
+    /// The pairs cut off since the last heal, forgotten.
+    pub fn take_separated(&self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut *self.separated.lock().unwrap())
     }
 
     /// Process `process`'s disk, if it has one.

@@ -35,6 +35,12 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         }
         Fault::Heal => {
             net.clear_delays();
+            for (a, b) in cluster.take_separated() {
+                if let (Some(a), Some(b)) = (cluster.process_node(a), cluster.process_node(b)) {
+                    net.unclog_link(a, b);
+                    net.unclog_link(b, a);
+                }
+            }
             for p in cluster.process_nodes() {
                 for a in 1..=agents {
                     net.unclog_link(p, node(a));
@@ -122,6 +128,20 @@ pub fn apply(cluster: &Cluster, fault: &Fault) {
         | Fault::ResumeProcesses => {
             for f in resolve_now(cluster, fault).unwrap_or_default() {
                 apply(cluster, &f);
+            }
+        }
+        Fault::SeparateProcesses { a, b } => {
+            if let (Some(na), Some(nb)) = (cluster.process_node(*a), cluster.process_node(*b)) {
+                net.clog_link(na, nb);
+                net.clog_link(nb, na);
+                cluster.note_separated(*a, *b);
+            }
+        }
+        Fault::ProcessClock { process, change } => {
+            if let Some(clock) = cluster.process_clock(*process) {
+                let now = cluster.true_now();
+                // Validated: a drift outside (-1, 1) never reaches here.
+                let _ = clock.lock().unwrap().apply(*change, now);
             }
         }
         Fault::Clock { agent, change } => {

@@ -15,13 +15,15 @@ impl Schedule {
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for step in &self.steps {
             match &step.fault {
-                Fault::Partition { .. } | Fault::Clog { .. } | Fault::IsolateProcess { .. } => {
-                    cut = true
-                }
+                Fault::Partition { .. }
+                | Fault::Clog { .. }
+                | Fault::IsolateProcess { .. }
+                | Fault::SeparateProcesses { .. } => cut = true,
                 Fault::Heal => cut = false,
                 Fault::Unclog { .. }
                 | Fault::KillProcess { .. }
                 | Fault::RestartProcess { .. }
+                | Fault::ProcessClock { .. }
                 | Fault::Clock { .. } => {}
                 // Resolved to concrete faults when carried out; lift those
                 // ([`run_schedule_lifted`]).

@@ -84,6 +84,18 @@ pub enum Fault {
     KillProcess {
         process: u64,
     },
+    /// Changes a process's clock (a user part's own clock, kept across its restarts): a jump
+    /// or a new drift rate.
+    ProcessClock {
+        process: u64,
+        change: ClockFault,
+    },
+    /// Cuts two processes off from each other (both directions) until the next heal: a
+    /// partition between a user's parts (a primary from its backup).
+    SeparateProcesses {
+        a: u64,
+        b: u64,
+    },
     /// Kills a client process and starts it again: a user process's body starts afresh from
     /// its factory (with its node's disk files); a built-in process, which has no factory,
     /// stays down.
@@ -146,6 +158,20 @@ impl std::fmt::Display for Fault {
             | Fault::IsolateProcess { process }
             | Fault::KillProcess { process }
             | Fault::RestartProcess { process } => write!(f, "{kind} {process}"),
+            Fault::SeparateProcesses { a, b } => write!(f, "separate processes {a} | {b}"),
+            Fault::ProcessClock { process, change } => match change {
+                ClockFault::Jump { by_ms } => {
+                    write!(f, "clock of process {process} jumps {by_ms} ms")
+                }
+                ClockFault::Drift { rate } => {
+                    let sign = if *rate < 0.0 { "-" } else { "+" };
+                    write!(
+                        f,
+                        "clock of process {process} drifts {sign}{}%",
+                        percent(rate.abs())
+                    )
+                }
+            },
             Fault::Clock { agent, change } => match change {
                 ClockFault::Jump { by_ms } => write!(f, "clock of agent {agent} jumps {by_ms} ms"),
                 ClockFault::Drift { rate } => {
@@ -191,6 +217,8 @@ impl Fault {
             Fault::PauseProcess { .. } => "pause_process",
             Fault::ResumeProcess { .. } => "resume_process",
             Fault::IsolateProcess { .. } => "isolate_process",
+            Fault::ProcessClock { .. } => "process_clock",
+            Fault::SeparateProcesses { .. } => "separate_processes",
             Fault::KillProcess { .. } => "kill_process",
             Fault::RestartProcess { .. } => "restart_process",
             Fault::Clock { .. } => "clock",
@@ -361,8 +389,34 @@ impl Schedule {
                         ));
                     }
                 }
-                Fault::Clock { agent, change } => {
-                    agent_ok(*agent, i)?;
+                Fault::SeparateProcesses { a, b } => {
+                    for p in [a, b] {
+                        if !(1..=processes).contains(p) {
+                            return Err(format!(
+                                "step {i}: process {p} does not exist (processes are \
+                                 1..={processes})"
+                            ));
+                        }
+                    }
+                    if a == b {
+                        return Err(format!(
+                            "step {i}: a process cannot be separated from itself"
+                        ));
+                    }
+                }
+                Fault::Clock { change, .. } | Fault::ProcessClock { change, .. } => {
+                    match &step.fault {
+                        Fault::ProcessClock { process, .. }
+                            if !(1..=processes).contains(process) =>
+                        {
+                            return Err(format!(
+                                "step {i}: process {process} does not exist (processes are \
+                                 1..={processes})"
+                            ));
+                        }
+                        Fault::Clock { agent, .. } => agent_ok(*agent, i)?,
+                        _ => {}
+                    }
                     if let ClockFault::Jump { by_ms } = change {
                         if by_ms.unsigned_abs() > MAX_JUMP_MS {
                             return Err(format!(

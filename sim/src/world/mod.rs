@@ -68,7 +68,7 @@ pub(crate) struct Part {
 }
 
 /// A fault aimed at a part by name ([`Builder::fault`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Aim {
     Kill(String),
     Restart(String),
@@ -76,22 +76,43 @@ pub enum Aim {
     Resume(String),
     /// Cut off from every agent until the next heal.
     Isolate(String),
+    /// The part's own clock jumps or drifts.
+    Clock(String, crate::clock::ClockFault),
+    /// Two parts cut off from each other until the next heal.
+    Separate(String, String),
 }
 
 impl Aim {
-    fn target(&self) -> &str {
+    /// The parts it names.
+    fn targets(&self) -> Vec<&str> {
         match self {
-            Aim::Kill(n) | Aim::Restart(n) | Aim::Pause(n) | Aim::Resume(n) | Aim::Isolate(n) => n,
+            Aim::Kill(n)
+            | Aim::Restart(n)
+            | Aim::Pause(n)
+            | Aim::Resume(n)
+            | Aim::Isolate(n)
+            | Aim::Clock(n, _) => vec![n],
+            Aim::Separate(a, b) => vec![a, b],
         }
     }
 
-    fn fault(&self, process: u64) -> Fault {
+    /// The fault, given the process numbers of [`Aim::targets`].
+    fn fault(&self, ids: &[u64]) -> Fault {
+        let process = ids[0];
         match self {
             Aim::Kill(_) => Fault::KillProcess { process },
             Aim::Restart(_) => Fault::RestartProcess { process },
             Aim::Pause(_) => Fault::PauseProcess { process },
             Aim::Resume(_) => Fault::ResumeProcess { process },
             Aim::Isolate(_) => Fault::IsolateProcess { process },
+            Aim::Clock(_, change) => Fault::ProcessClock {
+                process,
+                change: *change,
+            },
+            Aim::Separate(..) => Fault::SeparateProcesses {
+                a: ids[0],
+                b: ids[1],
+            },
         }
     }
 }
@@ -272,15 +293,20 @@ impl Builder {
                 _ => Vec::new(),
             };
             for (at, aim) in &self.faults {
-                match id_of(aim.target()) {
-                    Some(p) => steps.push(Step {
+                let mut ids = Vec::new();
+                for name in aim.targets() {
+                    match id_of(name) {
+                        Some(p) => ids.push(p),
+                        None => errors.push(format!(
+                            "a fault ({aim:?}) names {name:?}, which is no part of this world"
+                        )),
+                    }
+                }
+                if ids.len() == aim.targets().len() {
+                    steps.push(Step {
                         at_ms: at.as_millis() as u64,
-                        fault: aim.fault(p),
-                    }),
-                    None => errors.push(format!(
-                        "a fault ({aim:?}) names {:?}, which is no part of this world",
-                        aim.target()
-                    )),
+                        fault: aim.fault(&ids),
+                    });
                 }
             }
             steps.sort_by_key(|s| s.at_ms);

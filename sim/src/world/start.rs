@@ -186,6 +186,7 @@ pub(crate) fn start(
             },
         );
         let clock = part_clock(rec, cfg);
+        cluster.register_clock(id, clock.node_clock());
         let addr = client_addr(id as usize);
         let disk = match part.body {
             PartBody::Process(_) => {
