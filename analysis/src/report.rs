@@ -55,6 +55,9 @@ pub struct Report {
     /// that were not, at zero).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sometimes: BTreeMap<String, u64>,
+    /// The world the seed drew, when the run draws its world (its settings and roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drawn: Option<serde_json::Value>,
     #[serde(skip)]
     pub history: History,
 }

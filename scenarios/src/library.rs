@@ -72,6 +72,10 @@ pub struct Settings {
     pub encode_messages: Option<bool>,
     /// Planted bugs to switch on, by name (`tenure list --bugs`).
     pub bugs: Option<Vec<String>>,
+    /// Each seed draws its world too: TTLs, lock-delay, the holders' drift (within 90% of
+    /// rho), pauses and work, which roles run and how many (`tenure_sim::run::draw`); the
+    /// settings it draws are replaced.
+    pub draw_world: Option<bool>,
 }
 
 /// Where the faults come from.
@@ -190,6 +194,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "leadership-hand-over",
         include_str!("../library/leadership-hand-over.toml"),
     ),
+    ("swarm-world", include_str!("../library/swarm-world.toml")),
 ];
 
 /// A built-in scenario that finds `bug` (which scenario shows a bug is the library's
@@ -335,6 +340,7 @@ impl Scenario {
         set!(c.cluster.agent.raft.election_ticks, s.election_ticks);
         set!(c.record_messages, s.record_messages);
         set!(c.encode_messages, s.encode_messages);
+        set!(c.draw_world, s.draw_world);
         let problem = |field: &str, what: &str| Err(format!("settings.{field}: {what}"));
         for name in s.bugs.iter().flatten() {
             match tenure_sim::Bug::parse(name) {

@@ -82,6 +82,10 @@ pub struct RunConfig {
     pub clock_jumps: bool,
     /// The bugs planted in the built-in actors (none by default).
     pub bugs: crate::bugs::Bugs,
+    /// Each seed draws the world too ([`super::draw`]): TTLs, lock-delay, the holders' drift
+    /// within the bound, pauses and work, which roles run and how many. The settings above
+    /// that it draws are replaced; the report keeps the draw.
+    pub draw_world: bool,
 }
 
 impl RunConfig {
@@ -129,6 +133,7 @@ impl Default for RunConfig {
             work: Duration::from_millis(20),
             clock_jumps: true,
             bugs: crate::bugs::Bugs::new(),
+            draw_world: false,
         }
     }
 }

@@ -19,6 +19,7 @@ use tenure_core::Clock;
 use tenure_core::{Command, Op, Outcome, Txn, TxnOutcome};
 
 mod config;
+pub mod draw;
 mod finale;
 pub(crate) mod holders;
 mod layout;
@@ -50,10 +51,22 @@ pub(crate) fn run_with(
     seed: u64,
     parts: Option<Arc<crate::world::Parts>>,
 ) -> Result<Report, Box<RunError>> {
+    let (config, drawn) = if config.draw_world {
+        let (mut c, d) = draw::world(config, seed);
+        c.time_limit = c.time_limit.max(c.virtual_bound());
+        (c, Some(d))
+    } else {
+        (config.clone(), None)
+    };
+    let config = &config;
     let shared: Arc<Mutex<History>> = Arc::default();
     let (cfg, h) = (config.clone(), shared.clone());
     let r = run_seed(seed, Some(config.time_limit), move || {
         run_inside(cfg, seed, h, parts)
+    })
+    .map(|mut report| {
+        report.drawn = drawn.map(|d| serde_json::to_value(d).expect("a draw serializes"));
+        report
     });
     // Every task of a finished run is gone with it (`Cluster::release`): nothing still holds
     // its history. (A run that broke off may leave tasks behind; it ends the sweep's seed.)
@@ -367,6 +380,7 @@ fn analyse(
         sometimes: parts
             .map(|p| crate::world::sometimes_reached(p, &history))
             .unwrap_or_default(),
+        drawn: None,
         history,
     }
 }

@@ -453,6 +453,7 @@ fn run_cluster(job: Job) -> ExitCode {
             "scenario": s.name, "seed": seed, "ok": report.ok(), "digest": report.digest,
             "counters": report.counters, "violations": report.violations,
             "warnings": report.warnings, "schedule": report.schedule, "swarm": report.swarm,
+            "drawn": report.drawn,
         }));
     } else {
         summary(s, given, seed, &report);
@@ -556,6 +557,9 @@ fn summary(s: &library::Scenario, given: &str, seed: u64, report: &tenure_sim::R
         }
         None => "scheduled, then lifted".into(),
     };
+    if let Some(d) = &report.drawn {
+        println!("drew       {d}");
+    }
     println!("faults     {} ({faults})", report.schedule.steps.len());
     for step in report.schedule.steps.iter().take(FAULTS_SHOWN) {
         println!("  {:>8.3} s  {}", step.at_ms as f64 / 1000.0, step.fault);

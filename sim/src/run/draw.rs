@@ -1,0 +1,108 @@
+//! Swarm testing of the world itself: with `RunConfig::draw_world`, each seed draws the
+//! settings and the roles of its run (Groce et al.'s swarm testing: each run enables a random
+//! subset of the features), within bounds that keep the guarantees' assumptions (the holders'
+//! drift within 90% of `rho`). The draw is a function of the seed alone, made before the run
+//! starts, so a replay or a shrink with the same seed draws the same world; the report keeps
+//! what was drawn.
+
+use super::RunConfig;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tenure_core::rng::SplitMix64;
+
+/// What a seed drew.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Drawn {
+    pub lock_ttl_ms: u64,
+    pub lock_delay_ms: u64,
+    pub client_drift: f64,
+    pub op_pause_ms: u64,
+    pub work_ms: u64,
+    pub clients: usize,
+    pub lockers: usize,
+    pub leasers: usize,
+    pub leaders: usize,
+    pub members: usize,
+    pub managers: usize,
+    pub watchers: usize,
+}
+
+/// The bounds of a draw (documented in the README's scenario list and the scenario file).
+pub const TTL_MS: [u64; 6] = [400, 800, 1_500, 2_000, 5_000, 15_000];
+pub const LOCK_DELAY_MS: [u64; 4] = [0, 0, 300, 1_000];
+pub const OP_PAUSE_MS: [u64; 4] = [20, 50, 100, 300];
+pub const WORK_MS: [u64; 4] = [5, 20, 100, 300];
+
+/// `config` with the world `seed` draws, and what was drawn.
+pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
+    let mut r = SplitMix64::new(seed ^ 0x5752_4c44_5f44_5257);
+    let mut pick = |xs: &[u64]| xs[r.below(xs.len() as u64) as usize];
+    let lock_ttl_ms = pick(&TTL_MS);
+    let lock_delay_ms = pick(&LOCK_DELAY_MS);
+    let op_pause_ms = pick(&OP_PAUSE_MS);
+    let work_ms = pick(&WORK_MS);
+    let mut count = |max: u64| r.below(max + 1) as usize;
+    let mut d = Drawn {
+        lock_ttl_ms,
+        lock_delay_ms,
+        client_drift: 0.0,
+        op_pause_ms,
+        work_ms,
+        clients: count(3),
+        lockers: count(3),
+        leasers: count(3),
+        leaders: count(2),
+        members: count(2),
+        managers: 0,
+        watchers: count(1),
+    };
+    if d.leasers > 0 {
+        d.managers = r.below(3) as usize;
+    }
+    if d.clients + d.lockers + d.leasers + d.leaders + d.members == 0 {
+        d.lockers = 2;
+    }
+    // Within the drift assumption: up to 90% of the cluster's bound.
+    let rho = config.cluster.agent.rho;
+    d.client_drift = (r.below(10) as f64 / 10.0) * rho * 0.9;
+    let mut c = config.clone();
+    c.lock_ttl = Duration::from_millis(d.lock_ttl_ms);
+    c.lock_delay = Duration::from_millis(d.lock_delay_ms);
+    c.client_drift = d.client_drift;
+    c.op_pause = Duration::from_millis(d.op_pause_ms);
+    c.work = Duration::from_millis(d.work_ms);
+    c.clients = d.clients;
+    c.lockers = d.lockers;
+    c.leasers = d.leasers;
+    c.leaders = d.leaders;
+    c.members = d.members;
+    c.managers = d.managers;
+    c.watchers = d.watchers;
+    c.draw_world = false;
+    (c, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_draws_one_world_within_the_bounds() {
+        let base = RunConfig {
+            draw_world: true,
+            ..RunConfig::default()
+        };
+        let mut roles = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let (c, d) = world(&base, seed);
+            assert_eq!(world(&base, seed).1, d, "seed {seed} draws one world");
+            assert!(c.check_limits().is_ok(), "seed {seed}: {d:?}");
+            assert!(d.client_drift < base.cluster.agent.rho);
+            assert!(TTL_MS.contains(&d.lock_ttl_ms));
+            assert!(c.processes() > 0);
+            roles.insert((d.lockers > 0, d.leasers > 0, d.members > 0));
+        }
+        // Every combination of these roles comes up in 200 seeds.
+        assert_eq!(roles.len(), 8, "{roles:?}");
+    }
+}
