@@ -153,6 +153,21 @@ struct ShrinkArgs {
     out: Option<PathBuf>,
 }
 
+/// A plan of outputs with `--out` checked (not an input, writable), or the exit for it.
+fn planned(out: Option<&PathBuf>) -> Result<Outputs, ExitCode> {
+    let mut plan = Outputs::new();
+    if let Some(p) = out {
+        plan.add("--out", p).map_err(usage)?;
+    }
+    Ok(plan)
+}
+
+/// Writes `text` to `path` as `plan` prepared it.
+fn write_out(mut plan: Outputs, path: &std::path::Path, text: &str) -> Result<(), String> {
+    plan.stage(path, text.as_bytes())?;
+    plan.commit().map(drop)
+}
+
 fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("{}: {message}", program());
     ExitCode::from(2)
@@ -364,12 +379,10 @@ fn sweep(r: &Registry, a: SweepArgs) -> ExitCode {
         Ok(w) => w,
         Err(e) => return usage(e),
     };
-    let mut plan = Outputs::new();
-    if let Some(p) = &a.out {
-        if let Err(e) = plan.add("--out", p) {
-            return usage(e);
-        }
-    }
+    let plan = match planned(a.out.as_ref()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let tty = std::io::stderr().is_terminal();
     let (mut results, stopped) = sweep::run_seeds_with(
         &set,
@@ -406,10 +419,7 @@ fn sweep(r: &Registry, a: SweepArgs) -> ExitCode {
     print_sweep(&a.world, &w, &all);
     if let Some(p) = &a.out {
         let text = serde_json::to_string_pretty(&all).expect("results serialize");
-        if let Err(e) = plan
-            .stage(p, text.as_bytes())
-            .and_then(|()| plan.commit().map(drop))
-        {
+        if let Err(e) = write_out(plan, p, &text) {
             return usage(e);
         }
     }
@@ -499,10 +509,7 @@ fn merge(a: MergeArgs) -> ExitCode {
     );
     if let Some(p) = &a.out {
         let text = serde_json::to_string_pretty(&all).expect("results serialize");
-        if let Err(e) = plan
-            .stage(p, text.as_bytes())
-            .and_then(|()| plan.commit().map(drop))
-        {
+        if let Err(e) = write_out(plan, p, &text) {
             return usage(e);
         }
     }
@@ -524,12 +531,10 @@ fn shrink(r: &Registry, a: ShrinkArgs) -> ExitCode {
         Ok(w) => w,
         Err(e) => return usage(e),
     };
-    let mut plan = Outputs::new();
-    if let Some(p) = &a.out {
-        if let Err(e) = plan.add("--out", p) {
-            return usage(e);
-        }
-    }
+    let plan = match planned(a.out.as_ref()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let found = match crate::shrink::shrink(&w, a.seed, a.rule.as_deref(), a.budget, |m| {
         eprintln!("{}: {m}", program())
     }) {
@@ -563,10 +568,7 @@ fn shrink(r: &Registry, a: ShrinkArgs) -> ExitCode {
             steps,
         };
         let text = crate::harness::schedule_text(&w, &file);
-        if let Err(e) = plan
-            .stage(p, text.as_bytes())
-            .and_then(|()| plan.commit().map(drop))
-        {
+        if let Err(e) = write_out(plan, p, &text) {
             return usage(e);
         }
         println!(

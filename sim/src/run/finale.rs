@@ -3,13 +3,16 @@
 //! read (S15).
 
 use super::*;
+use crate::clock::SkewedClock;
 use crate::cluster::NetClient;
 use crate::history::{Completion, Event};
+use crate::world::Context;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure_core::agency::{AgencyError, Lock};
 use tenure_core::lease::{Claimer, LeaseClient, LeaseError, LeaseManager};
+use tenure_core::Clock;
 use tenure_core::Key;
 use tenure_core::StoreClient;
 
@@ -20,15 +23,16 @@ pub(crate) const HEALTH_PROBES: usize = 5;
 /// lease and the leadership the run contended for are each acquirable within
 /// [`RunConfig::release_bound`] (the runner takes and gives back each, as process 0). Timed from when
 /// the runner starts, since a holder may keep a grant past the end of the faults.
-pub(crate) async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
+pub(crate) async fn acquirable(p: &Context, cfg: &RunConfig) {
+    let store = p.store();
     let rho = cfg.cluster.agent.rho;
     let bound = cfg.release_bound();
-    let started = p.clock.now();
+    let started = p.now();
     let mut found = Vec::new();
     if cfg.lockers > 0 {
         let lock = Lock::new(
-            Arc::new(p.agency.clone()),
-            p.clock.clone(),
+            Arc::new(p.agency()),
+            p.clock(),
             key(LOCK_KEY),
             "runner",
             cfg.lock_ttl,
@@ -38,22 +42,21 @@ pub(crate) async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunCon
         .expect("the lock's settings are valid");
         let k = key(LOCK_KEY);
         let got = loop {
-            let (res, _) = p
-                .op("lock", &k, Value::Null, async {
-                    lock.lock().await.map(|t| json!(t))
-                })
-                .await;
+            let (res, _) = op(p, "lock", &k, Value::Null, async {
+                lock.lock().await.map(|t| json!(t))
+            })
+            .await;
             if res == Completion::Ok {
-                p.op("unlock", &k, Value::Null, async {
+                op(p, "unlock", &k, Value::Null, async {
                     lock.unlock().await.map(|_| Value::Null)
                 })
                 .await;
                 break true;
             }
-            if p.clock.now() - started >= bound {
+            if p.now() - started >= bound {
                 break false;
             }
-            p.clock.sleep(Duration::from_millis(100)).await;
+            p.sleep(Duration::from_millis(100)).await;
         };
         found.push((LOCK_KEY.to_string(), got));
     }
@@ -68,22 +71,21 @@ pub(crate) async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunCon
         }
         let k = key(&format!("/lease/{name}"));
         let got = loop {
-            let (res, v) = p
-                .op("claim", &k, Value::Null, async {
-                    match manager.claim(name, "runner", cfg.lock_ttl).await {
-                        Ok(t) => Ok(json!(t)),
-                        Err(LeaseError::ClaimDenied) => Ok(json!("denied")),
-                        Err(e) => Err(AgencyError::Invalid(e.to_string())),
-                    }
-                })
-                .await;
+            let (res, v) = op(p, "claim", &k, Value::Null, async {
+                match manager.claim(name, "runner", cfg.lock_ttl).await {
+                    Ok(t) => Ok(json!(t)),
+                    Err(LeaseError::ClaimDenied) => Ok(json!("denied")),
+                    Err(e) => Err(AgencyError::Invalid(e.to_string())),
+                }
+            })
+            .await;
             if res == Completion::Ok && v.is_u64() {
                 break true;
             }
-            if p.clock.now() - started >= bound {
+            if p.now() - started >= bound {
                 break false;
             }
-            p.clock.sleep(Duration::from_millis(100)).await;
+            p.sleep(Duration::from_millis(100)).await;
         };
         found.push((k.to_string(), got));
     }
@@ -95,8 +97,8 @@ pub(crate) async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunCon
         .filter(|(_, got)| !got)
         .map(|(k, _)| k.as_str())
         .collect();
-    p.rec.record(
-        "runner",
+    p.0.rec.record(
+        p.name(),
         Event::Check {
             name: "acquirable".into(),
             ok: stuck.is_empty(),
@@ -108,7 +110,7 @@ pub(crate) async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunCon
                         .map(|(k, _)| k.as_str())
                         .collect::<Vec<_>>()
                         .join(", "),
-                    (p.clock.now() - started).as_millis(),
+                    (p.now() - started).as_millis(),
                     bound.as_millis()
                 )
             } else {
@@ -124,7 +126,8 @@ pub(crate) async fn acquirable(p: &Process, store: &Arc<NetClient>, cfg: &RunCon
 /// L3, run by the runner after the heal: every member has stopped keeping its session and
 /// its lease alive (or died), so its temp key and its leased Storage record disappear within
 /// [`RunConfig::release_bound`].
-pub(crate) async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &RunConfig) {
+pub(crate) async fn temp_keys_gone(p: &Context, cfg: &RunConfig) {
+    let store = p.store();
     if cfg.members == 0 {
         return;
     }
@@ -139,7 +142,7 @@ pub(crate) async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &Ru
         })
         .collect();
     let bound = cfg.release_bound();
-    let started = p.clock.now();
+    let started = p.now();
     let left = loop {
         let mut left = Vec::new();
         for k in &keys {
@@ -148,13 +151,13 @@ pub(crate) async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &Ru
                 _ => left.push(k.to_string()),
             }
         }
-        if left.is_empty() || p.clock.now() - started >= bound {
+        if left.is_empty() || p.now() - started >= bound {
             break left;
         }
-        p.clock.sleep(Duration::from_millis(200)).await;
+        p.sleep(Duration::from_millis(200)).await;
     };
-    p.rec.record(
-        "runner",
+    p.0.rec.record(
+        p.name(),
         Event::Check {
             name: "temp keys".into(),
             ok: left.is_empty(),
@@ -162,7 +165,7 @@ pub(crate) async fn temp_keys_gone(p: &Process, store: &Arc<NetClient>, cfg: &Ru
                 format!(
                     "{} temp keys and leased records gone {} ms after the members stopped (bound {} ms)",
                     keys.len(),
-                    (p.clock.now() - started).as_millis(),
+                    (p.now() - started).as_millis(),
                     bound.as_millis()
                 )
             } else {
@@ -184,6 +187,8 @@ pub(crate) struct Runner {
     pub config: RunConfig,
     /// The watchers still alive (killed ones are not expected to catch up).
     pub watchers: Vec<u64>,
+    /// The runner's node's address.
+    pub addr: std::net::SocketAddr,
 }
 
 impl Runner {
@@ -200,27 +205,37 @@ impl Runner {
             .await
             .expect("the runner binds"),
         );
-        let clock = MadsimClock::new();
+        // The runner's clock reads zero now and does not drift.
+        let clock = crate::world::start::steady_clock();
         if !self.liveness(&c, &clock).await {
             return;
         }
         self.health(&c).await;
-        let p = Process {
-            id: 0,
-            node: "runner".into(),
+        let shared = crate::world::start::Shared {
+            agents: self.agents.clone(),
             rec: self.rec.clone(),
-            clock: clock.shared(),
+            cfg: self.config.clone(),
+            dir: Arc::default(),
             ops: self.ops.clone(),
-            agency: AgencyApi::new(c.clone()),
         };
-        acquirable(&p, &c, &self.config).await;
-        temp_keys_gone(&p, &c, &self.config).await;
+        let p = &crate::world::start::context_on(
+            &shared,
+            "runner",
+            0,
+            self.addr,
+            clock,
+            c.clone(),
+            None,
+            std::sync::OnceLock::new(),
+        );
+        acquirable(p, &self.config).await;
+        temp_keys_gone(p, &self.config).await;
         if !self.watchers.is_empty() {
-            self.watchers_caught_up(&p, &c, &clock).await;
+            self.watchers_caught_up(p, &c).await;
         }
         let w = key("/w");
-        p.op("read_all", &w, Value::Null, p.agency.read_key(&w))
-            .await;
+        let agency = p.agency();
+        op(p, "read_all", &w, Value::Null, agency.read_key(&w)).await;
     }
 
     fn record(&self, name: &str, ok: bool, detail: String) {
@@ -235,7 +250,7 @@ impl Runner {
     }
 
     /// L1: a healthy, writable cluster within the liveness bound of the heal.
-    async fn liveness(&self, c: &Arc<NetClient>, clock: &MadsimClock) -> bool {
+    async fn liveness(&self, c: &Arc<NetClient>, clock: &SkewedClock) -> bool {
         let healed = clock.now();
         let agency = AgencyApi::new(c.clone());
         let bound = self.config.liveness_bound;
@@ -297,10 +312,10 @@ impl Runner {
     }
 
     /// L5: a last change reaches both streams of every live watcher within the bound.
-    async fn watchers_caught_up(&self, p: &Process, c: &Arc<NetClient>, clock: &MadsimClock) {
+    async fn watchers_caught_up(&self, p: &Context, c: &Arc<NetClient>) {
         let fin = key(&format!("{WATCHED}/final"));
         let mut revision = None;
-        p.op("write", &fin, json!(0), async {
+        op(p, "write", &fin, json!(0), async {
             let txn = Txn::new().then(Op::set(fin.clone(), json!(0)));
             match c.submit(Command::Txn(txn)).await? {
                 Outcome::Txn(TxnOutcome::Committed { revision: r, .. }) => {
@@ -311,7 +326,7 @@ impl Runner {
             }
         })
         .await;
-        let started = clock.now();
+        let started = p.now();
         let bound = self.config.liveness_bound;
         let behind = loop {
             let behind: Vec<(u64, &str)> = self
@@ -323,7 +338,7 @@ impl Runner {
                         .is_none_or(|r| self.rec.watched_up_to(*id, stream).is_none_or(|s| s < r))
                 })
                 .collect();
-            if behind.is_empty() || clock.now() - started >= bound {
+            if behind.is_empty() || p.now() - started >= bound {
                 break behind;
             }
             madsim::time::sleep(Duration::from_millis(50)).await;
@@ -333,7 +348,7 @@ impl Runner {
             Some(r) if behind.is_empty() => format!(
                 "the watches and callbacks of {} live watchers received revision {r} within {} ms",
                 self.watchers.len(),
-                (clock.now() - started).as_millis()
+                (p.now() - started).as_millis()
             ),
             Some(r) => format!(
                 "(watcher, stream) {behind:?} did not receive revision {r} within {bound:?}"

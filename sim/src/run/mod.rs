@@ -11,11 +11,10 @@ use crate::check::{self};
 use crate::cluster::Cluster;
 use crate::history::{History, Recorder};
 use crate::nemesis::{self, Schedule, Swarm, SwarmSpec};
-use crate::{run_seed, MadsimClock, RunFailure};
+use crate::{run_seed, RunFailure};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tenure_core::agency::{Agency, AgencyApi};
-use tenure_core::Clock;
 use tenure_core::{Command, Op, Outcome, Txn, TxnOutcome};
 
 mod config;
@@ -175,6 +174,7 @@ async fn run_inside(
         ops: ops.clone(),
         config: config.clone(),
         watchers: watcher_ids,
+        addr: crate::world::start::client_addr(layout.runner_index()),
     };
     let _ = node.spawn(runner.check()).await;
     if let (Some(p), Some(w)) = (&parts, &world) {

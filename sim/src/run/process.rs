@@ -1,128 +1,15 @@
-//! The runner's process (the built-in roles are written against the public `world::Context`)
-//! and the drifting clients of the lease-manager actors: a node's client and clock, and the recording of calls
-//! (invoke, then ok / fail / info by how the call ended).
+//! What the built-in roles share besides the public `world::Context`: `op` (a call recorded
+//! through the context, one at a time), the drifting client of the lease-manager actors, and
+//! `key`.
 
 use super::*;
 use crate::clock::{NodeClock, SkewedClock};
 use crate::cluster::NetClient;
-use crate::history::{Completion, Event, Recorder};
-use serde_json::{json, Value};
+use crate::history::{Completion, Recorder};
+use serde_json::Value;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tenure_core::agency::{AgencyApi, AgencyError};
-use tenure_core::storage::StorageError;
-use tenure_core::{ClientError, Clock, Key};
-
-/// A client process that records every operation it invokes and how it completed.
-pub(crate) struct Process {
-    pub(crate) id: u64,
-    pub(crate) node: String,
-    pub(crate) rec: Recorder,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) ops: Arc<AtomicU64>,
-    pub(crate) agency: AgencyApi,
-}
-
-/// How an error ends a recorded operation.
-pub(crate) trait Classify: std::fmt::Display {
-    /// The operation surely had no effect (`fail`); otherwise it is unknown (`info`).
-    fn definite(&self) -> bool;
-    /// A read found nothing: a successful read of "no value".
-    fn absent(&self) -> bool;
-}
-
-impl Classify for AgencyError {
-    fn definite(&self) -> bool {
-        matches!(
-            self,
-            AgencyError::ConditionFailed { .. }
-                | AgencyError::AlreadyLocked
-                | AgencyError::NotLocked
-                | AgencyError::Client(ClientError::Unavailable(_))
-        )
-    }
-    fn absent(&self) -> bool {
-        matches!(self, AgencyError::KeyNotFound { .. })
-    }
-}
-
-impl Classify for StorageError {
-    fn definite(&self) -> bool {
-        matches!(
-            self,
-            StorageError::AlreadyExists(_)
-                | StorageError::NotFound
-                | StorageError::WrongVersion { .. }
-                | StorageError::Client(ClientError::Unavailable(_))
-        )
-    }
-    fn absent(&self) -> bool {
-        matches!(self, StorageError::NotFound)
-    }
-}
-
-impl Process {
-    pub(crate) async fn op<F, E>(
-        &self,
-        f: &str,
-        key: &Key,
-        value: Value,
-        call: F,
-    ) -> (Completion, Value)
-    where
-        F: std::future::Future<Output = Result<Value, E>>,
-        E: Classify,
-    {
-        self.op_on(f, &key.to_string(), value, call).await
-    }
-
-    /// [`Process::op`] on something other than an agency key (a fenced resource).
-    pub(crate) async fn op_on<F, E>(
-        &self,
-        f: &str,
-        key: &str,
-        value: Value,
-        call: F,
-    ) -> (Completion, Value)
-    where
-        F: std::future::Future<Output = Result<Value, E>>,
-        E: Classify,
-    {
-        let op = self.ops.fetch_add(1, Ordering::Relaxed);
-        self.rec.record(
-            &self.node,
-            Event::Invoke {
-                process: self.id,
-                op,
-                f: f.to_string(),
-                key: key.to_string(),
-                value,
-                local_us: self.clock.now().as_micros() as u64,
-            },
-        );
-        let (result, value) = match call.await {
-            Ok(v) => (Completion::Ok, v),
-            // A read of a missing key reads "nothing".
-            Err(e) if e.absent() && (f.starts_with("read") || f == "storage_get") => {
-                (Completion::Ok, Value::Null)
-            }
-            Err(e) if e.definite() => (Completion::Fail, json!(e.to_string())),
-            Err(e) => (Completion::Info, json!(e.to_string())),
-        };
-        self.rec.record(
-            &self.node,
-            Event::Complete {
-                process: self.id,
-                op,
-                result,
-                value: value.clone(),
-                local_us: self.clock.now().as_micros() as u64,
-            },
-        );
-        (result, value)
-    }
-}
+use tenure_core::Key;
 
 /// A process's own clock, drifting at a rate drawn from `[-client_drift, client_drift]`, and
 /// an agency client on it (call on the process's node).

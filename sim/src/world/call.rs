@@ -55,7 +55,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn end(self, result: Completion, value: Value) {
+    pub(crate) fn end(self, result: Completion, value: Value) {
         let c = &self.ctx.0;
         *c.pending.lock().unwrap() = None;
         c.rec.record(

@@ -361,30 +361,7 @@ impl Context {
         F: std::future::Future<Output = Result<Value, E>>,
         E: CallError,
     {
-        let op = {
-            let mut pending = self.0.pending.lock().unwrap();
-            if let Some(other) = *pending {
-                return Err(RecordError::CallPending(
-                    self.0.name.clone(),
-                    f.to_string(),
-                    other,
-                ));
-            }
-            let op = self.0.ops.fetch_add(1, Ordering::Relaxed);
-            *pending = Some(op);
-            op
-        };
-        self.0.rec.record(
-            &self.0.name,
-            Event::Invoke {
-                process: self.0.id,
-                op,
-                f: f.to_string(),
-                key: key.to_string(),
-                value,
-                local_us: self.now().as_micros() as u64,
-            },
-        );
+        let recorded = self.invoke(f, key, value)?;
         let (result, value) = match call.await {
             Ok(v) => (Completion::Ok, v),
             Err(e) if e.absent() && (f.starts_with("read") || f == "storage_get") => {
@@ -393,17 +370,7 @@ impl Context {
             Err(e) if e.definite() => (Completion::Fail, serde_json::json!(e.to_string())),
             Err(e) => (Completion::Info, serde_json::json!(e.to_string())),
         };
-        *self.0.pending.lock().unwrap() = None;
-        self.0.rec.record(
-            &self.0.name,
-            Event::Complete {
-                process: self.0.id,
-                op,
-                result,
-                value: value.clone(),
-                local_us: self.now().as_micros() as u64,
-            },
-        );
+        recorded.end(result, value.clone());
         Ok((result, value))
     }
 

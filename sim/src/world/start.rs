@@ -84,12 +84,27 @@ pub(crate) async fn context_with_disk(
     if bind {
         let _ = sock.set(Socket::bind(addr).expect("a part's address is its own"));
     }
+    context_on(s, name, id, addr, clock, Arc::new(client), disk, sock)
+}
+
+/// A context over a client already connected (the runner's, which also probes health).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn context_on(
+    s: &Shared,
+    name: &str,
+    id: u64,
+    addr: SocketAddr,
+    clock: SkewedClock,
+    client: Arc<NetClient>,
+    disk: Option<Arc<Mutex<crate::disk::SimDisk>>>,
+    sock: std::sync::OnceLock<Socket>,
+) -> Context {
     Context(Arc::new(Inner {
         name: name.to_string(),
         id,
         rec: s.rec.clone(),
         clock,
-        client: Arc::new(client),
+        client,
         rho: s.cfg.cluster.agent.rho,
         sock,
         addr,
@@ -101,12 +116,17 @@ pub(crate) async fn context_with_disk(
     }))
 }
 
+/// A clock that reads zero now and does not drift (the runner's, a plain role's).
+pub(crate) fn steady_clock() -> SkewedClock {
+    SkewedClock::new(Arc::new(Mutex::new(
+        NodeClock::new(0, 0.0).expect("zero drift is valid"),
+    )))
+}
+
 /// A context for a built-in role's process `id` named `name` on the current node, on a clock
 /// that does not drift and reads zero now.
 pub(crate) async fn plain_context(s: &Shared, name: &str, id: u64) -> Context {
-    let clock = SkewedClock::new(Arc::new(Mutex::new(
-        NodeClock::new(0, 0.0).expect("zero drift is valid"),
-    )));
+    let clock = steady_clock();
     context_with_disk(
         s,
         name,
