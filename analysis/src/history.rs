@@ -196,6 +196,8 @@ pub enum Event {
     Sometimes { process: u64, point: String },
     /// The nemesis carried out a fault.
     Fault { fault: Fault },
+    /// A fault point inside the system fired (`tenure_core::buggify`; simulated runs only).
+    FaultPoint { point: String },
     /// A message left (`delivered: false`) or arrived (`delivered: true`); recorded only when
     /// the run asks for messages.
     Message {

@@ -9,6 +9,7 @@
 //! module under the same names.
 
 pub mod check;
+pub mod coverage;
 pub mod faults;
 pub mod history;
 pub mod lin;

@@ -58,6 +58,9 @@ pub struct Report {
     /// The world the seed drew, when the run draws its world (its settings and roles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drawn: Option<serde_json::Value>,
+    /// The fault points inside the system the run enabled, and how often each fired.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fault_points: BTreeMap<String, u64>,
     #[serde(skip)]
     pub history: History,
 }
@@ -65,6 +68,18 @@ pub struct Report {
 impl Report {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// The run's coverage signal ([`crate::coverage`]).
+    pub fn coverage(&self) -> crate::coverage::Coverage {
+        let mut c = crate::coverage::of(&self.history, &self.fault_points);
+        c.extend(
+            self.sometimes
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(p, _)| format!("sometimes {p}")),
+        );
+        c
     }
 }
 

@@ -439,6 +439,10 @@ impl Lock {
             Err(AgencyError::ConditionFailed { .. }) => return Err(AgencyError::AlreadyLocked),
             Err(e) => return Err(e),
         };
+        if let Some(pause) = crate::buggify::delay(crate::buggify::PAUSE_AFTER_GRANT) {
+            // The holder is slow to act on its grant (a fault point: off outside simulation).
+            i.clock.sleep(pause).await;
+        }
         let start = i.belief_start(start);
         let generation = {
             let mut st = i.state.lock().unwrap();
@@ -526,7 +530,8 @@ impl LockInner {
 
 async fn renew(i: Arc<LockInner>, generation: u64) {
     loop {
-        i.clock.sleep(i.ttl / 2).await;
+        let late = crate::buggify::delay(crate::buggify::LATE_RENEWAL).unwrap_or_default();
+        i.clock.sleep(i.ttl / 2 + late).await;
         {
             let mut st = i.state.lock().unwrap();
             if st.generation != generation || !st.held {

@@ -85,7 +85,8 @@ pub fn spawn_keep_alive(
     let period = (ttl / 3).max(std::time::Duration::from_millis(1));
     clock.clone().spawn(Box::pin(async move {
         loop {
-            clock.sleep(period).await;
+            let late = crate::buggify::delay(crate::buggify::LATE_RENEWAL).unwrap_or_default();
+            clock.sleep(period + late).await;
             if owner.upgrade().is_none() {
                 return;
             }

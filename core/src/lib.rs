@@ -7,6 +7,7 @@
 
 pub mod agency;
 pub mod agent;
+pub mod buggify;
 pub mod bugs;
 pub mod client;
 pub mod clock;

@@ -459,6 +459,9 @@ fn print_sweep(name: &str, w: &World, all: &SweepResults) {
             ""
         }
     );
+    if let Some(line) = sweep::coverage_line(&all.results) {
+        println!("{line}");
+    }
     let mut coverage: BTreeMap<&str, u64> = w
         .sometimes_points()
         .iter()

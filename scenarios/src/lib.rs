@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod check;
 pub mod cli;
+pub mod explore;
 pub mod files;
 pub mod fuzz;
 pub mod harness;

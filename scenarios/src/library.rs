@@ -76,6 +76,42 @@ pub struct Settings {
     /// rho), pauses and work, which roles run and how many (`tenure_sim::run::draw`); the
     /// settings it draws are replaced.
     pub draw_world: Option<bool>,
+    /// Fault points inside the system (`tenure list --fault-points`): `"swarm"` (the seed
+    /// enables about half), `"off"`, or a list of names.
+    pub fault_points: Option<FaultPointsSpec>,
+}
+
+/// `fault_points = "swarm"`, `"off"`, or `["agent.slow_fsync", ...]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FaultPointsSpec {
+    Mode(String),
+    Names(Vec<String>),
+}
+
+impl FaultPointsSpec {
+    /// What the run enables; an error names the unknown mode or point.
+    pub fn to_config(&self) -> Result<tenure_sim::run::FaultPoints, String> {
+        use tenure_sim::run::FaultPoints;
+        match self {
+            FaultPointsSpec::Mode(m) if m == "swarm" => Ok(FaultPoints::Swarm),
+            FaultPointsSpec::Mode(m) if m == "off" => Ok(FaultPoints::Off),
+            FaultPointsSpec::Mode(m) => Err(format!(
+                "settings.fault_points: {m:?} is not \"swarm\", \"off\" or a list of fault points"
+            )),
+            FaultPointsSpec::Names(names) => {
+                let mut set = std::collections::BTreeSet::new();
+                for n in names {
+                    tenure_core::buggify::find(n)
+                        .map_err(|e| format!("settings.fault_points: {e}"))?;
+                    if !set.insert(n.clone()) {
+                        return Err(format!("settings.fault_points: {n:?} is named twice"));
+                    }
+                }
+                Ok(FaultPoints::Only(set))
+            }
+        }
+    }
 }
 
 /// Where the faults come from.
@@ -341,6 +377,9 @@ impl Scenario {
         set!(c.record_messages, s.record_messages);
         set!(c.encode_messages, s.encode_messages);
         set!(c.draw_world, s.draw_world);
+        if let Some(spec) = &s.fault_points {
+            c.fault_points = spec.to_config()?;
+        }
         let problem = |field: &str, what: &str| Err(format!("settings.{field}: {what}"));
         for name in s.bugs.iter().flatten() {
             match tenure_sim::Bug::parse(name) {

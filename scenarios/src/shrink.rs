@@ -8,8 +8,8 @@
 //! is what varies, so deleting a fault changes nothing else by itself (later draws may shift,
 //! which is why every candidate is run and checked, never assumed).
 
-use crate::library::{FaultSpec, Scenario};
-use std::collections::BTreeMap;
+use crate::library::{FaultPointsSpec, FaultSpec, Scenario};
+use std::collections::{BTreeMap, BTreeSet};
 use tenure_sim::nemesis::{Schedule, Step};
 use tenure_sim::run::{Faults, Report};
 use tenure_sim::world::World;
@@ -24,6 +24,8 @@ pub trait Shrinkable: Clone {
     /// The same with `steps` as its written schedule and `duration_ms` as its duration, or
     /// why that is not a valid candidate.
     fn with_schedule(&self, steps: &[Step], duration_ms: u64) -> Result<Self, String>;
+    /// The same with exactly the fault points `points` enabled.
+    fn with_points(&self, points: &BTreeSet<String>) -> Result<Self, String>;
     /// Runs `seed`.
     fn run(&self, seed: u64) -> Result<Report, String>;
 }
@@ -46,6 +48,12 @@ impl Shrinkable for Scenario {
             mode: "schedule".into(),
             steps: steps.to_vec(),
         };
+        s.run_config()?;
+        Ok(s)
+    }
+    fn with_points(&self, points: &BTreeSet<String>) -> Result<Scenario, String> {
+        let mut s = self.clone();
+        s.settings.fault_points = Some(FaultPointsSpec::Names(points.iter().cloned().collect()));
         s.run_config()?;
         Ok(s)
     }
@@ -75,6 +83,11 @@ impl Shrinkable for World {
         });
         self.with_config(c).map_err(|e| e.to_string())
     }
+    fn with_points(&self, points: &BTreeSet<String>) -> Result<World, String> {
+        let mut c = self.config().clone();
+        c.fault_points = tenure_sim::run::FaultPoints::Only(points.clone());
+        self.with_config(c).map_err(|e| e.to_string())
+    }
     fn run(&self, seed: u64) -> Result<Report, String> {
         World::run(self, seed).map_err(|e| e.to_string())
     }
@@ -92,6 +105,9 @@ pub struct Shrunk<S = Scenario> {
     pub steps_after: usize,
     pub duration_ms_before: u64,
     pub duration_ms_after: u64,
+    /// The fault points inside the system the run enabled, and those the shrunk case keeps.
+    pub points_before: BTreeSet<String>,
+    pub points_after: BTreeSet<String>,
     /// Runs made, the first included.
     pub runs: usize,
     /// Whether the run budget ran out before shrinking was done (the result still fails).
@@ -133,18 +149,29 @@ pub fn shrink<S: Shrinkable>(
     };
     let rule = v.rule.clone();
     let duration_ms = scenario.duration_ms();
+    // The fault points the run enabled, named (a seed's swarm of points becomes a list, which
+    // enables the same points and so decides the same).
+    let points_before: BTreeSet<String> = first.fault_points.keys().cloned().collect();
+    let named;
+    let scenario = if first.fault_points.is_empty() {
+        scenario
+    } else {
+        named = scenario.with_points(&points_before)?;
+        &named
+    };
     progress(&format!(
         "seed {seed} breaks {rule}; its run carried out {} fault steps in {duration_ms} ms",
         first.schedule.steps.len()
     ));
     let mut s = Search {
-        scenario,
+        scenario: scenario.clone(),
         seed,
         rule: rule.clone(),
         budget,
         runs: 1,
         tried: BTreeMap::new(),
         last_failing: None,
+        prefix: String::new(),
     };
     // Where to start: a written schedule as written (faults aimed at a role stay aimed, so
     // they follow the run as it changes), else the faults as the run carried them out.
@@ -182,6 +209,24 @@ pub fn shrink<S: Shrinkable>(
         kept.len(),
         steps.len()
     ));
+    // 1b. Which fault points inside the system: ddmin over their names, the faults kept.
+    let mut points_after = points_before.clone();
+    if !points_before.is_empty() {
+        let all: Vec<String> = points_before.iter().cloned().collect();
+        let keep = ddmin(all, &mut |names: &[String]| {
+            let set: BTreeSet<String> = names.iter().cloned().collect();
+            s.fails_with_points(&set, &kept, duration_ms)
+        });
+        points_after = keep.into_iter().collect();
+        if s.fails_with_points(&points_after, &kept, duration_ms) {
+            s.set_points(&points_after);
+        }
+        progress(&format!(
+            "{} of {} fault points kept",
+            points_after.len(),
+            points_before.len()
+        ));
+    }
     // 2. Their times: rounded down to a whole second, half second or tenth, where that keeps
     // the order and the failure.
     for i in 0..kept.len() {
@@ -222,7 +267,7 @@ pub fn shrink<S: Shrinkable>(
     if best < duration_ms {
         progress(&format!("duration cut from {duration_ms} ms to {best} ms"));
     }
-    let shrunk = scenario.with_schedule(&kept, best)?;
+    let shrunk = s.scenario.with_schedule(&kept, best)?;
     // The kept candidate's run, again (the cache keeps only verdicts).
     let report = match s.last_failing.take() {
         Some((k, d, r)) if k == key_of(&kept, best) && d == best => r,
@@ -235,14 +280,17 @@ pub fn shrink<S: Shrinkable>(
         steps_after: kept.len(),
         duration_ms_before: duration_ms,
         duration_ms_after: best,
+        points_before,
+        points_after,
         runs: s.runs,
         budget_spent: s.spent(),
         report,
     })
 }
 
-struct Search<'a, S> {
-    scenario: &'a S,
+struct Search<S> {
+    /// The case whose schedule varies (its fault points as the search last narrowed them).
+    scenario: S,
     seed: u64,
     rule: tenure_sim::check::Rule,
     budget: usize,
@@ -251,6 +299,8 @@ struct Search<'a, S> {
     tried: BTreeMap<String, bool>,
     /// The last candidate that failed, with its run.
     last_failing: Option<(String, u64, Report)>,
+    /// What sets the candidates of a fault-point search apart in `tried`.
+    prefix: String,
 }
 
 fn key_of(steps: &[Step], duration_ms: u64) -> String {
@@ -260,15 +310,42 @@ fn key_of(steps: &[Step], duration_ms: u64) -> String {
     )
 }
 
-impl<S: Shrinkable> Search<'_, S> {
+impl<S: Shrinkable> Search<S> {
     fn spent(&self) -> bool {
         self.runs >= self.budget
+    }
+
+    /// Whether the case with only `points` enabled, and `steps`, still breaks the rule.
+    fn fails_with_points(
+        &mut self,
+        points: &BTreeSet<String>,
+        steps: &[Step],
+        duration_ms: u64,
+    ) -> bool {
+        let Ok(candidate) = self.scenario.with_points(points) else {
+            return false;
+        };
+        let before = std::mem::replace(&mut self.scenario, candidate);
+        let points_key = format!("{points:?} ");
+        self.prefix = points_key;
+        let verdict = self.fails(steps, duration_ms);
+        self.prefix.clear();
+        self.scenario = before;
+        verdict
+    }
+
+    /// From now on the case enables exactly `points`.
+    fn set_points(&mut self, points: &BTreeSet<String>) {
+        if let Ok(c) = self.scenario.with_points(points) {
+            self.scenario = c;
+            self.tried.clear();
+        }
     }
 
     /// Whether this candidate still breaks the rule (false once the budget is spent, so the
     /// search keeps what it has).
     fn fails(&mut self, steps: &[Step], duration_ms: u64) -> bool {
-        let key = key_of(steps, duration_ms);
+        let key = format!("{}{}", self.prefix, key_of(steps, duration_ms));
         if let Some(v) = self.tried.get(&key) {
             return *v;
         }

@@ -32,6 +32,38 @@ pub struct SeedResult {
     /// A user world's `sometimes` points: how often this seed reached each.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub sometimes: std::collections::BTreeMap<String, u64>,
+    /// How many coverage features the seed reached ([`tenure_sim::coverage`]).
+    #[serde(default)]
+    pub coverage: usize,
+    /// The features themselves (not written: a sweep prints their union).
+    #[serde(skip)]
+    pub features: tenure_sim::coverage::Coverage,
+}
+
+/// The features the seeds of `results` reached together.
+pub fn coverage_union(results: &[SeedResult]) -> usize {
+    let mut all = std::collections::BTreeSet::new();
+    for r in results {
+        all.extend(r.features.iter());
+    }
+    all.len()
+}
+
+/// What a sweep explored: the features its seeds reached together (when their features are
+/// at hand) and a seed's average; `None` when no seed ran.
+pub fn coverage_line(results: &[SeedResult]) -> Option<String> {
+    if results.is_empty() {
+        return None;
+    }
+    let mean = results.iter().map(|r| r.coverage).sum::<usize>() / results.len();
+    Some(if results.iter().any(|r| !r.features.is_empty()) {
+        format!(
+            "coverage {} features in all, {mean} per seed on average",
+            coverage_union(results)
+        )
+    } else {
+        format!("coverage {mean} features per seed on average (result files keep no union)")
+    })
 }
 
 /// A sweep's results, or a shard's.
@@ -309,24 +341,29 @@ pub fn summarise(
     run: Result<tenure_sim::Report, Box<tenure_sim::RunError>>,
 ) -> SeedResult {
     match run {
-        Ok(r) => SeedResult {
-            seed,
-            ok: r.ok(),
-            violations: r
-                .violations
-                .iter()
-                .map(|v| Finding {
-                    rule: v.rule.clone(),
-                    message: v.message.clone(),
-                })
-                .collect(),
-            warnings: r.warnings.len(),
-            digest: Some(r.digest.clone()),
-            virtual_ms: r.counters.virtual_ms,
-            ops: r.counters.ops_invoked,
-            error: None,
-            sometimes: r.sometimes.clone(),
-        },
+        Ok(r) => {
+            let features = r.coverage();
+            SeedResult {
+                seed,
+                ok: r.ok(),
+                violations: r
+                    .violations
+                    .iter()
+                    .map(|v| Finding {
+                        rule: v.rule.clone(),
+                        message: v.message.clone(),
+                    })
+                    .collect(),
+                warnings: r.warnings.len(),
+                digest: Some(r.digest.clone()),
+                virtual_ms: r.counters.virtual_ms,
+                ops: r.counters.ops_invoked,
+                error: None,
+                sometimes: r.sometimes.clone(),
+                coverage: features.len(),
+                features,
+            }
+        }
         Err(e) => SeedResult {
             seed,
             ok: false,
@@ -337,6 +374,8 @@ pub fn summarise(
             ops: 0,
             error: Some(e.to_string()),
             sometimes: Default::default(),
+            coverage: 0,
+            features: Default::default(),
         },
     }
 }

@@ -20,6 +20,7 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tenure_core::buggify;
 use tenure_core::clock::Clock;
 
 /// The most queued messages the runtime handles behind one disk sync.
@@ -195,6 +196,9 @@ pub struct ActorEnv {
     /// How long a sync takes when something durable was written.
     pub fsync: Duration,
     pub rec: Recorder,
+    /// An agent of the cluster: its stalls and syncs are fault points
+    /// ([`tenure_core::buggify`]).
+    pub agent: bool,
 }
 
 /// Drives `actor` on the current node until the node is killed.
@@ -281,6 +285,15 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                 None => {
                     timer = None;
                     wait = None;
+                    if let Some(stall) = env
+                        .agent
+                        .then(|| buggify::delay(buggify::STALL_ON_TICK))
+                        .flatten()
+                    {
+                        // A stall: what arrives meanwhile waits; the tick acts after it.
+                        env.clock.true_sleep(stall).await;
+                        ctx.now = env.clock.now();
+                    }
                     actor.timer(&mut ctx);
                 }
             }
@@ -303,7 +316,12 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             if ctx.durable && !env.fsync.is_zero() {
                 // A kill while the sync is under way loses (part of) what was written; what
                 // arrives meanwhile waits in the mailbox.
-                env.clock.true_sleep(env.fsync).await;
+                let slow = env
+                    .agent
+                    .then(|| buggify::delay(buggify::SLOW_FSYNC))
+                    .flatten()
+                    .unwrap_or_default();
+                env.clock.true_sleep(env.fsync + slow).await;
             }
             disk.lock().unwrap().sync_all();
             actor.synced();
@@ -389,6 +407,7 @@ mod tests {
                 disk: Some(disk.clone()),
                 fsync: Duration::from_millis(2),
                 rec: rec.clone(),
+                agent: false,
             };
             let counter_env = ActorEnv {
                 disk: None,

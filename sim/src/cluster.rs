@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_core::agent::{AgentConfig, AgentCore, Request, Response};
+use tenure_core::buggify;
 use tenure_core::bugs::{Bug, Bugs};
 use tenure_core::client::{ClientError, LeaseInfo, StoreClient};
 use tenure_core::clock::Clock;
@@ -151,6 +152,7 @@ impl Cluster {
                         disk: Some(disk2.clone()),
                         fsync: cfg.fsync,
                         rec: rec.clone(),
+                        agent: true,
                     };
                     let agent =
                         Agent::restart(id, addrs2.clone(), &cfg, seed, disk2.clone(), rec.clone())
@@ -756,7 +758,9 @@ impl Agent {
         }
         for (rid, response) in out.responses {
             if let Some((addr, cid)) = self.clients.remove(&rid) {
-                ctx.send(addr, Envelope::Response { id: cid, response });
+                if !buggify::fires(buggify::DROP_REPLY) {
+                    ctx.send(addr, Envelope::Response { id: cid, response });
+                }
             }
         }
     }
@@ -954,9 +958,18 @@ impl NetClient {
     async fn send_and_wait(&self, to: usize, request: Request) -> Option<Response> {
         let i = &self.inner;
         let (id, rx) = self.send_request(to, request).await;
-        let answer = tenure_core::clock::timeout(&*i.clock, i.config.request_timeout, rx).await;
+        let wait = if buggify::fires(buggify::EARLY_TIMEOUT) {
+            i.config.request_timeout / 10
+        } else {
+            i.config.request_timeout
+        };
+        let answer = tenure_core::clock::timeout(&*i.clock, wait, rx).await;
         i.state.lock().unwrap().waiting.remove(&id);
-        answer.and_then(Result::ok)
+        let answer = answer.and_then(Result::ok);
+        if let (Some(_), Some(late)) = (&answer, buggify::delay(buggify::LATE_RESPONSE)) {
+            i.clock.sleep(late).await;
+        }
+        answer
     }
 
     /// Sends `request` to every agent at once; returns the first normal answer (not a

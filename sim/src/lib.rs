@@ -27,7 +27,7 @@ pub mod net;
 pub mod resource;
 pub mod run;
 pub mod trace;
-pub use tenure_analysis::{check, lin, page, shape, shiviz};
+pub use tenure_analysis::{check, coverage, lin, page, shape, shiviz};
 pub mod world;
 
 pub use actor::{run_actor, Actor, ActorEnv, Ctx, Wire};

@@ -125,6 +125,11 @@ impl RunConfig {
                 self.cluster.tick.as_millis()
             ));
         }
+        if let crate::run::FaultPoints::Only(names) = &self.fault_points {
+            for n in names {
+                tenure_core::buggify::find(n).map_err(|e| format!("settings.fault_points: {e}"))?;
+            }
+        }
         let need = self.virtual_bound();
         if need > MAX_RUN_VIRTUAL {
             return Err(format!(

@@ -118,10 +118,22 @@ pub fn exclusivity(h: &History) -> Vec<Violation> {
 /// leader that committed it).
 const APPLY_SLACK_US: u64 = 50_000;
 
+/// How long after a stalled agent or a slow sync an expiry's commit latency is unknown (the
+/// longest stall, with room).
+const STALL_WINDOW_US: u64 = 2_000_000;
+
 /// S8: after the lock key `key` expired (its holder died), the next grant of `resource` (a
 /// belief with a higher token than the expiry's revision) comes no earlier than `delay` later.
 /// Agency time runs no faster than true time while drift stays within the bound, so a
 /// lock-delay in agency time is at least as long in true time.
+///
+/// The expiry is dated by its first application; the agency dates it by the leader's tick
+/// that carried it, proposed before that by the tick's commit latency. [`APPLY_SLACK_US`]
+/// covers an ordinary commit. Where the latency is unknown the expiry is not judged: first
+/// applied within a second of an election (the new leader may have committed ticks a cut-off
+/// leader proposed while it still believed it led, carrying the time it spent cut off), or
+/// within [`STALL_WINDOW_US`] of a stalled agent or a slow disk sync (the `agent.stall_on_tick`
+/// and `agent.slow_fsync` fault points hold commits back).
 pub fn lock_delay(
     h: &History,
     key: &str,
@@ -130,8 +142,16 @@ pub fn lock_delay(
 ) -> Vec<Violation> {
     let mut expiries: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
     let mut grants: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+    let mut unknown: Vec<(u64, u64)> = Vec::new();
     for (i, r) in h.records.iter().enumerate() {
         match &r.event {
+            Event::FaultPoint { point }
+                if point == tenure_core::buggify::SLOW_FSYNC
+                    || point == tenure_core::buggify::STALL_ON_TICK =>
+            {
+                unknown.push((r.t_us, STALL_WINDOW_US))
+            }
+            Event::Role { role, .. } if role == "leader" => unknown.push((r.t_us, 1_000_000)),
             Event::Expire {
                 key: k, revision, ..
             } if k == key => {
@@ -154,6 +174,12 @@ pub fn lock_delay(
         let Some((token, (t_g, j))) = grants.range(rev + 1..).next() else {
             continue;
         };
+        if unknown
+            .iter()
+            .any(|(t, window)| *t <= *t_e && t_e - t <= *window)
+        {
+            continue;
+        }
         if t_g + APPLY_SLACK_US < t_e + delay_us {
             out.push(Violation {
                 rule: rule::S8,
@@ -298,33 +324,101 @@ pub fn no_early_expiry(h: &History, keys: &[(&str, &str)]) -> Vec<Violation> {
 /// commit of the `Tick` and its first application, with room to spare.
 pub const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// Stretches of true time in which some fault could stall agency time while a leader
+/// exists: a cut (partition, clog, leader isolated) until the next heal; a paused agent until
+/// it resumes; loss, a slow network or a slow link until set back; a clock jump or a drift
+/// beyond `rho` from then on. (A stalled agent or a slow sync, fault points, loses no agency
+/// time, which the leader counts from its clock: it only holds a commit back by as long as
+/// it lasts; [`dead_members_expire_on_time`] allows for that.)
+pub fn stall_intervals(h: &History, rho: f64) -> Vec<(u64, u64)> {
+    use crate::faults::Fault;
+    let mut out = Vec::new();
+    let mut cut: Option<u64> = None;
+    let mut loss: Option<u64> = None;
+    let mut slow: Option<u64> = None;
+    let mut paused: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut delays: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    let end = |since: &mut Option<u64>, t: u64, out: &mut Vec<(u64, u64)>| {
+        if let Some(a) = since.take() {
+            out.push((a, t));
+        }
+    };
+    for r in &h.records {
+        let t = r.t_us;
+        match &r.event {
+            Event::Fault { fault } => match fault {
+                Fault::Partition { .. } | Fault::Clog { .. } | Fault::IsolateLeader => {
+                    cut.get_or_insert(t);
+                }
+                Fault::Heal => end(&mut cut, t, &mut out),
+                Fault::Pause { agent } => {
+                    paused.entry(*agent).or_insert(t);
+                }
+                Fault::Resume { agent } => {
+                    if let Some(a) = paused.remove(agent) {
+                        out.push((a, t));
+                    }
+                }
+                Fault::PauseLeader => out.push((t, u64::MAX)),
+                Fault::Loss { rate } if *rate > 0.0 => {
+                    loss.get_or_insert(t);
+                }
+                Fault::Loss { .. } => end(&mut loss, t, &mut out),
+                Fault::Latency { max_ms, .. } if *max_ms > 10 => {
+                    slow.get_or_insert(t);
+                }
+                Fault::Latency { .. } => end(&mut slow, t, &mut out),
+                Fault::Delay {
+                    from, to, max_ms, ..
+                } if *max_ms > 0 => {
+                    delays.entry((*from, *to)).or_insert(t);
+                }
+                Fault::Delay { from, to, .. } => {
+                    if let Some(a) = delays.remove(&(*from, *to)) {
+                        out.push((a, t));
+                    }
+                }
+                // Drift within the bound is what the allowance is made for.
+                Fault::Clock {
+                    change: crate::faults::ClockFault::Drift { rate },
+                    ..
+                } if rate.abs() <= rho => {}
+                Fault::Clock { .. } => out.push((t, u64::MAX)),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let open = [cut, loss, slow]
+        .into_iter()
+        .flatten()
+        .chain(paused.into_values())
+        .chain(delays.into_values());
+    out.extend(open.map(|a| (a, u64::MAX)));
+    out
+}
+
+/// Agency time a leader change may lose besides the time without a leader (a tick of 50 ms
+/// of leader time and its commit, with room).
+const LEADER_CHANGE_LOSS_US: u64 = 100_000;
+
 /// L3 on time, while faults go on: a member killed for good at true time `k` has its temp key
 /// (`/kv/member-<process>`, bound to its session lease of TTL `ttl`) expired by
-/// `k + ttl / (1 - rho)^2 + (the time in between without a leader) + EXPIRY_SLACK`: agency time
-/// runs at `1 - rho` of a leader's clock, which itself runs at least `1 - rho` of true time,
-/// and stops only while there is no leader. Checked only when no fault could stall agency
-/// time while a leader exists (a partition, clog, loss, slow link, paused agent or clock
-/// fault skips it; L3 after the heal still applies); kills and restarts of agents, and faults
-/// of clients, are fine.
+/// `k + ttl / (1 - rho)^2 + (the time in between without a leader) + EXPIRY_SLACK` (and a
+/// tick's worth per leader change): agency time runs at `1 - rho` of a leader's clock, which
+/// itself runs at least `1 - rho` of true time, and stops only while there is no leader.
+/// Judged for each dead member whose wait overlaps no stretch in which a fault could stall
+/// agency time while a leader exists ([`stall_intervals`]: a partition, clog, loss, slow link,
+/// paused agent, clock jump; L3 after the heal still applies); kills and restarts of agents,
+/// and faults of clients, are fine. A stalled agent or slow sync (fault points) in the wait
+/// adds its longest length to the bound.
 pub fn dead_members_expire_on_time(
     h: &History,
     ttl: std::time::Duration,
     rho: f64,
 ) -> Vec<Violation> {
     use crate::faults::Fault;
-    let stalls = |f: &Fault| match f {
-        Fault::Partition { .. }
-        | Fault::Clog { .. }
-        | Fault::Pause { .. }
-        | Fault::Clock { .. }
-        | Fault::PauseLeader
-        | Fault::IsolateLeader => true,
-        Fault::Loss { rate } => *rate > 0.0,
-        // The lift back to the default network is no fault.
-        Fault::Latency { max_ms, .. } => *max_ms > 10,
-        Fault::Delay { max_ms, .. } => *max_ms > 0,
-        _ => false,
-    };
+    let stalled = stall_intervals(h, rho);
     // Stretches of true time with no agent leading (a killed leader leads no more).
     let mut leaders = BTreeSet::new();
     let mut since = Some(0u64);
@@ -332,7 +426,6 @@ pub fn dead_members_expire_on_time(
     let mut killed = Vec::new();
     for (i, r) in h.records.iter().enumerate() {
         match &r.event {
-            Event::Fault { fault } if stalls(fault) => return Vec::new(),
             Event::Fault {
                 fault: Fault::KillProcess { process },
             } => killed.push((*process, r.t_us, i)),
@@ -373,6 +466,15 @@ pub fn dead_members_expire_on_time(
     let mut out = Vec::new();
     for (process, k, fi) in killed {
         let key = format!("/kv/member-{process}");
+        // A key already expired before the death (its session lost) has nothing to wait on:
+        // a later record of it is an agent replaying its log at a restart.
+        let gone_before = h
+            .records
+            .iter()
+            .any(|r| r.t_us < k && matches!(&r.event, Event::Expire { key: x, .. } if *x == key));
+        if gone_before {
+            continue;
+        }
         let Some((ei, e)) = h
             .records
             .iter()
@@ -384,7 +486,33 @@ pub fn dead_members_expire_on_time(
         else {
             continue;
         };
-        let gap = without_leader(k, e.t_us);
+        if stalled.iter().any(|&(a, b)| a <= e.t_us && k <= b) {
+            continue;
+        }
+        // Each new leader loses the agency time since the last tick its predecessor
+        // committed and counts from its own first tick: a tick's worth, with its commit.
+        let changes = h
+            .records
+            .iter()
+            .filter(|r| r.t_us >= k && r.t_us <= e.t_us)
+            .filter(|r| matches!(&r.event, Event::Role { role, .. } if role == "leader"))
+            .count() as u64;
+        // A stall or a slow sync (fault points) holds a commit back by at most its length.
+        let held_back: u64 = h
+            .records
+            .iter()
+            .filter(|r| r.t_us + STALL_WINDOW_US >= k && r.t_us <= e.t_us)
+            .filter_map(|r| match &r.event {
+                Event::FaultPoint { point } => tenure_core::buggify::find(point).ok(),
+                _ => None,
+            })
+            .filter(|p| {
+                p.name == tenure_core::buggify::STALL_ON_TICK
+                    || p.name == tenure_core::buggify::SLOW_FSYNC
+            })
+            .map(|p| p.max_ms * 1000)
+            .sum();
+        let gap = without_leader(k, e.t_us) + changes * LEADER_CHANGE_LOSS_US + held_back;
         let bound = k + allowance + gap;
         if e.t_us > bound {
             out.push(Violation {
@@ -550,7 +678,8 @@ mod tests {
         };
         let ttl = std::time::Duration::from_secs(2);
         // Leader 1 from 0.1 s; member 4 dies at 1 s; leader 1 killed at 1.5 s, agent 2 leads
-        // from 2 s: 0.5 s without a leader. Bound: 1 + 2.0406 + 0.5 + 0.3 s = 3.8406 s.
+        // from 2 s: 0.5 s without a leader and one change of leader (0.1 s). Bound:
+        // 1 + 2.0406 + 0.5 + 0.1 + 0.3 s = 3.9406 s.
         let base = [
             role(100_000, 1, "leader"),
             fault(1_000_000, Fault::KillProcess { process: 4 }),
@@ -560,10 +689,43 @@ mod tests {
         let with = |extra: Vec<Record>| History {
             records: base.iter().cloned().chain(extra).collect(),
         };
-        let late = dead_members_expire_on_time(&with(vec![expire(3_900_000)]), ttl, 0.01);
+        let late = dead_members_expire_on_time(&with(vec![expire(4_000_000)]), ttl, 0.01);
         assert_eq!(names(late), vec!["L3 expiry on time"]);
-        let on_time = dead_members_expire_on_time(&with(vec![expire(3_800_000)]), ttl, 0.01);
+        let on_time = dead_members_expire_on_time(&with(vec![expire(3_900_000)]), ttl, 0.01);
         assert!(on_time.is_empty(), "{on_time:?}");
+        // A partition healed before the death stalls nothing the member waits on.
+        let earlier = with(vec![
+            fault(
+                200_000,
+                Fault::Partition {
+                    groups: vec![vec![1], vec![2, 3]],
+                },
+            ),
+            fault(900_000, Fault::Heal),
+            expire(4_000_000),
+        ]);
+        assert_eq!(
+            names(dead_members_expire_on_time(&earlier, ttl, 0.01)),
+            vec!["L3 expiry on time"]
+        );
+        // A stalled agent (a fault point) during the wait adds its longest stall, 1.5 s.
+        let stalled = |t| {
+            with(vec![
+                rec(
+                    2_500_000,
+                    "system",
+                    Event::FaultPoint {
+                        point: tenure_core::buggify::STALL_ON_TICK.into(),
+                    },
+                ),
+                expire(t),
+            ])
+        };
+        assert!(dead_members_expire_on_time(&stalled(5_400_000), ttl, 0.01).is_empty());
+        assert_eq!(
+            names(dead_members_expire_on_time(&stalled(5_500_000), ttl, 0.01)),
+            vec!["L3 expiry on time"]
+        );
         // A partition may stall agency time under a leader: not checked then.
         let partitioned = with(vec![
             fault(

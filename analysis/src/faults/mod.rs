@@ -450,7 +450,7 @@ impl Schedule {
 
 mod lift;
 mod swarm;
-pub use swarm::{swarm, swarm_with, Swarm, SwarmSpec};
+pub use swarm::{aimed, swarm, swarm_with, Swarm, SwarmSpec};
 
 #[cfg(test)]
 mod tests {

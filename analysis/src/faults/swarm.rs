@@ -14,7 +14,7 @@ pub struct Swarm {
 }
 
 /// What a swarm schedule may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SwarmSpec {
     pub agents: u64,
     /// Client processes that pauses may hit too (0: agents only).
@@ -23,6 +23,17 @@ pub struct SwarmSpec {
     /// Clock jumps break the drift assumption; without them clock faults are drift within
     /// the default bound only.
     pub clock_jumps: bool,
+    /// Faults aimed at the moments that matter ([`aimed`]) as well, with the cluster's drift
+    /// bound `rho` (none: only the swarm's own).
+    pub aimed: Option<f64>,
+    /// Processes whose death matters (members keeping temp keys, holders of locks, leases
+    /// and leadership): an aimed kill picks one of them when there are any.
+    pub targets: Vec<u64>,
+    /// Members among the targets: an aimed kill picks one of them half the time.
+    pub members: Vec<u64>,
+    /// Only the aimed faults: the swarm's own kinds are all off (swarm testing: leaving
+    /// features out lets the others show).
+    pub only_aimed: bool,
 }
 
 /// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
@@ -35,8 +46,117 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
             processes: 0,
             duration,
             clock_jumps: true,
+            aimed: None,
+            targets: Vec::new(),
+            members: Vec::new(),
+            only_aimed: false,
         },
     )
+}
+
+/// Faults aimed by role at the moments that matter, drawn from `seed` on their own stream
+/// (the swarm's schedule for the seed stays as it was): one to three of
+/// - a holder frozen right after it comes to hold (`pause_holder`), resumed 0.5-4 s later;
+/// - leader churn: the leader cut off, healed 0.3-1.5 s later, two to four times in a row,
+///   so leadership changes hands while leases and sessions run;
+/// - a client process killed for good (a member's session, a holder's lock left to expire),
+///   then agents crashed and restarted in turn (three to five), the leader among them or not;
+/// - the leader killed (it may have replicated to a minority only);
+/// - the agency's clocks fast: every agent drifting at 50-90% of `rho` from the start, the
+///   direction in which the agency's time runs ahead of a slow holder's.
+///
+/// Every time lies before the end of `spec.duration`; what they leave in place is lifted by
+/// the run ([`Schedule::lifted`] on the faults as carried out).
+pub fn aimed(seed: u64, spec: &SwarmSpec, rho: f64) -> Vec<Step> {
+    let mut r = tenure_core::rng::SplitMix64::new(seed ^ 0x41_494d_4544);
+    let end = spec.duration.as_millis() as u64;
+    let mut steps = Vec::new();
+    if end < 2_000 {
+        return steps;
+    }
+    let churn = |r: &mut tenure_core::rng::SplitMix64, mut t: u64, steps: &mut Vec<Step>| {
+        for _ in 0..2 + r.below(3) {
+            let back = t + 300 + r.below(1_200);
+            if back >= end {
+                break;
+            }
+            steps.push(Step {
+                at_ms: t,
+                fault: Fault::IsolateLeader,
+            });
+            steps.push(Step {
+                at_ms: back,
+                fault: Fault::Heal,
+            });
+            t = back + 200 + r.below(800);
+        }
+    };
+    for _ in 0..1 + r.below(3) {
+        let t = 500 + r.below(end - 1_500);
+        match r.below(5) {
+            0 => {
+                steps.push(Step {
+                    at_ms: t,
+                    fault: Fault::PauseHolder,
+                });
+                steps.push(Step {
+                    at_ms: (t + 500 + r.below(3_500)).min(end - 1),
+                    fault: Fault::ResumeProcesses,
+                });
+            }
+            1 => churn(&mut r, t, &mut steps),
+            2 if spec.processes > 0 => {
+                let process = if !spec.members.is_empty() && r.below(2) == 0 {
+                    spec.members[r.below(spec.members.len() as u64) as usize]
+                } else if spec.targets.is_empty() {
+                    r.below(spec.processes) + 1
+                } else {
+                    spec.targets[r.below(spec.targets.len() as u64) as usize]
+                };
+                steps.push(Step {
+                    at_ms: t,
+                    fault: Fault::KillProcess { process },
+                });
+                // Rolling restarts, not cuts: kills stall no agency time, so the dead
+                // process's session must still expire on time (L3) while leaders change.
+                let mut at = t + 200 + r.below(800);
+                for _ in 0..3 + r.below(3) {
+                    let agent = r.below(spec.agents) + 1;
+                    let back = at + 300 + r.below(1_200);
+                    if back >= end {
+                        break;
+                    }
+                    steps.push(Step {
+                        at_ms: at,
+                        fault: Fault::Kill { agent },
+                    });
+                    steps.push(Step {
+                        at_ms: back,
+                        fault: Fault::Restart { agent },
+                    });
+                    at = back + 100 + r.below(500);
+                }
+            }
+            3 => steps.push(Step {
+                at_ms: t,
+                fault: Fault::KillLeader,
+            }),
+            _ => {
+                let rate = rho * (0.5 + r.below(5) as f64 / 10.0);
+                for agent in 1..=spec.agents {
+                    steps.push(Step {
+                        at_ms: 0,
+                        fault: Fault::Clock {
+                            agent,
+                            change: ClockFault::Drift { rate },
+                        },
+                    });
+                }
+            }
+        }
+    }
+    steps.sort_by_key(|s| s.at_ms);
+    steps
 }
 
 /// [`swarm`] within `spec`.
@@ -44,13 +164,22 @@ pub fn swarm_with(seed: u64, spec: &SwarmSpec) -> (Swarm, Schedule) {
     let (agents, duration) = (spec.agents, spec.duration);
     // The swarm's own source, so a schedule depends on its seed alone.
     let mut r = tenure_core::rng::SplitMix64::new(seed ^ 0x005E_ED0F_FA17);
-    let kinds = Swarm {
+    let mut kinds = Swarm {
         partitions: r.below(2) == 0,
         kills: r.below(2) == 0,
         pauses: r.below(3) == 0,
         clocks: r.below(3) == 0,
         network: r.below(2) == 0,
     };
+    if spec.only_aimed {
+        kinds = Swarm {
+            partitions: false,
+            kills: false,
+            pauses: false,
+            clocks: false,
+            network: false,
+        };
+    }
     let end = duration.as_millis() as u64;
     let mut steps = Vec::new();
     let mut t = 0;
@@ -176,6 +305,12 @@ pub fn swarm_with(seed: u64, spec: &SwarmSpec) -> (Swarm, Schedule) {
     );
     for fault in lift {
         steps.push(Step { at_ms: end, fault });
+    }
+    if let Some(rho) = spec.aimed {
+        // Before the lifts at the end, in time order (a stable sort keeps the swarm's own
+        // order among equal times).
+        steps.extend(aimed(seed, spec, rho));
+        steps.sort_by_key(|s| s.at_ms);
     }
     (kinds, Schedule { steps })
 }

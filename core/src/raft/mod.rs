@@ -221,6 +221,9 @@ pub struct Raft {
     leader: Option<NodeId>,
     election_elapsed: u32,
     election_timeout: u32,
+    /// The election timer was set to go off early (a fault point): the next word from a
+    /// leader sets it back to a normal timeout.
+    early_timer: bool,
     heartbeat_elapsed: u32,
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
@@ -295,6 +298,7 @@ impl Raft {
             leader: None,
             election_elapsed: 0,
             election_timeout: 0,
+            early_timer: false,
             heartbeat_elapsed: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
@@ -396,9 +400,25 @@ impl Raft {
         self.peers.len() / 2 + 1
     }
 
+    /// A leader was heard from: the election timer starts again (an early one, set by a
+    /// fault point, goes back to a normal timeout).
+    fn heard_from_leader(&mut self) {
+        if self.early_timer {
+            self.reset_election_timeout();
+        }
+        self.election_elapsed = 0;
+    }
+
     fn reset_election_timeout(&mut self) {
         let base = self.config.election_ticks.max(1);
         self.election_timeout = base + self.rng.below(base as u64) as u32;
+        self.early_timer = false;
+        if crate::buggify::fires(crate::buggify::EARLY_ELECTION) {
+            // A timer that goes off early, once: a third of the base timeout (never below a
+            // tick), until a leader is heard from.
+            self.election_timeout = (base / 3).max(1);
+            self.early_timer = true;
+        }
         self.election_elapsed = 0;
     }
 
@@ -781,7 +801,7 @@ impl Raft {
                     self.become_follower(m.term, Some(m.from));
                 }
                 self.leader = Some(m.from);
-                self.election_elapsed = 0;
+                self.heard_from_leader();
                 self.handle_append(m.from, prev_index, prev_term, entries, commit, read_ctx);
             }
             MsgKind::InstallSnapshot { snapshot } => {
@@ -789,7 +809,7 @@ impl Raft {
                     self.become_follower(m.term, Some(m.from));
                 }
                 self.leader = Some(m.from);
-                self.election_elapsed = 0;
+                self.heard_from_leader();
                 self.install_snapshot(m.from, snapshot);
             }
             MsgKind::AppendResp {

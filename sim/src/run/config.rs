@@ -18,6 +18,30 @@ pub enum Faults {
     Schedule(Schedule),
 }
 
+/// Which fault points inside the system ([`tenure_core::buggify`]) a run enables.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultPoints {
+    /// None: the system runs as it would outside simulation.
+    #[default]
+    Off,
+    /// The seed enables about half of them (swarm testing).
+    Swarm,
+    /// These, by name.
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl FaultPoints {
+    /// The points enabled for `seed`.
+    pub fn enabled(&self, seed: u64) -> std::collections::BTreeSet<String> {
+        match self {
+            FaultPoints::Off => Default::default(),
+            FaultPoints::Swarm => tenure_core::buggify::drawn(seed),
+            FaultPoints::Only(names) => names.clone(),
+        }
+    }
+}
+
 /// Everything a run depends on besides its seed.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -86,6 +110,15 @@ pub struct RunConfig {
     /// within the bound, pauses and work, which roles run and how many. The settings above
     /// that it draws are replaced; the report keeps the draw.
     pub draw_world: bool,
+    /// The fault points inside the system the run enables (off by default); the report
+    /// counts how often each fired.
+    pub fault_points: FaultPoints,
+    /// The swarm adds faults aimed by role at the moments that matter
+    /// ([`crate::nemesis::aimed`]); a drawn world sets it.
+    pub aimed_faults: bool,
+    /// With `aimed_faults`: the swarm's own faults are left out (a drawn world sets it for
+    /// about a third of seeds).
+    pub only_aimed: bool,
 }
 
 impl RunConfig {
@@ -134,6 +167,9 @@ impl Default for RunConfig {
             clock_jumps: true,
             bugs: crate::bugs::Bugs::new(),
             draw_world: false,
+            fault_points: FaultPoints::Off,
+            aimed_faults: false,
+            only_aimed: false,
         }
     }
 }

@@ -25,6 +25,17 @@ pub struct Drawn {
     pub members: usize,
     pub managers: usize,
     pub watchers: usize,
+    /// Which faults: the swarm's and the aimed ones, or (about a third of seeds) only the
+    /// aimed ones.
+    #[serde(default)]
+    pub only_aimed: bool,
+    /// The drift bound the agency and the holders assume (the drifts above are within it).
+    #[serde(default)]
+    pub rho: f64,
+    /// How clients find the leader: `redirect`, or `ask_all` (every agent at once, the first
+    /// normal answer taken).
+    #[serde(default)]
+    pub routing: crate::cluster::Routing,
 }
 
 /// The bounds of a draw (documented in the README's scenario list and the scenario file).
@@ -32,6 +43,8 @@ pub const TTL_MS: [u64; 6] = [400, 800, 1_500, 2_000, 5_000, 15_000];
 pub const LOCK_DELAY_MS: [u64; 4] = [0, 0, 300, 1_000];
 pub const OP_PAUSE_MS: [u64; 4] = [20, 50, 100, 300];
 pub const WORK_MS: [u64; 4] = [5, 20, 100, 300];
+/// Drift bounds (rho): the default 1% most often, up to 5%.
+pub const RHO: [f64; 4] = [0.01, 0.01, 0.02, 0.05];
 
 /// `config` with the world `seed` draws, and what was drawn.
 pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
@@ -55,6 +68,9 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
         members: count(2),
         managers: 0,
         watchers: count(1),
+        only_aimed: false,
+        rho: 0.0,
+        routing: Default::default(),
     };
     if d.leasers > 0 {
         d.managers = r.below(3) as usize;
@@ -62,13 +78,20 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     if d.clients + d.lockers + d.leasers + d.leaders + d.members == 0 {
         d.lockers = 2;
     }
-    // Within the drift assumption: up to 90% of the cluster's bound.
-    let rho = config.cluster.agent.rho;
+    // Within the drift assumption: up to 90% of the bound, itself drawn.
+    let rho = RHO[r.below(RHO.len() as u64) as usize];
+    d.rho = rho;
     d.client_drift = (r.below(10) as f64 / 10.0) * rho * 0.9;
+    d.only_aimed = r.below(3) == 0;
+    if r.below(3) == 0 {
+        d.routing = crate::cluster::Routing::AskAll;
+    }
     let mut c = config.clone();
     c.lock_ttl = Duration::from_millis(d.lock_ttl_ms);
     c.lock_delay = Duration::from_millis(d.lock_delay_ms);
     c.client_drift = d.client_drift;
+    c.cluster.agent.rho = d.rho;
+    c.client.routing = d.routing;
     c.op_pause = Duration::from_millis(d.op_pause_ms);
     c.work = Duration::from_millis(d.work_ms);
     c.clients = d.clients;
@@ -79,6 +102,8 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     c.managers = d.managers;
     c.watchers = d.watchers;
     c.draw_world = false;
+    c.aimed_faults = true;
+    c.only_aimed = d.only_aimed;
     (c, d)
 }
 
@@ -97,7 +122,7 @@ mod tests {
             let (c, d) = world(&base, seed);
             assert_eq!(world(&base, seed).1, d, "seed {seed} draws one world");
             assert!(c.check_limits().is_ok(), "seed {seed}: {d:?}");
-            assert!(d.client_drift < base.cluster.agent.rho);
+            assert!(d.client_drift < d.rho && RHO.contains(&d.rho));
             assert!(TTL_MS.contains(&d.lock_ttl_ms));
             assert!(c.processes() > 0);
             roles.insert((d.lockers > 0, d.leasers > 0, d.members > 0));

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tenure_core::agency::{AgencyError, Lock};
 use tenure_core::leadership::{LeadershipError, Manager as LeadershipManager, ManagerConfig};
 use tenure_core::lease::{Checker, Claimer, LeaseClient, LeaseError, LeaseManager, Token};
-use tenure_core::{ClientError, Key};
+use tenure_core::{buggify, ClientError, Key};
 use tenure_core::{Command, Op, Outcome, Txn, TxnOutcome};
 
 /// The lock the lockers contend for, and the resource it guards.
@@ -91,6 +91,7 @@ pub(crate) fn start_resource(
         disk: None,
         fsync: Duration::ZERO,
         rec: rec.clone(),
+        agent: false,
     };
     let name = format!("resource-{}", kind.role());
     let mut resource = FencedResource::new(kind.resource(), &name, rec.clone());
@@ -152,7 +153,8 @@ pub(crate) async fn locker(ctx: Context, cfg: &RunConfig) {
                 continue;
             }
             // The work between the check and the write: a pause here makes it late.
-            ctx.sleep(cfg.work).await;
+            ctx.sleep(cfg.work + pause(buggify::PAUSE_BEFORE_WRITE))
+                .await;
             fenced
                 .send(token, None)
                 .await
@@ -210,6 +212,7 @@ pub(crate) fn start_managers(
                     disk: None,
                     fsync: Duration::ZERO,
                     rec,
+                    agent: false,
                 };
                 run_actor(actor, env).await;
             });
@@ -381,6 +384,9 @@ pub(crate) async fn leaser(ctx: Context, kind: HolderKind, cfg: &RunConfig) {
             }
         };
         let mut deadline = start + d.mul_f64(1.0 - rho);
+        if let Some(p) = buggify::delay(buggify::PAUSE_AFTER_GRANT) {
+            ctx.sleep(p).await;
+        }
         ctx.belief(resource_name, token, Some(deadline));
         let hold_until = ctx.now() + d.mul_f64(0.5 + 2.0 * ctx.random_f64());
         let mut next_claim = start + d / 2;
@@ -411,7 +417,7 @@ pub(crate) async fn leaser(ctx: Context, kind: HolderKind, cfg: &RunConfig) {
                     // Unknown: keep believing until the deadline.
                     None => {}
                 }
-                next_claim = start + d / 2;
+                next_claim = start + d / 2 + pause(buggify::LATE_RENEWAL);
                 continue;
             }
             if now >= hold_until {
@@ -424,7 +430,8 @@ pub(crate) async fn leaser(ctx: Context, kind: HolderKind, cfg: &RunConfig) {
                 ctx.sleep(Duration::from_millis(10)).await;
                 continue;
             }
-            ctx.sleep(cfg.work).await;
+            ctx.sleep(cfg.work + pause(buggify::PAUSE_BEFORE_WRITE))
+                .await;
             // A token check before acting, as Juju's workers do (S3 checks its answer).
             let checked = manager.recorded_check(&ctx, &lease_key, &me).await;
             if let Some(t) = checked {
@@ -449,4 +456,10 @@ pub(crate) async fn leaser(ctx: Context, kind: HolderKind, cfg: &RunConfig) {
         }
         ctx.sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The pause fault point `point` injects here, if it fires (zero otherwise, and always
+/// outside simulation).
+fn pause(point: &'static str) -> Duration {
+    buggify::delay(point).unwrap_or_default()
 }

@@ -27,7 +27,7 @@ mod process;
 mod watchers;
 mod workload;
 
-pub use config::{Faults, RunConfig};
+pub use config::{FaultPoints, Faults, RunConfig};
 use holders::*;
 use layout::{index, Layout};
 use members::*;
@@ -113,8 +113,23 @@ async fn run_inside(
     shared: Arc<Mutex<History>>,
     parts: Option<Arc<crate::world::Parts>>,
 ) -> Report {
+    // Checked when the run was configured; unknown names cannot reach here.
     let mut rec =
         Recorder::into_shared(shared, config.record_messages).with_encoding(config.encode_messages);
+    let fired = rec.clone();
+    let _points = tenure_core::buggify::install_with(
+        seed,
+        &config.fault_points.enabled(seed),
+        Some(Box::new(move |point| {
+            fired.record(
+                "system",
+                crate::history::Event::FaultPoint {
+                    point: point.to_string(),
+                },
+            )
+        })),
+    )
+    .expect("fault point names are checked before a run");
     if config.watchers > 0 {
         rec = rec.with_changes_under(key(WATCHED));
     }
@@ -124,6 +139,18 @@ async fn run_inside(
     cluster_config.agent.bugs = config.bugs;
     config.client.bugs = config.bugs;
     let cluster = Cluster::start_recorded(cluster_config, seed, rec.clone());
+    if !config.fault_points.enabled(seed).is_empty() {
+        // The fault points go quiet just before the faults are lifted, so that nothing they
+        // set (an early timer, a stall) reaches into the healed run. (Only when some are on:
+        // the task would move every other run's schedule.)
+        let end = config
+            .duration
+            .saturating_sub(std::time::Duration::from_millis(1));
+        madsim::task::spawn(async move {
+            madsim::time::sleep(end).await;
+            tenure_core::buggify::quiet();
+        });
+    }
     let ops = Arc::new(AtomicU64::new(1));
     let layout = Layout::new(&config);
     let tasks = spawn_roles(&cluster, &rec, &config, &layout, &ops);
@@ -135,12 +162,20 @@ async fn run_inside(
         .map(|p| crate::world::start::start(&cluster, &rec, &config, p, ops.clone(), first_part));
     // A written schedule has whatever it leaves in place lifted at the end, as swarms do.
     let done = match &config.faults {
+        // Faults aimed at a role are resolved as they come: what they leave in place is
+        // lifted at the end as a written schedule's is.
+        Faults::Swarm if config.aimed_faults => {
+            nemesis::run_schedule_lifted(&cluster, &schedule, config.duration.as_millis() as u64)
+                .await
+        }
         Faults::Schedule(_) => {
             nemesis::run_schedule_lifted(&cluster, &schedule, config.duration.as_millis() as u64)
                 .await
         }
         _ => nemesis::run_schedule(&cluster, &schedule).await,
     };
+    // The faults are lifted: so are the fault points inside the system.
+    tenure_core::buggify::quiet();
     let schedule = Schedule {
         steps: done
             .into_iter()
@@ -183,7 +218,8 @@ async fn run_inside(
     }
     let history = rec.snapshot();
     let counts = rec.message_counts();
-    let report = analyse(
+    let fired = tenure_core::buggify::fired();
+    let mut report = analyse(
         &config,
         parts.as_deref(),
         seed,
@@ -192,6 +228,7 @@ async fn run_inside(
         swarm,
         schedule,
     );
+    report.fault_points = fired;
     cluster.release().await;
     report
 }
@@ -239,11 +276,22 @@ fn faults_of(config: &RunConfig, seed: u64, user_parts: usize) -> (Option<Swarm>
     match &config.faults {
         Faults::None => (None, Schedule::default()),
         Faults::Swarm => {
+            let l = Layout::new(config);
             let spec = SwarmSpec {
+                members: l.members.clone().collect(),
+                only_aimed: config.aimed_faults && config.only_aimed,
+                targets: l
+                    .members
+                    .clone()
+                    .chain(l.lockers.clone())
+                    .chain(l.leasers.clone())
+                    .chain(l.leaders.clone())
+                    .collect(),
                 agents: config.cluster.agents as u64,
                 processes: (config.processes() + user_parts) as u64,
                 duration: config.duration,
                 clock_jumps: config.clock_jumps,
+                aimed: config.aimed_faults.then_some(config.cluster.agent.rho),
             };
             let (kinds, s) = nemesis::swarm_with(seed, &spec);
             (Some(kinds), s)
@@ -381,6 +429,7 @@ fn analyse(
             .map(|p| crate::world::sometimes_reached(p, &history))
             .unwrap_or_default(),
         drawn: None,
+        fault_points: Default::default(),
         history,
     }
 }

@@ -190,6 +190,7 @@ pub(crate) fn start(
             disk: None,
             fsync: Duration::ZERO,
             rec: rec.clone(),
+            agent: false,
         };
         let resource = FencedResource::new(name, name, rec.clone());
         cluster
@@ -245,6 +246,7 @@ pub(crate) fn start(
                             disk: None,
                             fsync: Duration::ZERO,
                             rec: s.rec.clone(),
+                            agent: false,
                         };
                         start(env, s.dir.clone(), log)
                     }

@@ -1,4 +1,4 @@
-//! `tenure list`: the scenarios, or the planted bugs.
+//! `tenure list`: the scenarios, the planted bugs, or the fault points inside the system.
 
 use crate::print_json;
 use std::process::ExitCode;
@@ -11,14 +11,20 @@ pub struct Args {
     json: bool,
     /// Lists the planted bugs instead (`--bug NAME` switches one on), with the invariant
     /// each breaks and a scenario that finds it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fault_points")]
     bugs: bool,
+    /// Lists the fault points inside the system instead (a scenario's
+    /// `settings.fault_points` names them), with how often each fires and what it injects.
+    #[arg(long)]
+    fault_points: bool,
 }
 
 impl Args {
     pub fn run(self) -> ExitCode {
         if self.bugs {
             list_bugs(self.json)
+        } else if self.fault_points {
+            list_points(self.json)
         } else {
             list(self.json)
         }
@@ -75,6 +81,33 @@ fn list_bugs(json: bool) -> ExitCode {
                 tenure_scenarios::library::finds(*b)
             );
             println!("{:<30} {}", "", b.about());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn list_points(json: bool) -> ExitCode {
+    use tenure_core::buggify::POINTS;
+    if json {
+        let all: Vec<serde_json::Value> = POINTS
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.name, "about": p.about,
+                    "fires_per_million_hits": p.per_million,
+                    "min_ms": p.min_ms, "max_ms": p.max_ms,
+                })
+            })
+            .collect();
+        print_json(&all);
+    } else {
+        for p in POINTS {
+            println!(
+                "{:<26} {:>6.2}% of hits  {}",
+                p.name,
+                p.per_million as f64 / 10_000.0,
+                p.about
+            );
         }
     }
     ExitCode::SUCCESS

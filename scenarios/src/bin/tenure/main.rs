@@ -44,6 +44,7 @@ macro_rules! print {
 
 mod bench;
 mod check;
+mod explore;
 mod list;
 mod margin;
 mod run;
@@ -82,6 +83,13 @@ enum Command {
     /// Exit 0: every seed held; 1: some seed failed (or, with --check-determinism, ran
     /// differently twice); 2: bad input.
     Sweep(sweep::SweepArgs),
+    /// Explores a scenario guided by coverage: keeps a corpus of inputs (a seed, the world it
+    /// drew, its faults as carried out, its fault points) that reached coverage no input
+    /// before had, mutates them as a fuzzer mutates its inputs, reports the coverage's growth
+    /// and plateau, and stops at the first broken rule with the input written as a scenario
+    /// file and the commands that replay and shrink it. Deterministic for a given `--seed`.
+    /// Exit 0: the budget was spent and every rule held; 1: a rule broke; 2: bad input.
+    Explore(explore::Args),
     /// Makes a failing seed small: its faults, as the run carried them out, become a written
     /// schedule; faults are removed while the same rule still breaks (delta debugging), the
     /// times left are rounded and the duration cut. Writes the minimal schedule as a scenario
@@ -132,6 +140,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => a.run(),
         Command::Report(a) => a.run(),
         Command::Sweep(a) => a.run(),
+        Command::Explore(a) => a.run(),
         Command::Shrink(a) => a.run(),
         Command::Margin(a) => a.run(),
         Command::Bench(a) => a.run(),

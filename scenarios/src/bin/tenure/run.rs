@@ -453,7 +453,8 @@ fn run_cluster(job: Job) -> ExitCode {
             "scenario": s.name, "seed": seed, "ok": report.ok(), "digest": report.digest,
             "counters": report.counters, "violations": report.violations,
             "warnings": report.warnings, "schedule": report.schedule, "swarm": report.swarm,
-            "drawn": report.drawn,
+            "drawn": report.drawn, "fault_points": report.fault_points,
+            "coverage": report.coverage().len(),
         }));
     } else {
         summary(s, given, seed, &report);
@@ -561,6 +562,14 @@ fn summary(s: &library::Scenario, given: &str, seed: u64, report: &tenure_sim::R
         println!("drew       {d}");
     }
     println!("faults     {} ({faults})", report.schedule.steps.len());
+    if !report.fault_points.is_empty() {
+        let fired: Vec<String> = report
+            .fault_points
+            .iter()
+            .map(|(p, n)| format!("{p} x{n}"))
+            .collect();
+        println!("points     {}", fired.join(", "));
+    }
     for step in report.schedule.steps.iter().take(FAULTS_SHOWN) {
         println!("  {:>8.3} s  {}", step.at_ms as f64 / 1000.0, step.fault);
     }
@@ -580,6 +589,7 @@ fn summary(s: &library::Scenario, given: &str, seed: u64, report: &tenure_sim::R
             println!("  {v}");
         }
     }
+    println!("coverage   {} features", report.coverage().len());
     println!("digest     {}", report.digest);
     if !report.ok() {
         println!(

@@ -124,6 +124,19 @@ fn shrink(
     for st in &shrunk.faults.steps {
         println!("  {:>9.3} s  {}", st.at_ms as f64 / 1000.0, st.fault);
     }
+    if !found.points_before.is_empty() {
+        let kept: Vec<&str> = found.points_after.iter().map(String::as_str).collect();
+        println!(
+            "points     {} fault points -> {} ({})",
+            found.points_before.len(),
+            found.points_after.len(),
+            if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            }
+        );
+    }
     println!(
         "duration   {} ms -> {} ms",
         found.duration_ms_before, found.duration_ms_after

@@ -192,6 +192,9 @@ pub fn print_summary(given: &str, all: &sweep::SweepResults) {
             ""
         }
     );
+    if let Some(line) = sweep::coverage_line(&all.results) {
+        println!("{line}");
+    }
     for r in failed {
         let what = match (&r.error, r.violations.first()) {
             (Some(e), _) => e.clone(),
