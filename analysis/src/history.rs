@@ -196,8 +196,13 @@ pub enum Event {
     Sometimes { process: u64, point: String },
     /// The nemesis carried out a fault.
     Fault { fault: Fault },
-    /// A fault point inside the system fired (`tenure_core::buggify`; simulated runs only).
-    FaultPoint { point: String },
+    /// A fault point inside the system fired (`tenure_core::buggify`; simulated runs only),
+    /// injecting a delay of `delay_ms` if it injects one.
+    FaultPoint {
+        point: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay_ms: Option<u64>,
+    },
     /// A message left (`delivered: false`) or arrived (`delivered: true`); recorded only when
     /// the run asks for messages.
     Message {

@@ -152,8 +152,9 @@ pub fn drawn(seed: u64) -> BTreeSet<String> {
         .collect()
 }
 
-/// What a run does when a point fires (the simulator records it in the history).
-pub type OnFire = Box<dyn Fn(&'static str)>;
+/// What a run does when a point fires, given its name and the delay it injects (if it
+/// injects one): the simulator records it in the history.
+pub type OnFire = Box<dyn Fn(&'static str, Option<Duration>)>;
 
 struct State {
     seed: u64,
@@ -184,7 +185,7 @@ pub fn install(seed: u64, enabled: &BTreeSet<String>) -> Result<Guard, String> {
     install_with(seed, enabled, None)
 }
 
-/// [`install`], calling `on_fire` with the point's name each time one fires.
+/// [`install`], calling `on_fire` with the point's name and delay each time one fires.
 pub fn install_with(
     seed: u64,
     enabled: &BTreeSet<String>,
@@ -226,8 +227,8 @@ pub fn fired() -> BTreeMap<String, u64> {
     })
 }
 
-/// A draw for this hit of `name`, if it fires: a number to size what it injects.
-fn hit(name: &'static str) -> Option<u64> {
+/// If this hit of `name` fires: the delay it injects (zero for a point without one).
+fn hit(name: &'static str) -> Option<Duration> {
     let (x, on_fire) = STATE.with(|s| {
         let mut s = s.borrow_mut();
         let s = s.as_mut()?;
@@ -242,11 +243,14 @@ fn hit(name: &'static str) -> Option<u64> {
             return None;
         }
         *s.fired.entry(p.name).or_insert(0) += 1;
+        let span = p.max_ms.saturating_sub(p.min_ms) + 1;
+        let d = Duration::from_millis(p.min_ms + h.next_u64() % span);
         // Taken out while it runs, so that what it calls may not reach a point again.
-        Some((h.next_u64(), s.on_fire.take()))
+        Some((d, s.on_fire.take()))
     })?;
     if let Some(f) = on_fire {
-        f(name);
+        let shown = find(name).ok().filter(|p| p.max_ms > 0).map(|_| x);
+        f(name, shown);
         STATE.with(|s| {
             if let Some(s) = s.borrow_mut().as_mut() {
                 s.on_fire = Some(f);
@@ -270,10 +274,7 @@ pub fn fires(name: &'static str) -> bool {
 
 /// The delay point `name` injects at this hit, if it fires (its range, drawn).
 pub fn delay(name: &'static str) -> Option<Duration> {
-    let x = hit(name)?;
-    let p = find(name).ok()?;
-    let span = p.max_ms.saturating_sub(p.min_ms) + 1;
-    Some(Duration::from_millis(p.min_ms + x % span))
+    hit(name)
 }
 
 #[cfg(test)]

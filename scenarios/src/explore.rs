@@ -327,6 +327,7 @@ pub fn concrete(input: &Input, report: &Report) -> Input {
         t.managers = Some(d.managers);
         t.watchers = Some(d.watchers);
         t.rho = Some(d.rho);
+        t.client_drift_slow = Some(d.adverse_clocks);
         t.routing = Some(d.routing);
     }
     s.faults = FaultSpec {

@@ -594,6 +594,8 @@ mod tests {
             ops: 1,
             error: None,
             sometimes: Default::default(),
+            coverage: 0,
+            features: Default::default(),
         }
     }
 

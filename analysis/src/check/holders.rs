@@ -145,7 +145,7 @@ pub fn lock_delay(
     let mut unknown: Vec<(u64, u64)> = Vec::new();
     for (i, r) in h.records.iter().enumerate() {
         match &r.event {
-            Event::FaultPoint { point }
+            Event::FaultPoint { point, .. }
                 if point == tenure_core::buggify::SLOW_FSYNC
                     || point == tenure_core::buggify::STALL_ON_TICK =>
             {
@@ -497,20 +497,28 @@ pub fn dead_members_expire_on_time(
             .filter(|r| r.t_us >= k && r.t_us <= e.t_us)
             .filter(|r| matches!(&r.event, Event::Role { role, .. } if role == "leader"))
             .count() as u64;
-        // A stall or a slow sync (fault points) holds a commit back by at most its length.
+        // A stall or a slow sync (fault points) holds a commit back by at most its length
+        // (the longest of its kind when the record does not say).
         let held_back: u64 = h
             .records
             .iter()
             .filter(|r| r.t_us + STALL_WINDOW_US >= k && r.t_us <= e.t_us)
             .filter_map(|r| match &r.event {
-                Event::FaultPoint { point } => tenure_core::buggify::find(point).ok(),
+                Event::FaultPoint { point, delay_ms }
+                    if point == tenure_core::buggify::STALL_ON_TICK
+                        || point == tenure_core::buggify::SLOW_FSYNC =>
+                {
+                    let longest = tenure_core::buggify::find(point).map_or(0, |p| p.max_ms);
+                    let ms = delay_ms.unwrap_or(longest);
+                    // Counted from when it fired: only what reaches into the wait.
+                    Some(
+                        (r.t_us + ms * 1000)
+                            .saturating_sub(r.t_us.max(k))
+                            .min(ms * 1000),
+                    )
+                }
                 _ => None,
             })
-            .filter(|p| {
-                p.name == tenure_core::buggify::STALL_ON_TICK
-                    || p.name == tenure_core::buggify::SLOW_FSYNC
-            })
-            .map(|p| p.max_ms * 1000)
             .sum();
         let gap = without_leader(k, e.t_us) + changes * LEADER_CHANGE_LOSS_US + held_back;
         let bound = k + allowance + gap;

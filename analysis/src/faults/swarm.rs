@@ -34,6 +34,12 @@ pub struct SwarmSpec {
     /// Only the aimed faults: the swarm's own kinds are all off (swarm testing: leaving
     /// features out lets the others show).
     pub only_aimed: bool,
+    /// With `aimed`: every agent's clock runs fast by 90% of `rho` from the start, and
+    /// holders are frozen while they hold, one after another, each for longer than
+    /// `ttl_ms` (so its grant runs out under it).
+    pub fast_agency: bool,
+    /// The holders' TTL (lock TTL, lease and leadership duration), in ms.
+    pub ttl_ms: u64,
 }
 
 /// Swarm testing: the seed picks which kinds of fault are on, then a schedule of them over
@@ -50,23 +56,27 @@ pub fn swarm(seed: u64, agents: u64, duration: Duration) -> (Swarm, Schedule) {
             targets: Vec::new(),
             members: Vec::new(),
             only_aimed: false,
+            fast_agency: false,
+            ttl_ms: 0,
         },
     )
 }
 
 /// Faults aimed by role at the moments that matter, drawn from `seed` on their own stream
-/// (the swarm's schedule for the seed stays as it was): one to three of
+/// (the swarm's schedule for the seed stays as it was). Each of these is on by its own coin
+/// (at least one is):
 /// - a holder frozen right after it comes to hold (`pause_holder`), resumed 0.5-4 s later;
 /// - leader churn: the leader cut off, healed 0.3-1.5 s later, two to four times in a row,
 ///   so leadership changes hands while leases and sessions run;
-/// - a client process killed for good (a member's session, a holder's lock left to expire),
-///   then agents crashed and restarted in turn (three to five), the leader among them or not;
+/// - a client process killed for good (a member's session most often, else a holder's
+///   lock, lease or leadership), then every agent crashed and restarted in turn;
 /// - the leader killed (it may have replicated to a minority only);
 /// - the agency's clocks fast: every agent drifting at 50-90% of `rho` from the start, the
 ///   direction in which the agency's time runs ahead of a slow holder's.
 ///
-/// Every time lies before the end of `spec.duration`; what they leave in place is lifted by
-/// the run ([`Schedule::lifted`] on the faults as carried out).
+/// With `spec.fast_agency`, also every agent fast by 90% of `rho` and holders frozen in turn
+/// while they hold. Every time lies before the end of `spec.duration`; what they leave in
+/// place is lifted by the run ([`Schedule::lifted`] on the faults as carried out).
 pub fn aimed(seed: u64, spec: &SwarmSpec, rho: f64) -> Vec<Step> {
     let mut r = tenure_core::rng::SplitMix64::new(seed ^ 0x41_494d_4544);
     let end = spec.duration.as_millis() as u64;
@@ -91,68 +101,108 @@ pub fn aimed(seed: u64, spec: &SwarmSpec, rho: f64) -> Vec<Step> {
             t = back + 200 + r.below(800);
         }
     };
-    for _ in 0..1 + r.below(3) {
-        let t = 500 + r.below(end - 1_500);
-        match r.below(5) {
-            0 => {
-                steps.push(Step {
-                    at_ms: t,
-                    fault: Fault::PauseHolder,
-                });
-                steps.push(Step {
-                    at_ms: (t + 500 + r.below(3_500)).min(end - 1),
-                    fault: Fault::ResumeProcesses,
-                });
+    let at = |r: &mut tenure_core::rng::SplitMix64| 500 + r.below(end - 1_500);
+    // Each moment on or off by its own coin (swarm testing again), at least one on.
+    let mut on = [false; 5];
+    while !on.iter().any(|o| *o) {
+        on = [
+            r.below(3) == 0,
+            r.below(3) == 0,
+            spec.processes > 0 && r.below(2) == 0,
+            r.below(3) == 0,
+            r.below(5) == 0,
+        ];
+    }
+    if on[0] {
+        let t = at(&mut r);
+        steps.push(Step {
+            at_ms: t,
+            fault: Fault::PauseHolder,
+        });
+        steps.push(Step {
+            at_ms: (t + 500 + r.below(3_500)).min(end - 1),
+            fault: Fault::ResumeProcesses,
+        });
+    }
+    if on[1] {
+        let t = at(&mut r);
+        churn(&mut r, t, &mut steps);
+    }
+    if on[2] {
+        let t = at(&mut r);
+        let process = if !spec.members.is_empty() && r.below(4) != 0 {
+            spec.members[r.below(spec.members.len() as u64) as usize]
+        } else if spec.targets.is_empty() {
+            r.below(spec.processes) + 1
+        } else {
+            spec.targets[r.below(spec.targets.len() as u64) as usize]
+        };
+        steps.push(Step {
+            at_ms: t,
+            fault: Fault::KillProcess { process },
+        });
+        // A rolling restart of every agent (each crashed and restarted at once), in an
+        // order drawn: the leader is among them, so leadership changes hands while the
+        // dead process's session runs out. Crashes stall no agency time, so its temp key
+        // must still go on time (L3).
+        let mut order: Vec<u64> = (1..=spec.agents).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, r.below(i as u64 + 1) as usize);
+        }
+        let mut t = t + 200 + r.below(800);
+        for agent in order {
+            if t >= end {
+                break;
             }
-            1 => churn(&mut r, t, &mut steps),
-            2 if spec.processes > 0 => {
-                let process = if !spec.members.is_empty() && r.below(2) == 0 {
-                    spec.members[r.below(spec.members.len() as u64) as usize]
-                } else if spec.targets.is_empty() {
-                    r.below(spec.processes) + 1
-                } else {
-                    spec.targets[r.below(spec.targets.len() as u64) as usize]
-                };
-                steps.push(Step {
-                    at_ms: t,
-                    fault: Fault::KillProcess { process },
-                });
-                // Rolling restarts, not cuts: kills stall no agency time, so the dead
-                // process's session must still expire on time (L3) while leaders change.
-                let mut at = t + 200 + r.below(800);
-                for _ in 0..3 + r.below(3) {
-                    let agent = r.below(spec.agents) + 1;
-                    let back = at + 300 + r.below(1_200);
-                    if back >= end {
-                        break;
-                    }
-                    steps.push(Step {
-                        at_ms: at,
-                        fault: Fault::Kill { agent },
-                    });
-                    steps.push(Step {
-                        at_ms: back,
-                        fault: Fault::Restart { agent },
-                    });
-                    at = back + 100 + r.below(500);
-                }
-            }
-            3 => steps.push(Step {
+            steps.push(Step {
                 at_ms: t,
-                fault: Fault::KillLeader,
-            }),
-            _ => {
-                let rate = rho * (0.5 + r.below(5) as f64 / 10.0);
-                for agent in 1..=spec.agents {
-                    steps.push(Step {
-                        at_ms: 0,
-                        fault: Fault::Clock {
-                            agent,
-                            change: ClockFault::Drift { rate },
-                        },
-                    });
-                }
-            }
+                fault: Fault::Restart { agent },
+            });
+            t += 300 + r.below(1_200);
+        }
+    }
+    if on[3] {
+        let t = at(&mut r);
+        steps.push(Step {
+            at_ms: t,
+            fault: Fault::KillLeader,
+        });
+    }
+    if on[4] {
+        let rate = rho * (0.5 + r.below(5) as f64 / 10.0);
+        for agent in 1..=spec.agents {
+            steps.push(Step {
+                at_ms: 0,
+                fault: Fault::Clock {
+                    agent,
+                    change: ClockFault::Drift { rate },
+                },
+            });
+        }
+    }
+    if spec.fast_agency {
+        // And holders frozen while they hold, in turn, so that grants run out under them.
+        let mut t = 300 + r.below(1_000);
+        while t + 1_500 < end {
+            let back = (t + spec.ttl_ms + 200 + r.below(1_500)).min(end - 1);
+            steps.push(Step {
+                at_ms: t,
+                fault: Fault::PauseHolder,
+            });
+            steps.push(Step {
+                at_ms: back,
+                fault: Fault::ResumeProcesses,
+            });
+            t = back + 200 + r.below(1_000);
+        }
+        for agent in 1..=spec.agents {
+            steps.push(Step {
+                at_ms: 0,
+                fault: Fault::Clock {
+                    agent,
+                    change: ClockFault::Drift { rate: 0.9 * rho },
+                },
+            });
         }
     }
     steps.sort_by_key(|s| s.at_ms);

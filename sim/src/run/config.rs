@@ -119,6 +119,9 @@ pub struct RunConfig {
     /// With `aimed_faults`: the swarm's own faults are left out (a drawn world sets it for
     /// about a third of seeds).
     pub only_aimed: bool,
+    /// With `aimed_faults`: every agent's clock drifts fast by 90% of `rho` from the start
+    /// (a drawn world with adverse clocks sets it).
+    pub fast_agency_clocks: bool,
 }
 
 impl RunConfig {
@@ -170,6 +173,7 @@ impl Default for RunConfig {
             fault_points: FaultPoints::Off,
             aimed_faults: false,
             only_aimed: false,
+            fast_agency_clocks: false,
         }
     }
 }

@@ -32,6 +32,11 @@ pub struct Drawn {
     /// The drift bound the agency and the holders assume (the drifts above are within it).
     #[serde(default)]
     pub rho: f64,
+    /// Adverse clocks, within the bound: every holder's clock slow by 90% of `rho` and every
+    /// agent's fast by as much, from the start (the direction in which a belief outlives
+    /// the agency's expiry most).
+    #[serde(default)]
+    pub adverse_clocks: bool,
     /// How clients find the leader: `redirect`, or `ask_all` (every agent at once, the first
     /// normal answer taken).
     #[serde(default)]
@@ -70,6 +75,7 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
         watchers: count(1),
         only_aimed: false,
         rho: 0.0,
+        adverse_clocks: false,
         routing: Default::default(),
     };
     if d.leasers > 0 {
@@ -83,6 +89,15 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     d.rho = rho;
     d.client_drift = (r.below(10) as f64 / 10.0) * rho * 0.9;
     d.only_aimed = r.below(3) == 0;
+    d.adverse_clocks = r.below(4) == 0;
+    if d.adverse_clocks {
+        // At the widest bound drawn, where 90% of it is most time.
+        d.rho = RHO[RHO.len() - 1];
+        d.client_drift = 0.9 * d.rho;
+        // Long enough for drift to add up past an agency tick (50 ms), short enough for a
+        // holder's grant to run out within a run.
+        d.lock_ttl_ms = [1_500, 2_000, 5_000][r.below(3) as usize];
+    }
     if r.below(3) == 0 {
         d.routing = crate::cluster::Routing::AskAll;
     }
@@ -91,6 +106,8 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     c.lock_delay = Duration::from_millis(d.lock_delay_ms);
     c.client_drift = d.client_drift;
     c.cluster.agent.rho = d.rho;
+    c.client_drift_slow = d.adverse_clocks;
+    c.fast_agency_clocks = d.adverse_clocks;
     c.client.routing = d.routing;
     c.op_pause = Duration::from_millis(d.op_pause_ms);
     c.work = Duration::from_millis(d.work_ms);

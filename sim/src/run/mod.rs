@@ -120,11 +120,12 @@ async fn run_inside(
     let _points = tenure_core::buggify::install_with(
         seed,
         &config.fault_points.enabled(seed),
-        Some(Box::new(move |point| {
+        Some(Box::new(move |point, delay| {
             fired.record(
                 "system",
                 crate::history::Event::FaultPoint {
                     point: point.to_string(),
+                    delay_ms: delay.map(|d| d.as_millis() as u64),
                 },
             )
         })),
@@ -280,6 +281,8 @@ fn faults_of(config: &RunConfig, seed: u64, user_parts: usize) -> (Option<Swarm>
             let spec = SwarmSpec {
                 members: l.members.clone().collect(),
                 only_aimed: config.aimed_faults && config.only_aimed,
+                fast_agency: config.aimed_faults && config.fast_agency_clocks,
+                ttl_ms: config.lock_ttl.as_millis() as u64,
                 targets: l
                     .members
                     .clone()
