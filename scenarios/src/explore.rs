@@ -75,7 +75,7 @@ pub struct Progress {
 pub enum Outcome {
     /// Run `run` broke a rule (or broke off: `report` is `None`, `error` says why).
     Found {
-        input: Input,
+        input: Box<Input>,
         run: usize,
         report: Option<Box<Report>>,
         error: Option<String>,
@@ -157,7 +157,7 @@ impl Explorer {
                     }
                     Ok(report) => {
                         return Outcome::Found {
-                            input,
+                            input: Box::new(input),
                             run: self.runs,
                             report: Some(Box::new(report)),
                             error: None,
@@ -165,7 +165,7 @@ impl Explorer {
                     }
                     Err(e) => {
                         return Outcome::Found {
-                            input,
+                            input: Box::new(input),
                             run: self.runs,
                             report: None,
                             error: Some(e),

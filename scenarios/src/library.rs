@@ -425,8 +425,14 @@ impl Scenario {
                 let schedule = Schedule {
                     steps: self.faults.steps.clone(),
                 };
+                // A drawn world's processes are known only once the seed draws them.
+                let processes = if c.draw_world {
+                    tenure_sim::run::draw::MAX_PROCESSES
+                } else {
+                    c.processes()
+                };
                 schedule
-                    .validate_with(c.cluster.agents as u64, c.processes() as u64)
+                    .validate_with(c.cluster.agents as u64, processes as u64)
                     .map_err(|e| format!("faults: {e}"))?;
                 if let Some(last) = schedule.steps.last() {
                     if last.at_ms >= c.duration.as_millis() as u64 {

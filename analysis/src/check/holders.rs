@@ -345,47 +345,47 @@ pub fn stall_intervals(h: &History, rho: f64) -> Vec<(u64, u64)> {
     };
     for r in &h.records {
         let t = r.t_us;
-        match &r.event {
-            Event::Fault { fault } => match fault {
-                Fault::Partition { .. } | Fault::Clog { .. } | Fault::IsolateLeader => {
-                    cut.get_or_insert(t);
+        let Event::Fault { fault } = &r.event else {
+            continue;
+        };
+        match fault {
+            Fault::Partition { .. } | Fault::Clog { .. } | Fault::IsolateLeader => {
+                cut.get_or_insert(t);
+            }
+            Fault::Heal => end(&mut cut, t, &mut out),
+            Fault::Pause { agent } => {
+                paused.entry(*agent).or_insert(t);
+            }
+            Fault::Resume { agent } => {
+                if let Some(a) = paused.remove(agent) {
+                    out.push((a, t));
                 }
-                Fault::Heal => end(&mut cut, t, &mut out),
-                Fault::Pause { agent } => {
-                    paused.entry(*agent).or_insert(t);
+            }
+            Fault::PauseLeader => out.push((t, u64::MAX)),
+            Fault::Loss { rate } if *rate > 0.0 => {
+                loss.get_or_insert(t);
+            }
+            Fault::Loss { .. } => end(&mut loss, t, &mut out),
+            Fault::Latency { max_ms, .. } if *max_ms > 10 => {
+                slow.get_or_insert(t);
+            }
+            Fault::Latency { .. } => end(&mut slow, t, &mut out),
+            Fault::Delay {
+                from, to, max_ms, ..
+            } if *max_ms > 0 => {
+                delays.entry((*from, *to)).or_insert(t);
+            }
+            Fault::Delay { from, to, .. } => {
+                if let Some(a) = delays.remove(&(*from, *to)) {
+                    out.push((a, t));
                 }
-                Fault::Resume { agent } => {
-                    if let Some(a) = paused.remove(agent) {
-                        out.push((a, t));
-                    }
-                }
-                Fault::PauseLeader => out.push((t, u64::MAX)),
-                Fault::Loss { rate } if *rate > 0.0 => {
-                    loss.get_or_insert(t);
-                }
-                Fault::Loss { .. } => end(&mut loss, t, &mut out),
-                Fault::Latency { max_ms, .. } if *max_ms > 10 => {
-                    slow.get_or_insert(t);
-                }
-                Fault::Latency { .. } => end(&mut slow, t, &mut out),
-                Fault::Delay {
-                    from, to, max_ms, ..
-                } if *max_ms > 0 => {
-                    delays.entry((*from, *to)).or_insert(t);
-                }
-                Fault::Delay { from, to, .. } => {
-                    if let Some(a) = delays.remove(&(*from, *to)) {
-                        out.push((a, t));
-                    }
-                }
-                // Drift within the bound is what the allowance is made for.
-                Fault::Clock {
-                    change: crate::faults::ClockFault::Drift { rate },
-                    ..
-                } if rate.abs() <= rho => {}
-                Fault::Clock { .. } => out.push((t, u64::MAX)),
-                _ => {}
-            },
+            }
+            // Drift within the bound is what the allowance is made for.
+            Fault::Clock {
+                change: crate::faults::ClockFault::Drift { rate },
+                ..
+            } if rate.abs() <= rho => {}
+            Fault::Clock { .. } => out.push((t, u64::MAX)),
             _ => {}
         }
     }
@@ -724,6 +724,7 @@ mod tests {
                     "system",
                     Event::FaultPoint {
                         point: tenure_core::buggify::STALL_ON_TICK.into(),
+                        delay_ms: None,
                     },
                 ),
                 expire(t),
