@@ -5,10 +5,11 @@
 //! the fault points that fired, the `sometimes` points reached). The explorer keeps a corpus
 //! of inputs that reached coverage nobody reached before it; an input is a scenario made
 //! concrete (the world its seed drew written out as settings, its faults as the schedule the
-//! run carried out, the fault points it enabled named) and a seed. Most runs take a corpus
-//! input and mutate it (a fault moved, dropped, copied or taken from another input, a drawn
-//! setting or a fault point changed, the seed changed under the same faults); the rest start
-//! fresh from the scenario as written. It stops on the first broken rule, with the input
+//! run carried out, the fault points it enabled named) and a seed. Half the runs take a
+//! corpus input, drawn with weight the rarity of the features it reached, and mutate it (a
+//! fault moved, dropped, copied or taken from another input, a drawn setting or a fault point
+//! changed, the seed changed under the same faults); the rest start fresh from the scenario
+//! as written. It stops on the first broken rule, with the input
 //! written as a scenario file that replays it.
 //!
 //! Inputs are made in batches of [`BATCH`] from one seeded generator and judged in the order
@@ -46,6 +47,8 @@ pub struct Entry {
     pub new_features: usize,
     /// The run (1-based) that found it.
     pub run: usize,
+    /// What its run reached.
+    pub features: Coverage,
 }
 
 /// How to explore.
@@ -91,6 +94,8 @@ pub struct Explorer {
     rng: SplitMix64,
     pub corpus: Vec<Entry>,
     pub coverage: Coverage,
+    /// How many runs reached each feature (what makes a feature rare).
+    hits: std::collections::BTreeMap<String, u64>,
     /// Coverage after each run (its growth).
     pub growth: Vec<usize>,
     pub runs: usize,
@@ -110,6 +115,7 @@ impl Explorer {
             options,
             corpus: Vec::new(),
             coverage: Coverage::new(),
+            hits: Default::default(),
             growth: Vec::new(),
             runs: 0,
             last_new: 0,
@@ -126,6 +132,9 @@ impl Explorer {
     /// Takes `report`'s coverage in; keeps `input` (made concrete) if it reached anything new.
     fn judge(&mut self, input: Input, report: &Report, run: usize) -> usize {
         let c = report.coverage();
+        for f in &c {
+            *self.hits.entry(f.clone()).or_insert(0) += 1;
+        }
         let new: Vec<String> = c.difference(&self.coverage).cloned().collect();
         if new.is_empty() {
             return 0;
@@ -138,8 +147,34 @@ impl Explorer {
             input: concrete(&input, report),
             new_features: new.len(),
             run,
+            features: c,
         });
         new.len()
+    }
+
+    /// A corpus entry to mutate, drawn with weight the rarity of what it reached (the sum
+    /// over its features of one over the runs that reached each, AFL's and libFuzzer's
+    /// "energy"): entries that reached what few runs reach are mutated most.
+    fn pick(&mut self) -> usize {
+        let weights: Vec<f64> = self
+            .corpus
+            .iter()
+            .map(|e| {
+                e.features
+                    .iter()
+                    .map(|f| 1.0 / self.hits.get(f).copied().unwrap_or(1).max(1) as f64)
+                    .sum()
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut x = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                return i;
+            }
+            x -= w;
+        }
+        self.corpus.len() - 1
     }
 
     /// Explores until a rule breaks or the budget is spent; `progress` hears after each
@@ -186,16 +221,12 @@ impl Explorer {
 
     /// The next input: fresh, or a mutant of a corpus entry.
     fn make(&mut self) -> Input {
-        let fresh = self.options.blind || self.corpus.is_empty() || self.rng.below(5) == 0;
+        // Half the runs start fresh: the scenario's own draw explores widely, and a corpus
+        // only deepens what it already found.
+        let fresh = self.options.blind || self.corpus.is_empty() || self.rng.below(2) == 0;
         if !fresh {
             for _ in 0..8 {
-                // Recent entries are picked more often (they opened new ground).
-                let len = self.corpus.len() as u64;
-                let i = if self.rng.below(4) == 0 {
-                    len - 1 - self.rng.below(len.min(8))
-                } else {
-                    self.rng.below(len)
-                } as usize;
+                let i = self.pick();
                 if let Some(m) = self.mutant(i) {
                     return m;
                 }

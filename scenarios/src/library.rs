@@ -76,6 +76,12 @@ pub struct Settings {
     /// rho), pauses and work, which roles run and how many (`tenure_sim::run::draw`); the
     /// settings it draws are replaced.
     pub draw_world: Option<bool>,
+    /// With `draw_world`: the least and most lock TTL / lease / leadership duration drawn, in
+    /// ms (`[400, 15000]` by default).
+    pub draw_ttl_ms: Option<[u64; 2]>,
+    /// With `draw_world`: the largest drift drawn for a holder's clock, as a fraction of rho
+    /// (0.9 by default; at most 1).
+    pub draw_drift_of_rho: Option<f64>,
     /// Fault points inside the system (`tenure list --fault-points`): `"swarm"` (the seed
     /// enables about half), `"off"`, or a list of names.
     pub fault_points: Option<FaultPointsSpec>,
@@ -380,6 +386,11 @@ impl Scenario {
         if let Some(spec) = &s.fault_points {
             c.fault_points = spec.to_config()?;
         }
+        if let Some([lo, hi]) = s.draw_ttl_ms {
+            c.draw_bounds.ttl_ms = (lo, hi);
+        }
+        set!(c.draw_bounds.drift_of_rho, s.draw_drift_of_rho);
+        c.draw_bounds.check()?;
         let problem = |field: &str, what: &str| Err(format!("settings.{field}: {what}"));
         for name in s.bugs.iter().flatten() {
             match tenure_sim::Bug::parse(name) {

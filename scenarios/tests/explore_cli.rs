@@ -156,18 +156,31 @@ fn bad_exploration_input_is_refused_with_exit_2() {
     assert!(err.contains("entry-000001-seed-7.toml"), "{err}");
     // Fault points that do not exist, or a mode that is not one.
     let s = d.path("s.toml");
-    for (points, named) in [
-        ("[\"agent.melt\"]", "agent.melt"),
-        ("\"sometimes\"", "sometimes"),
+    for (setting, named) in [
+        ("fault_points = [\"agent.melt\"]", "agent.melt"),
+        ("fault_points = \"sometimes\"", "sometimes"),
+        // Bounds of a drawn world that cannot hold.
+        ("draw_world = true\ndraw_ttl_ms = [900, 800]", "draw_ttl_ms"),
+        (
+            "draw_world = true\ndraw_drift_of_rho = 1.5",
+            "draw_drift_of_rho",
+        ),
     ] {
         std::fs::write(
             &s,
-            format!("name = \"s\"\nabout = \"a\"\n[settings]\nfault_points = {points}\n"),
+            format!("name = \"s\"\nabout = \"a\"\n[settings]\n{setting}\n"),
         )
         .unwrap();
-        let (code, _, err) = tenure(&["run", &s, "--seed", "1"]);
-        assert_eq!(code, 2, "{err}");
-        assert!(err.contains(named) && err.contains("fault_points"), "{err}");
+        for command in ["run", "explore"] {
+            let args = if command == "run" {
+                vec![command, &s, "--seed", "1"]
+            } else {
+                vec![command, &s, "--budget", "4"]
+            };
+            let (code, _, err) = tenure(&args);
+            assert_eq!(code, 2, "{command} {setting}: {err}");
+            assert!(err.contains(named), "{err}");
+        }
     }
     let (code, _, err) = tenure(&["explore", "no-such-scenario", "--budget", "4"]);
     assert_eq!(code, 2, "{err}");

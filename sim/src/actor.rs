@@ -44,6 +44,8 @@ pub struct Ctx<M> {
     now: Duration,
     timer: Option<Duration>,
     durable: bool,
+    /// Time the sync takes beyond the disk's usual (a fault point's slow write).
+    slow_sync: Duration,
     out: Vec<(SocketAddr, M)>,
     sender: Arc<Sender<M>>,
 }
@@ -100,6 +102,11 @@ impl<M> Ctx<M> {
     /// waits the disk's sync time, syncs, then sends.
     pub fn need_durable(&mut self) {
         self.durable = true;
+    }
+
+    /// This event's sync takes `extra` longer (a fault point: a large write, a slow disk).
+    pub fn slow_sync(&mut self, extra: Duration) {
+        self.slow_sync += extra;
     }
 }
 
@@ -223,6 +230,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
             now: Duration::ZERO,
             timer: None,
             durable: false,
+            slow_sync: Duration::ZERO,
             out: Vec::new(),
             sender: sender.clone(),
         };
@@ -321,7 +329,7 @@ pub async fn run_actor<A: Actor>(mut actor: A, env: ActorEnv) {
                     .then(|| buggify::delay(buggify::SLOW_FSYNC))
                     .flatten()
                     .unwrap_or_default();
-                env.clock.true_sleep(env.fsync + slow).await;
+                env.clock.true_sleep(env.fsync + slow + ctx.slow_sync).await;
             }
             disk.lock().unwrap().sync_all();
             actor.synced();

@@ -647,6 +647,11 @@ impl Agent {
                 // The snapshot first, whole; then the log is rewritten after it.
                 d.write_all(SNAPSHOT_FILE, &encode_snapshot(snap));
                 d.sync(SNAPSHOT_FILE);
+                if let Some(slow) = buggify::delay(buggify::SLOW_SNAPSHOT) {
+                    // The agent is stuck writing it (a leader mid-compaction, a follower
+                    // mid-install): a kill meanwhile tears what follows it.
+                    ctx.slow_sync(slow);
+                }
                 d.truncate(LOG_FILE, 0);
                 self.records.clear();
                 self.base = snap.index;

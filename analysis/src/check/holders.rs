@@ -145,10 +145,7 @@ pub fn lock_delay(
     let mut unknown: Vec<(u64, u64)> = Vec::new();
     for (i, r) in h.records.iter().enumerate() {
         match &r.event {
-            Event::FaultPoint { point, .. }
-                if point == tenure_core::buggify::SLOW_FSYNC
-                    || point == tenure_core::buggify::STALL_ON_TICK =>
-            {
+            Event::FaultPoint { point, .. } if tenure_core::buggify::stalls_an_agent(point) => {
                 unknown.push((r.t_us, STALL_WINDOW_US))
             }
             Event::Role { role, .. } if role == "leader" => unknown.push((r.t_us, 1_000_000)),
@@ -505,8 +502,7 @@ pub fn dead_members_expire_on_time(
             .filter(|r| r.t_us + STALL_WINDOW_US >= k && r.t_us <= e.t_us)
             .filter_map(|r| match &r.event {
                 Event::FaultPoint { point, delay_ms }
-                    if point == tenure_core::buggify::STALL_ON_TICK
-                        || point == tenure_core::buggify::SLOW_FSYNC =>
+                    if tenure_core::buggify::stalls_an_agent(point) =>
                 {
                     let longest = tenure_core::buggify::find(point).map_or(0, |p| p.max_ms);
                     let ms = delay_ms.unwrap_or(longest);

@@ -110,6 +110,8 @@ pub struct RunConfig {
     /// within the bound, pauses and work, which roles run and how many. The settings above
     /// that it draws are replaced; the report keeps the draw.
     pub draw_world: bool,
+    /// What a drawn world may draw (narrower than the defaults if a scenario says so).
+    pub draw_bounds: super::draw::Bounds,
     /// The fault points inside the system the run enables (off by default); the report
     /// counts how often each fired.
     pub fault_points: FaultPoints,
@@ -170,6 +172,7 @@ impl Default for RunConfig {
             clock_jumps: true,
             bugs: crate::bugs::Bugs::new(),
             draw_world: false,
+            draw_bounds: Default::default(),
             fault_points: FaultPoints::Off,
             aimed_faults: false,
             only_aimed: false,

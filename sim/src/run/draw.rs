@@ -48,19 +48,78 @@ pub const TTL_MS: [u64; 6] = [400, 800, 1_500, 2_000, 5_000, 15_000];
 pub const LOCK_DELAY_MS: [u64; 4] = [0, 0, 300, 1_000];
 pub const OP_PAUSE_MS: [u64; 4] = [20, 50, 100, 300];
 pub const WORK_MS: [u64; 4] = [5, 20, 100, 300];
-/// Most processes a drawn world has (3 KV clients, 3 lockers, 3 leasers, 2 leaders, 2
+/// Most processes a drawn world has (3 KV clients, 3 lockers, 3 leasers, 2 leaders, 3
 /// members, 2 lease-manager actors, a watcher): a written schedule for a drawn world may name
 /// any of them (a fault on a process the seed did not draw does nothing).
-pub const MAX_PROCESSES: usize = 3 + 3 + 3 + 2 + 2 + 2 + 1;
+pub const MAX_PROCESSES: usize = 3 + 3 + 3 + 2 + 3 + 2 + 1;
 
 /// Drift bounds (rho): the default 1% most often, up to 5%.
 pub const RHO: [f64; 4] = [0.01, 0.01, 0.02, 0.05];
 
+/// Bounds a scenario may narrow: the TTLs drawn (the list above within them, or any value
+/// between them when none of the list lies within) and the largest drift of a holder's clock,
+/// as a fraction of rho (at most 1: beyond rho the guarantees do not hold).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    pub ttl_ms: (u64, u64),
+    pub drift_of_rho: f64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            ttl_ms: (TTL_MS[0], TTL_MS[TTL_MS.len() - 1]),
+            drift_of_rho: 0.9,
+        }
+    }
+}
+
+impl Bounds {
+    /// An error names the bound that cannot hold.
+    pub fn check(&self) -> Result<(), String> {
+        let (lo, hi) = self.ttl_ms;
+        if lo > hi {
+            return Err(format!(
+                "settings.draw_ttl_ms: [{lo}, {hi}] is empty (the least is above the most)"
+            ));
+        }
+        if lo < 100 || hi > 3_600_000 {
+            return Err(format!(
+                "settings.draw_ttl_ms: [{lo}, {hi}] must lie within 100 ms and an hour"
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.drift_of_rho) {
+            return Err(format!(
+                "settings.draw_drift_of_rho: {} must lie in [0, 1] (a drift beyond rho breaks \
+                 the assumption every guarantee rests on; give client_drift for that)",
+                self.drift_of_rho
+            ));
+        }
+        Ok(())
+    }
+
+    /// A TTL within the bounds: `wanted` if it lies within, else drawn between them.
+    fn ttl(&self, wanted: &[u64], r: &mut SplitMix64) -> u64 {
+        let (lo, hi) = self.ttl_ms;
+        let within: Vec<u64> = wanted
+            .iter()
+            .copied()
+            .filter(|t| (lo..=hi).contains(t))
+            .collect();
+        if within.is_empty() {
+            lo + r.below(hi - lo + 1)
+        } else {
+            within[r.below(within.len() as u64) as usize]
+        }
+    }
+}
+
 /// `config` with the world `seed` draws, and what was drawn.
 pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
+    let bounds = config.draw_bounds;
     let mut r = SplitMix64::new(seed ^ 0x5752_4c44_5f44_5257);
+    let lock_ttl_ms = bounds.ttl(&TTL_MS, &mut r);
     let mut pick = |xs: &[u64]| xs[r.below(xs.len() as u64) as usize];
-    let lock_ttl_ms = pick(&TTL_MS);
     let lock_delay_ms = pick(&LOCK_DELAY_MS);
     let op_pause_ms = pick(&OP_PAUSE_MS);
     let work_ms = pick(&WORK_MS);
@@ -75,7 +134,7 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
         lockers: count(3),
         leasers: count(3),
         leaders: count(2),
-        members: count(2),
+        members: count(3),
         managers: 0,
         watchers: count(1),
         only_aimed: false,
@@ -92,16 +151,16 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     // Within the drift assumption: up to 90% of the bound, itself drawn.
     let rho = RHO[r.below(RHO.len() as u64) as usize];
     d.rho = rho;
-    d.client_drift = (r.below(10) as f64 / 10.0) * rho * 0.9;
+    d.client_drift = (r.below(10) as f64 / 10.0) * rho * bounds.drift_of_rho;
     d.only_aimed = r.below(3) == 0;
     d.adverse_clocks = r.below(4) == 0;
     if d.adverse_clocks {
         // At the widest bound drawn, where 90% of it is most time.
         d.rho = RHO[RHO.len() - 1];
-        d.client_drift = 0.9 * d.rho;
+        d.client_drift = bounds.drift_of_rho * d.rho;
         // Long enough for drift to add up past an agency tick (50 ms), short enough for a
         // holder's grant to run out within a run.
-        d.lock_ttl_ms = [1_500, 2_000, 5_000][r.below(3) as usize];
+        d.lock_ttl_ms = bounds.ttl(&[1_500, 2_000, 5_000], &mut r);
     }
     if r.below(3) == 0 {
         d.routing = crate::cluster::Routing::AskAll;
@@ -146,10 +205,41 @@ mod tests {
             assert!(c.check_limits().is_ok(), "seed {seed}: {d:?}");
             assert!(d.client_drift < d.rho && RHO.contains(&d.rho));
             assert!(TTL_MS.contains(&d.lock_ttl_ms));
+            assert!(d.client_drift <= 0.9 * d.rho + 1e-12);
             assert!(c.processes() > 0 && c.processes() <= MAX_PROCESSES);
             roles.insert((d.lockers > 0, d.leasers > 0, d.members > 0));
         }
         // Every combination of these roles comes up in 200 seeds.
         assert_eq!(roles.len(), 8, "{roles:?}");
+    }
+
+    #[test]
+    fn narrowed_bounds_hold_and_impossible_ones_are_named() {
+        let mut base = RunConfig {
+            draw_world: true,
+            ..RunConfig::default()
+        };
+        base.draw_bounds = Bounds {
+            ttl_ms: (600, 700),
+            drift_of_rho: 0.5,
+        };
+        for seed in 0..100 {
+            let (_, d) = world(&base, seed);
+            assert!((600..=700).contains(&d.lock_ttl_ms), "{d:?}");
+            assert!(d.client_drift <= 0.5 * d.rho + 1e-12, "{d:?}");
+        }
+        let bad = |ttl_ms, drift_of_rho| {
+            Bounds {
+                ttl_ms,
+                drift_of_rho,
+            }
+            .check()
+            .unwrap_err()
+        };
+        assert!(bad((900, 800), 0.5).contains("draw_ttl_ms"));
+        assert!(bad((10, 800), 0.5).contains("draw_ttl_ms"));
+        assert!(bad((400, 800), 1.5).contains("draw_drift_of_rho"));
+        assert!(bad((400, 800), -0.1).contains("draw_drift_of_rho"));
+        assert!(Bounds::default().check().is_ok());
     }
 }
