@@ -197,6 +197,7 @@ pub const L3_TEMP_KEYS: Rule = Rule::builtin("L3", "temp keys", Liveness);
 pub const L3_ON_TIME: Rule = Rule::builtin("L3", "expiry on time", Liveness);
 pub const L4: Rule = Rule::builtin("L4", "calls return", Liveness);
 pub const L5: Rule = Rule::builtin("L5", "watchers", Liveness);
+pub const L6: Rule = Rule::builtin("L6", "followers catch up", Liveness);
 /// A user check (an `always` invariant, a model, an `eventually`) that panicked: reported as a
 /// failure of that seed, naming the check.
 pub const U0: Rule = Rule::builtin("U0", "user check panicked", Safety);
@@ -230,6 +231,7 @@ pub const BUILTIN: &[Rule] = &[
     L3_ON_TIME,
     L4,
     L5,
+    L6,
     U0,
 ];
 

@@ -3,7 +3,7 @@
 //! a sentence a person can act on. [`TABLE`] lists every check that needs only the history,
 //! with the rules it holds the history to; [`all`] runs them in that order.
 //!
-//! - [`raft`]: S12 Raft safety, S15 durability;
+//! - [`raft`]: S12 Raft safety, S15 durability, L6 followers catch up;
 //! - [`holders`]: S1 exclusivity, S4, S5, S7, S8, S9, L3 on time (beliefs and expiries);
 //! - [`fencing`]: S10 fencing, S11 actions within belief (a warning);
 //! - [`linearizable`]: S13, S14, S16 (storage), S3, S6 through [`crate::lin`];
@@ -33,7 +33,7 @@ pub use linearizable::{
     honest_answers, lin_findings, linearizability, owner_deletes, storage_versions,
 };
 pub use liveness::{calls_return, failed_checks};
-pub use raft::{durability, invocations, raft_safety};
+pub use raft::{durability, followers_catch_up, invocations, raft_safety, CATCH_UP};
 pub use watch::watch_order;
 
 /// One broken rule.
@@ -117,6 +117,11 @@ pub const TABLE: &[Check] = &[
         name: "durability",
         rules: &[r::S15],
         run: |c| durability(c.history),
+    },
+    Check {
+        name: "followers_catch_up",
+        rules: &[r::L6],
+        run: |c| followers_catch_up(c.history),
     },
     Check {
         name: "exclusivity",

@@ -160,6 +160,79 @@ pub fn invocations(h: &History) -> BTreeMap<u64, (usize, &str, &str, &Value)> {
     m
 }
 
+/// How long after the runner's liveness write every live agent must have applied what was
+/// committed by then (heartbeats come every few ticks; a restarted agent may need a
+/// snapshot).
+pub const CATCH_UP: std::time::Duration = std::time::Duration::from_millis(1_000);
+
+/// L6: followers catch up. Once the healed cluster took the runner's liveness write (its
+/// `liveness` check, at true time `t`), every agent alive at the end of the history has
+/// applied (or installed a snapshot reaching) the highest index any agent had applied by
+/// `t`, provided the history goes on for [`CATCH_UP`] after `t`. A follower that never
+/// advances its commit index keeps every safety rule (it serves nothing itself) and breaks
+/// this one; found by mutation testing (BENCHMARKS.md).
+pub fn followers_catch_up(h: &History) -> Vec<Violation> {
+    use crate::faults::Fault;
+    let Some((li, live)) = h.records.iter().enumerate().find(
+        |(_, r)| matches!(&r.event, Event::Check { name, ok: true, .. } if name == "liveness"),
+    ) else {
+        return Vec::new();
+    };
+    let t = live.t_us;
+    let end = h.records.last().map_or(0, |r| r.t_us);
+    if end < t + CATCH_UP.as_micros() as u64 {
+        return Vec::new();
+    }
+    let mut applied: BTreeMap<NodeId, (Index, usize)> = BTreeMap::new();
+    let mut by_then: Index = 0;
+    let mut dead: BTreeMap<u64, bool> = BTreeMap::new();
+    for (i, r) in h.records.iter().enumerate() {
+        let (agent, index) = match &r.event {
+            Event::Apply { agent, index, .. } | Event::Snapshot { agent, index, .. } => {
+                (*agent, *index)
+            }
+            Event::Restored { agent, .. } => {
+                dead.insert(*agent, false);
+                continue;
+            }
+            // An agent that never applies anything is known by its role.
+            Event::Role { agent, .. } => {
+                applied.entry(*agent).or_insert((0, i));
+                continue;
+            }
+            Event::Fault {
+                fault: Fault::Kill { agent },
+            } => {
+                dead.insert(*agent, true);
+                continue;
+            }
+            _ => continue,
+        };
+        let a = applied.entry(agent).or_insert((0, i));
+        if index >= a.0 {
+            *a = (index, i);
+        }
+        if r.t_us <= t {
+            by_then = by_then.max(index);
+        }
+    }
+    applied
+        .iter()
+        .filter(|(agent, _)| !dead.get(agent).copied().unwrap_or(false))
+        .filter(|(_, (index, _))| *index < by_then)
+        .map(|(agent, (index, at))| Violation {
+            rule: rule::L6,
+            records: vec![li, *at],
+            message: format!(
+                "agent {agent} applied only up to index {index} by the end ({} us), though \
+                 index {by_then} was applied by the liveness write at {t} us, {} ms before",
+                end,
+                (end - t) / 1000
+            ),
+        })
+        .collect()
+}
+
 /// S15: every acknowledged `write` under the key of the history's last successful
 /// `read_all` is present in that read with the value written (the workload writes each
 /// durability key once). Without such a read, nothing is checked.
@@ -227,6 +300,60 @@ pub fn durability(h: &History) -> Vec<Violation> {
 mod tests {
     use super::*;
     use crate::check::testing::*;
+
+    #[test]
+    fn followers_must_catch_up_after_the_liveness_write() {
+        let live = |t| {
+            rec(
+                t,
+                "runner",
+                Event::Check {
+                    name: "liveness".into(),
+                    ok: true,
+                    detail: String::new(),
+                },
+            )
+        };
+        let base = vec![
+            rec(1, "agent-1", leader(1, 1, 0)),
+            rec(2, "agent-2", leader(2, 2, 0)),
+            rec(10, "agent-1", apply(1, 5, 1, "a")),
+            live(20),
+        ];
+        let with = |extra: Vec<Record>| History {
+            records: base.iter().cloned().chain(extra).collect(),
+        };
+        let end = |t| {
+            rec(
+                t,
+                "runner",
+                Event::Check {
+                    name: "final read".into(),
+                    ok: true,
+                    detail: String::new(),
+                },
+            )
+        };
+        // Agent 2 never applied index 5, and the run went on for 1.5 s.
+        let v = followers_catch_up(&with(vec![end(1_500_020)]));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].rule, rule::L6);
+        // It caught up; or it was killed and stayed down; or the run ended too soon to tell.
+        assert!(followers_catch_up(&with(vec![
+            rec(300, "agent-2", apply(2, 5, 1, "a")),
+            end(1_500_020)
+        ]))
+        .is_empty());
+        let killed = rec(
+            30,
+            "nemesis",
+            Event::Fault {
+                fault: crate::faults::Fault::Kill { agent: 2 },
+            },
+        );
+        assert!(followers_catch_up(&with(vec![killed, end(1_500_020)])).is_empty());
+        assert!(followers_catch_up(&with(vec![end(500_000)])).is_empty());
+    }
 
     #[test]
     fn a_clean_raft_history_has_no_violation() {
