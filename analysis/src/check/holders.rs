@@ -143,8 +143,13 @@ pub fn lock_delay(
     let mut expiries: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
     let mut grants: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
     let mut unknown: Vec<(u64, u64)> = Vec::new();
+    // The network's latency (max one way, ms) from each time on: a commit takes a round trip.
+    let mut latency: Vec<(u64, u64)> = vec![(0, 10)];
     for (i, r) in h.records.iter().enumerate() {
         match &r.event {
+            Event::Fault {
+                fault: crate::faults::Fault::Latency { max_ms, .. },
+            } => latency.push((r.t_us, *max_ms)),
             Event::FaultPoint { point, .. } if tenure_core::buggify::stalls_an_agent(point) => {
                 unknown.push((r.t_us, STALL_WINDOW_US))
             }
@@ -177,7 +182,12 @@ pub fn lock_delay(
         {
             continue;
         }
-        if t_g + APPLY_SLACK_US < t_e + delay_us {
+        let one_way = latency
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= *t_e)
+            .map_or(10, |(_, ms)| *ms);
+        if t_g + APPLY_SLACK_US + 2 * one_way.saturating_sub(10) * 1000 < t_e + delay_us {
             out.push(Violation {
                 rule: rule::S8,
                 records: vec![*i, *j],
@@ -323,7 +333,7 @@ pub const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_millis(3
 
 /// Stretches of true time in which some fault could stall agency time while a leader
 /// exists: a cut (partition, clog, leader isolated) until the next heal; a paused agent until
-/// it resumes; loss, a slow network or a slow link until set back; a clock jump or a drift
+/// it resumes; loss or a slow link until set back; a clock jump or a drift
 /// beyond `rho` from then on. (A stalled agent or a slow sync, fault points, loses no agency
 /// time, which the leader counts from its clock: it only holds a commit back by as long as
 /// it lasts; [`dead_members_expire_on_time`] allows for that.)
@@ -332,7 +342,6 @@ pub fn stall_intervals(h: &History, rho: f64) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut cut: Option<u64> = None;
     let mut loss: Option<u64> = None;
-    let mut slow: Option<u64> = None;
     let mut paused: BTreeMap<u64, u64> = BTreeMap::new();
     let mut delays: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     let end = |since: &mut Option<u64>, t: u64, out: &mut Vec<(u64, u64)>| {
@@ -363,10 +372,8 @@ pub fn stall_intervals(h: &History, rho: f64) -> Vec<(u64, u64)> {
                 loss.get_or_insert(t);
             }
             Fault::Loss { .. } => end(&mut loss, t, &mut out),
-            Fault::Latency { max_ms, .. } if *max_ms > 10 => {
-                slow.get_or_insert(t);
-            }
-            Fault::Latency { .. } => end(&mut slow, t, &mut out),
+            // A slow network delays commits by its round trip: allowed for, not skipped.
+            Fault::Latency { .. } => {}
             Fault::Delay {
                 from, to, max_ms, ..
             } if *max_ms > 0 => {
@@ -386,7 +393,7 @@ pub fn stall_intervals(h: &History, rho: f64) -> Vec<(u64, u64)> {
             _ => {}
         }
     }
-    let open = [cut, loss, slow]
+    let open = [cut, loss]
         .into_iter()
         .flatten()
         .chain(paused.into_values())
@@ -408,7 +415,7 @@ const LEADER_CHANGE_LOSS_US: u64 = 100_000;
 /// agency time while a leader exists ([`stall_intervals`]: a partition, clog, loss, slow link,
 /// paused agent, clock jump; L3 after the heal still applies); kills and restarts of agents,
 /// and faults of clients, are fine. A stalled agent or slow sync (fault points) in the wait
-/// adds its longest length to the bound.
+/// adds its length to the bound, a slow network (latency above 10 ms) a round trip of it.
 pub fn dead_members_expire_on_time(
     h: &History,
     ttl: std::time::Duration,
@@ -516,7 +523,22 @@ pub fn dead_members_expire_on_time(
                 _ => None,
             })
             .sum();
-        let gap = without_leader(k, e.t_us) + changes * LEADER_CHANGE_LOSS_US + held_back;
+        // A slow network (latency above the default 10 ms) delays each commit by a round
+        // trip of its worst.
+        let slow_net: u64 = h
+            .records
+            .iter()
+            .filter(|r| r.t_us <= e.t_us)
+            .filter_map(|r| match &r.event {
+                Event::Fault {
+                    fault: Fault::Latency { max_ms, .. },
+                } => Some(*max_ms),
+                _ => None,
+            })
+            .max()
+            .map_or(0, |ms| 2 * ms.saturating_sub(10) * 1000);
+        let gap =
+            without_leader(k, e.t_us) + changes * LEADER_CHANGE_LOSS_US + held_back + slow_net;
         let bound = k + allowance + gap;
         if e.t_us > bound {
             out.push(Violation {

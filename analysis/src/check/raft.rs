@@ -314,7 +314,7 @@ mod tests {
                 },
             )
         };
-        let base = vec![
+        let base = [
             rec(1, "agent-1", leader(1, 1, 0)),
             rec(2, "agent-2", leader(2, 2, 0)),
             rec(10, "agent-1", apply(1, 5, 1, "a")),

@@ -124,6 +124,9 @@ pub struct RunConfig {
     /// With `aimed_faults`: every agent's clock drifts fast by 90% of `rho` from the start
     /// (a drawn world with adverse clocks sets it).
     pub fast_agency_clocks: bool,
+    /// The network's latency from the start of a swarm run, in ms (none: the default 1-10);
+    /// a drawn world sets it.
+    pub latency_ms: Option<(u64, u64)>,
 }
 
 impl RunConfig {
@@ -177,6 +180,7 @@ impl Default for RunConfig {
             aimed_faults: false,
             only_aimed: false,
             fast_agency_clocks: false,
+            latency_ms: None,
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct Drawn {
     /// the agency's expiry most).
     #[serde(default)]
     pub adverse_clocks: bool,
+    /// The network's latency profile, in ms (min, max): a LAN (the default 1-10, or 1-3), a
+    /// slow network (5-30), a WAN (20-80), or a jittery one (1-200).
+    #[serde(default = "default_latency")]
+    pub latency_ms: (u64, u64),
     /// How clients find the leader: `redirect`, or `ask_all` (every agent at once, the first
     /// normal answer taken).
     #[serde(default)]
@@ -52,6 +56,13 @@ pub const WORK_MS: [u64; 4] = [5, 20, 100, 300];
 /// members, 2 lease-manager actors, a watcher): a written schedule for a drawn world may name
 /// any of them (a fault on a process the seed did not draw does nothing).
 pub const MAX_PROCESSES: usize = 3 + 3 + 3 + 2 + 3 + 2 + 1;
+
+/// Latency profiles, in ms: the default most often.
+pub const LATENCY_MS: [(u64, u64); 6] = [(1, 10), (1, 10), (1, 3), (5, 30), (20, 80), (1, 200)];
+
+fn default_latency() -> (u64, u64) {
+    LATENCY_MS[0]
+}
 
 /// Drift bounds (rho): the default 1% most often, up to 5%.
 pub const RHO: [f64; 4] = [0.01, 0.01, 0.02, 0.05];
@@ -140,6 +151,7 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
         only_aimed: false,
         rho: 0.0,
         adverse_clocks: false,
+        latency_ms: LATENCY_MS[0],
         routing: Default::default(),
     };
     if d.leasers > 0 {
@@ -165,6 +177,12 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     if r.below(3) == 0 {
         d.routing = crate::cluster::Routing::AskAll;
     }
+    d.latency_ms = LATENCY_MS[r.below(LATENCY_MS.len() as u64) as usize];
+    if d.adverse_clocks {
+        // Seeds that push the clocks leave the network alone, so what they show is the
+        // clocks' doing (a slow network would hide a drift of tens of ms under its latency).
+        d.latency_ms = LATENCY_MS[0];
+    }
     let mut c = config.clone();
     c.lock_ttl = Duration::from_millis(d.lock_ttl_ms);
     c.lock_delay = Duration::from_millis(d.lock_delay_ms);
@@ -173,6 +191,7 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     c.client_drift_slow = d.adverse_clocks;
     c.fast_agency_clocks = d.adverse_clocks;
     c.client.routing = d.routing;
+    c.latency_ms = (d.latency_ms != LATENCY_MS[0]).then_some(d.latency_ms);
     c.op_pause = Duration::from_millis(d.op_pause_ms);
     c.work = Duration::from_millis(d.work_ms);
     c.clients = d.clients;

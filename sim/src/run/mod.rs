@@ -296,7 +296,18 @@ fn faults_of(config: &RunConfig, seed: u64, user_parts: usize) -> (Option<Swarm>
                 clock_jumps: config.clock_jumps,
                 aimed: config.aimed_faults.then_some(config.cluster.agent.rho),
             };
-            let (kinds, s) = nemesis::swarm_with(seed, &spec);
+            let (kinds, mut s) = nemesis::swarm_with(seed, &spec);
+            if let Some((min_ms, max_ms)) = config.latency_ms {
+                // The drawn network's profile from the start (lifted back to the default at
+                // the end, as every latency is).
+                s.steps.insert(
+                    0,
+                    nemesis::Step {
+                        at_ms: 0,
+                        fault: nemesis::Fault::Latency { min_ms, max_ms },
+                    },
+                );
+            }
             (Some(kinds), s)
         }
         Faults::Schedule(s) => (None, s.clone()),
