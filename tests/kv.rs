@@ -89,9 +89,12 @@ fn bad_inputs() {
         assert!(matches!(kv.get("").await, Err(KvError::Invalid(_))));
         assert!(matches!(kv.temp_key("").await, Err(KvError::Invalid(_))));
         assert!(matches!(kv.watch("").await, Err(KvError::Invalid(_))));
-        assert!(Kvs::open(env.client(), &["bogus"]).is_err());
+        // As the seed says: unknown options are ignored (with a warning); a known one that
+        // is malformed is refused.
+        assert!(Kvs::open(env.client(), &["bogus", "dial_timeout=5s"]).is_ok());
         assert!(Kvs::open(env.client(), &["session_ttl_ms=abc"]).is_err());
         assert!(Kvs::open(env.client(), &["session_ttl_ms=0"]).is_err());
+        assert!(Kvs::open(env.client(), &["session_ttl_ms"]).is_err());
     });
 }
 

@@ -16,9 +16,10 @@ use std::time::Duration;
 /// The agency family's errors.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum AgencyError {
-    /// Nothing is stored at `key`, the shortest prefix of the requested key that is missing.
-    #[error("key not found: {key}")]
-    KeyNotFound { key: Key },
+    /// Nothing is stored at `key`, the key asked for; `missing` is the shortest prefix of it
+    /// that holds nothing (the key itself, or an ancestor).
+    #[error("key not found: {key}{}", if key == missing { String::new() } else { format!(" (nothing at {missing})") })]
+    KeyNotFound { key: Key, missing: Key },
     /// A write condition did not hold: `check` failed, the key held `found`.
     #[error("condition failed: {check:?} (found {found:?})")]
     ConditionFailed {
@@ -177,14 +178,9 @@ fn check_writable(key: &Key) -> Result<(), AgencyError> {
     Ok(())
 }
 
-fn ttl_ms(ttl: Option<Duration>) -> Result<Option<u64>, AgencyError> {
-    match ttl {
-        Some(d) if d.is_zero() => Err(AgencyError::Invalid(
-            "ttl: must be greater than zero (pass None for no TTL)".into(),
-        )),
-        Some(d) => Ok(Some(ceil_ms(d))),
-        None => Ok(None),
-    }
+/// A write's TTL in ms: none, or zero (the Go driver's "no TTL"), is none.
+fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
+    ttl.filter(|d| !d.is_zero()).map(ceil_ms)
 }
 
 #[async_trait]
@@ -194,7 +190,8 @@ impl Agency for AgencyApi {
         match r.value {
             Some(v) => Ok(v),
             None => Err(AgencyError::KeyNotFound {
-                key: r.missing_prefix.unwrap_or_else(|| key.clone()),
+                key: key.clone(),
+                missing: r.missing_prefix.unwrap_or_else(|| key.clone()),
             }),
         }
     }
@@ -207,7 +204,7 @@ impl Agency for AgencyApi {
         condition: Option<WriteCondition>,
     ) -> Result<Revision, AgencyError> {
         check_writable(key)?;
-        let ttl_ms = ttl_ms(ttl)?;
+        let ttl_ms = ttl_ms(ttl);
         let condition = condition.unwrap_or_default();
         let mut ops = vec![Op::Set {
             key: key.clone(),

@@ -171,11 +171,16 @@ impl Kvs {
                     }
                     session_ttl = Duration::from_millis(ms);
                 }
-                _ => {
+                None if *opt == "session_ttl_ms" => {
                     return Err(KvError::Invalid(format!(
-                        "unknown option {opt:?}; known: session_ttl_ms=N"
+                        "option {opt:?}: give the TTL as session_ttl_ms=N (ms)"
                     )))
                 }
+                // The seed: options it does not know are ignored (said, not refused).
+                _ => tracing::warn!(
+                    target: "tenure",
+                    "hmetcd open: ignoring unknown option {opt:?} (known: session_ttl_ms=N)"
+                ),
             }
         }
         Ok(Kvs {
