@@ -90,6 +90,40 @@ fn claim_extend_expire() {
 }
 
 #[test]
+fn an_invalid_answer_leaves_the_new_state_in_leases() {
+    // The seed: "If it returns ErrInvalid, the caller should consult Leases() (which will
+    // have been refreshed) and try again".
+    run(|env| async move {
+        let a = client(&env);
+        let b = LeaseClient::new(env.client());
+        a.claim_lease("svc", Request::new("unit-a", 10 * SEC))
+            .await
+            .unwrap();
+        assert!(b.leases().is_empty(), "b has not looked yet");
+        assert!(matches!(
+            b.claim_lease("svc", Request::new("unit-b", 10 * SEC)).await,
+            Err(LeaseError::Invalid(_))
+        ));
+        assert_eq!(
+            b.leases()["svc"].holder,
+            "unit-a",
+            "claim refreshed the cache"
+        );
+        let c = LeaseClient::new(env.client());
+        assert!(matches!(
+            c.extend_lease("svc", Request::new("unit-c", 10 * SEC))
+                .await,
+            Err(LeaseError::Invalid(_))
+        ));
+        assert_eq!(
+            c.leases()["svc"].holder,
+            "unit-a",
+            "extend refreshed the cache"
+        );
+    });
+}
+
+#[test]
 fn refresh_reads_every_lease() {
     run(|env| async move {
         let a = client(&env);

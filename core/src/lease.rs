@@ -205,6 +205,13 @@ impl LeaseClient {
         }
     }
 
+    /// After an `Invalid` answer the seed says the caller finds the new state in `leases()`:
+    /// the cache is read again (if that read fails, the caller's next `refresh` will do it;
+    /// the `Invalid` stands either way).
+    async fn refresh_after_invalid(&self) {
+        let _ = Client::refresh(self).await;
+    }
+
     /// Preconditions that hold while `holder` holds `lease`.
     pub fn holds_preconditions(lease: &str, holder: &str) -> Vec<Precondition> {
         vec![Precondition::IfEqualTo(holder_key(lease), json!(holder))]
@@ -238,10 +245,13 @@ impl Client for LeaseClient {
                 );
                 Ok(revision)
             }
-            TxnOutcome::PreconditionFailed { found, .. } => Err(LeaseError::Invalid(format!(
-                "lease {lease:?} is held: {}",
-                found.unwrap_or(Value::Null)
-            ))),
+            TxnOutcome::PreconditionFailed { found, .. } => {
+                self.refresh_after_invalid().await;
+                Err(LeaseError::Invalid(format!(
+                    "lease {lease:?} is held: {}",
+                    found.unwrap_or(Value::Null)
+                )))
+            }
             TxnOutcome::Rejected(r) => Err(LeaseError::BadInput(r.to_string())),
         }
     }
@@ -266,11 +276,14 @@ impl Client for LeaseClient {
                     request.holder
                 ))),
             },
-            TxnOutcome::PreconditionFailed { found, .. } => Err(LeaseError::Invalid(format!(
-                "lease {lease:?} is not held by {:?} (holder: {})",
-                request.holder,
-                found.unwrap_or(Value::Null)
-            ))),
+            TxnOutcome::PreconditionFailed { found, .. } => {
+                self.refresh_after_invalid().await;
+                Err(LeaseError::Invalid(format!(
+                    "lease {lease:?} is not held by {:?} (holder: {})",
+                    request.holder,
+                    found.unwrap_or(Value::Null)
+                )))
+            }
             TxnOutcome::Rejected(r) => Err(LeaseError::BadInput(r.to_string())),
         }
     }
