@@ -165,7 +165,7 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
     d.rho = rho;
     d.client_drift = (r.below(10) as f64 / 10.0) * rho * bounds.drift_of_rho;
     d.only_aimed = r.below(3) == 0;
-    d.adverse_clocks = r.below(4) == 0;
+    d.adverse_clocks = r.below(3) == 0;
     if d.adverse_clocks {
         // At the widest bound drawn, where 90% of it is most time.
         d.rho = RHO[RHO.len() - 1];
@@ -174,7 +174,7 @@ pub fn world(config: &RunConfig, seed: u64) -> (RunConfig, Drawn) {
         // holder's grant to run out within a run.
         d.lock_ttl_ms = bounds.ttl(&[1_500, 2_000, 5_000], &mut r);
     }
-    if r.below(3) == 0 {
+    if r.below(2) == 0 {
         d.routing = crate::cluster::Routing::AskAll;
     }
     d.latency_ms = LATENCY_MS[r.below(LATENCY_MS.len() as u64) as usize];
