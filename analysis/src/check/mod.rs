@@ -4,7 +4,8 @@
 //! with the rules it holds the history to; [`all`] runs them in that order.
 //!
 //! - [`raft`]: S12 Raft safety, S15 durability, L6 followers catch up;
-//! - [`holders`]: S1 exclusivity, S4, S5, S7, S8, S9, L3 on time (beliefs and expiries);
+//! - [`holders`]: S1 exclusivity, S4, S5, S7, S8, S9 (beliefs and expiries);
+//! - [`expiry`]: L3 on time (a dead member's key, around stalls);
 //! - [`fencing`]: S10 fencing, S11 actions within belief (a warning);
 //! - [`linearizable`]: S13, S14, S16 (storage), S3, S6 through [`crate::lin`];
 //! - [`watch`]: S16 watches and callbacks;
@@ -15,6 +16,7 @@ use crate::history::{History, Record};
 use serde::{Deserialize, Serialize};
 pub use tenure_core::rule::{self, Rule, RuleKind, S13_UNKNOWN, S17 as S17_HEALTH};
 
+pub mod expiry;
 pub mod fencing;
 pub mod holders;
 pub mod linearizable;
@@ -24,10 +26,11 @@ pub mod raft;
 pub(crate) mod testing;
 pub mod watch;
 
+pub use expiry::{dead_members_expire_on_time, stall_intervals, EXPIRY_SLACK};
 pub use fencing::{actions_within_belief, fencing};
 pub use holders::{
-    belief_intervals, dead_members_expire_on_time, exclusivity, extensions, grants_to_live_leases,
-    lock_delay, no_early_expiry, token_order, BeliefInterval, EXPIRY_SLACK,
+    belief_intervals, exclusivity, extensions, grants_to_live_leases, lock_delay, no_early_expiry,
+    token_order, BeliefInterval,
 };
 pub use linearizable::{
     honest_answers, lin_findings, linearizability, owner_deletes, storage_versions,

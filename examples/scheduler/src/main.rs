@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run -p tenure-example-scheduler -- list
 //! cargo run -p tenure-example-scheduler -- sweep scheduler-mistaken --seeds 1..21 --jobs 2
-//! cargo run -p tenure-example-scheduler -- shrink scheduler-mistaken --seed 3 --out shrunk.json
+//! cargo run -p tenure-example-scheduler -- shrink scheduler-mistaken --seed 12 --out shrunk.json
 //! ```
 
 use std::process::ExitCode;

@@ -52,7 +52,7 @@ fn list_sweep_shrink_and_replay_a_users_world() {
             "shrink",
             "scheduler-mistaken",
             "--seed",
-            "3",
+            "12",
             "--out",
             &file,
         ],
