@@ -113,13 +113,14 @@ async fn run_inside(
     shared: Arc<Mutex<History>>,
     parts: Option<Arc<crate::world::Parts>>,
 ) -> Report {
-    // Checked when the run was configured; unknown names cannot reach here.
     let mut rec =
         Recorder::into_shared(shared, config.record_messages).with_encoding(config.encode_messages);
     let fired = rec.clone();
+    let points = config.fault_points.enabled(seed);
+    // Checked when the run was configured; unknown names cannot reach here.
     let _points = tenure_core::buggify::install_with(
         seed,
-        &config.fault_points.enabled(seed),
+        &points,
         Some(Box::new(move |point, delay| {
             fired.record(
                 "system",
@@ -140,7 +141,7 @@ async fn run_inside(
     cluster_config.agent.bugs = config.bugs;
     config.client.bugs = config.bugs;
     let cluster = Cluster::start_recorded(cluster_config, seed, rec.clone());
-    if !config.fault_points.enabled(seed).is_empty() {
+    if !points.is_empty() {
         // The fault points go quiet just before the faults are lifted, so that nothing they
         // set (an early timer, a stall) reaches into the healed run. (Only when some are on:
         // the task would move every other run's schedule.)
