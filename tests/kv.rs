@@ -277,3 +277,177 @@ fn watch_with_callback_until_delete_false_or_cancel() {
         assert_eq!(*count.lock().unwrap(), 1);
     });
 }
+
+/// A `mem:` store on a manual clock, and a client of it the test can cut off.
+fn flaky_env() -> (
+    tenure::core::ManualClock,
+    tenure::core::MemBackend,
+    common::flaky::Flaky,
+) {
+    let clock = tenure::core::ManualClock::new();
+    let mem = tenure::core::open("mem:", clock.shared()).unwrap();
+    let flaky = common::flaky::Flaky::new(mem.client());
+    (clock, mem, flaky)
+}
+
+type Seen = Arc<Mutex<Vec<(String, KeyChange)>>>;
+
+fn recorder(seen: &Seen, keep_going: bool) -> tenure::core::kv::WatchCallback {
+    let s = seen.clone();
+    Box::new(move |_, v, c| {
+        s.lock().unwrap().push((v.to_string(), c));
+        keep_going
+    })
+}
+
+#[test]
+fn a_callback_watch_survives_an_outage_and_misses_nothing() {
+    let (clock, mem, flaky) = flaky_env();
+    let manual = clock.clone();
+    manual.block_on(async move {
+        let clock = clock.shared();
+        let watcher = Kvs::open(Arc::new(flaky.clone()), &[]).unwrap();
+        let writer = Kvs::open(mem.client(), &[]).unwrap();
+        let seen = Seen::default();
+        let h = watcher
+            .watch_with_cb("w", KeyChange::Put, recorder(&seen, true))
+            .await
+            .unwrap();
+        writer.store("w", "1").await.unwrap();
+        clock.sleep(Duration::from_millis(10)).await;
+        // Cut off for a minute (longer than any request timeout): three changes meanwhile.
+        flaky.set_down(true);
+        for v in ["2", "3", "4"] {
+            clock.sleep(Duration::from_secs(20)).await;
+            writer.store("w", v).await.unwrap();
+        }
+        flaky.set_down(false);
+        clock.sleep(Duration::from_secs(2)).await;
+        let values: Vec<_> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(v, _)| v.clone())
+            .collect();
+        assert_eq!(values, ["1", "2", "3", "4"], "every change once, in order");
+        // Still running: a later change arrives, and cancelling finds the watch.
+        writer.store("w", "5").await.unwrap();
+        clock.sleep(Duration::from_millis(10)).await;
+        assert_eq!(seen.lock().unwrap().len(), 5);
+        watcher.watch_cb_cancel(h).unwrap();
+    });
+}
+
+#[test]
+fn a_callback_watch_is_told_of_compaction_and_may_go_on() {
+    let (clock, mem, flaky) = flaky_env();
+    let manual = clock.clone();
+    manual.block_on(async move {
+        let clock = clock.shared();
+        let watcher = Kvs::open(Arc::new(flaky.clone()), &[]).unwrap();
+        let writer = Kvs::open(mem.client(), &[]).unwrap();
+        let seen = Seen::default();
+        let h = watcher
+            .watch_with_cb("w", KeyChange::Put, recorder(&seen, true))
+            .await
+            .unwrap();
+        writer.store("w", "1").await.unwrap();
+        clock.sleep(Duration::from_millis(10)).await;
+        flaky.set_down(true);
+        clock.sleep(Duration::from_millis(20)).await;
+        writer.store("w", "2").await.unwrap();
+        writer.store("w", "3").await.unwrap();
+        *flaky.compact_next.lock().unwrap() = Some(3);
+        flaky.set_down(false);
+        clock.sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ("1".into(), KeyChange::Put),
+                ("3".into(), KeyChange::Compacted)
+            ],
+            "told once, with the current value"
+        );
+        writer.store("w", "4").await.unwrap();
+        clock.sleep(Duration::from_millis(10)).await;
+        assert_eq!(seen.lock().unwrap().last().unwrap().0, "4", "went on");
+        watcher.watch_cb_cancel(h).unwrap();
+
+        // A callback answering false to the notice ends the watch.
+        let seen = Seen::default();
+        let h = watcher
+            .watch_with_cb("w", KeyChange::Put, recorder(&seen, false))
+            .await
+            .unwrap();
+        *flaky.compact_next.lock().unwrap() = Some(9);
+        writer.store("w", "5").await.unwrap();
+        clock.sleep(Duration::from_secs(1)).await;
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(watcher.watch_cb_cancel(h), Err(KvError::UnknownWatch));
+        assert!(matches!(
+            watcher
+                .watch_with_cb("w", KeyChange::Compacted, recorder(&seen, true))
+                .await,
+            Err(KvError::Invalid(_))
+        ));
+    });
+}
+
+#[test]
+fn a_lost_session_brings_its_temp_keys_back_and_never_the_lock() {
+    let (clock, mem, flaky) = flaky_env();
+    let manual = clock.clone();
+    manual.block_on(async move {
+        let clock = clock.shared();
+        let a = Kvs::open(Arc::new(flaky.clone()), &["session_ttl_ms=3000"]).unwrap();
+        let b = Kvs::open(mem.client(), &["session_ttl_ms=3000"]).unwrap();
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let t = told.clone();
+        a.on_session_lost(move |loss| t.lock().unwrap().push(loss.clone()));
+        a.temp_key("members/a").await.unwrap();
+        a.dist_lock().await.unwrap();
+        // Cut off past the TTL: the agency ends the session, its keys and the lock.
+        flaky.set_down(true);
+        clock.sleep(Duration::from_secs(4)).await;
+        assert!(!b.get("members/a").await.unwrap().1);
+        b.dist_timed_lock(Duration::ZERO).await.unwrap();
+        flaky.set_down(false);
+        clock.sleep(Duration::from_secs(2)).await;
+        let losses = a.session_losses();
+        assert_eq!(losses.len(), 1);
+        assert!(losses[0].held_lock);
+        assert_eq!(losses[0].temp_keys, ["members/a"]);
+        assert_eq!(*told.lock().unwrap(), losses, "the callback was told");
+        assert!(b.get("members/a").await.unwrap().1, "the temp key is back");
+        assert_eq!(a.lock_token(), None);
+        assert_eq!(a.dist_unlock().await, Err(KvError::LockLost));
+        assert_eq!(a.dist_unlock().await, Ok(()), "told once");
+        assert!(b.lock_token().is_some(), "b still holds the lock it took");
+        // The new session is kept alive: the key outlives several TTLs.
+        clock.sleep(Duration::from_secs(10)).await;
+        assert!(b.get("members/a").await.unwrap().1);
+        // A temp key deleted by its owner is not brought back.
+        a.delete("members/a").await.unwrap();
+        assert!(a.temp_keys().is_empty());
+        a.close().await.unwrap();
+    });
+}
+
+#[test]
+fn dist_unlock_that_fails_keeps_the_lock_for_a_retry() {
+    let (clock, _mem, flaky) = flaky_env();
+    let manual = clock.clone();
+    manual.block_on(async move {
+        let a = Kvs::open(Arc::new(flaky.clone()), &[]).unwrap();
+        a.dist_lock().await.unwrap();
+        flaky.set_down(true);
+        assert!(a.dist_unlock().await.is_err());
+        assert!(
+            a.lock_token().is_some(),
+            "still held: the remove did not happen"
+        );
+        flaky.set_down(false);
+        a.dist_unlock().await.unwrap();
+        assert_eq!(a.lock_token(), None);
+    });
+}

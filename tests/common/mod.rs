@@ -10,6 +10,8 @@
 //! it surely has); on `mem:` these are exact.
 #![allow(dead_code)]
 
+pub mod flaky;
+
 use futures::channel::mpsc::UnboundedReceiver;
 use std::future::Future;
 use std::sync::Arc;

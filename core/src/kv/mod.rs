@@ -8,15 +8,26 @@
 //! revoked and they disappear at once; when the holder dies they disappear within the TTL.
 //! Unlike the original's `mem:` backend, locks, temp keys and watches really work over
 //! `mem:`.
+//!
+//! Faults: a session lost while the handle lives (cut off longer than the TTL) is re-created
+//! with its temp keys, and told (`session.rs`); a `watch_with_cb` survives partitions and
+//! leader changes, resuming from the last revision it delivered, and tells its callback when
+//! the events it missed were compacted away (`watch.rs`).
 
-use crate::client::{grant_lease, spawn_keep_alive, ClientError, StoreClient};
-use crate::clock::{ceil_ms, timeout, Clock};
+mod session;
+mod watch;
+
+use session::Session;
+pub use session::{SessionLoss, SessionLossCallback};
+
+use crate::client::{ClientError, StoreClient};
+use crate::clock::{timeout, Clock};
 use crate::command::*;
 use crate::key::Key;
 use async_trait::async_trait;
 use futures::channel::oneshot;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,6 +49,10 @@ pub enum KvError {
     LockTimeout(Duration),
     #[error("no such watch (never made, already cancelled or finished)")]
     UnknownWatch,
+    /// The distributed lock this handle held went with its session (the lease expired while
+    /// the holder was cut off or paused): another handle may have taken it since.
+    #[error("the distributed lock was lost with the session; it was not re-taken")]
+    LockLost,
     #[error(transparent)]
     Client(#[from] ClientError),
 }
@@ -47,6 +62,11 @@ pub enum KvError {
 pub enum KeyChange {
     Put,
     Delete,
+    /// Only to a `watch_with_cb` callback, whatever `op` it asked for: the changes since the
+    /// last one delivered were compacted away before the watch could read them (it was cut
+    /// off too long). The value given is the key's current one ("" if absent). Return `true`
+    /// to go on watching from now, `false` to end the watch.
+    Compacted,
 }
 
 /// One key and its value from `get_range`.
@@ -102,7 +122,9 @@ pub trait Kvi: Send + Sync {
     /// Blocks until `key` is written or deleted; returns the new value ("" if deleted).
     async fn watch(&self, key: &str) -> Result<(String, KeyChange), KvError>;
     /// Calls `cb` on every change of kind `op` to `key`, in the background, until the key is
-    /// deleted, `cb` returns false, or the watch is cancelled.
+    /// deleted, `cb` returns false, the watch is cancelled or the handle closed. The watch
+    /// survives outages, resuming after the last change it delivered; if the changes it
+    /// missed were compacted away, `cb` is called once with [`KeyChange::Compacted`].
     async fn watch_with_cb(
         &self,
         key: &str,
@@ -128,14 +150,14 @@ struct KvState {
     closed: bool,
     session: Option<Session>,
     lock_token: Option<Revision>,
+    /// The lock was held and lost with a session since the last `dist_unlock`.
+    lock_lost: bool,
+    /// The temp keys made through this handle, re-created after a session loss.
+    temp_keys: BTreeSet<String>,
+    losses: Vec<SessionLoss>,
+    on_loss: Option<SessionLossCallback>,
     watches: BTreeMap<WatchHandle, oneshot::Sender<()>>,
     next_watch: u64,
-}
-
-struct Session {
-    lease: LeaseId,
-    /// Keeps the keep-alive task running; dropped on close.
-    _life: Arc<()>,
 }
 
 fn kv_key(key: &str) -> Result<Key, KvError> {
@@ -204,41 +226,6 @@ impl Kvs {
         self.state.lock().unwrap().lock_token
     }
 
-    /// The session lease, granting one if there is none.
-    async fn session(&self) -> Result<LeaseId, KvError> {
-        self.check_open()?;
-        if let Some(s) = &self.state.lock().unwrap().session {
-            return Ok(s.lease);
-        }
-        let id = grant_lease(&*self.client, ceil_ms(self.session_ttl))
-            .await?
-            .map_err(|r| KvError::Invalid(r.to_string()))?;
-        let id = id.0;
-        let life = Arc::new(());
-        // Weak: the keep-alive task must not keep the handle's state (and so the session's
-        // life token) alive, or a dropped handle would be renewed forever.
-        let state = Arc::downgrade(&self.state);
-        spawn_keep_alive(
-            self.client.clone(),
-            id,
-            self.session_ttl,
-            Arc::downgrade(&life),
-            Box::new(move || {
-                let Some(state) = state.upgrade() else { return };
-                let mut st = state.lock().unwrap();
-                if st.session.as_ref().map(|s| s.lease) == Some(id) {
-                    st.session = None;
-                    st.lock_token = None;
-                }
-            }),
-        );
-        self.state.lock().unwrap().session = Some(Session {
-            lease: id,
-            _life: life,
-        });
-        Ok(id)
-    }
-
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, KvError> {
         self.check_open()?;
         match self.client.submit(Command::Txn(txn)).await? {
@@ -287,7 +274,9 @@ impl Kvs {
         loop {
             let seen = self.client.read(&key).await?.revision;
             if let Some(token) = self.try_lock_once().await? {
-                self.state.lock().unwrap().lock_token = Some(token);
+                let mut st = self.state.lock().unwrap();
+                st.lock_token = Some(token);
+                st.lock_lost = false;
                 return Ok(());
             }
             // Held by someone else: wait for the next change of the lock key.
@@ -344,7 +333,10 @@ impl Kvi for Kvs {
         self.check_open()?;
         let lease = {
             let mut st = self.state.lock().unwrap();
-            if st.lock_token.take().is_none() {
+            if std::mem::take(&mut st.lock_lost) {
+                return Err(KvError::LockLost);
+            }
+            if st.lock_token.is_none() {
                 return Ok(());
             }
             st.session.as_ref().map(|s| s.lease)
@@ -357,7 +349,12 @@ impl Kvi for Kvs {
                 Value::String(format!("session-{lease}")),
             ))
             .then(Op::Delete { key });
+        // The lock stays held until the agency answers: on an error the caller can retry.
         self.txn(t).await?;
+        let mut st = self.state.lock().unwrap();
+        if st.session.as_ref().map(|s| s.lease) == Some(lease) {
+            st.lock_token = None;
+        }
         Ok(())
     }
 
@@ -368,16 +365,11 @@ impl Kvi for Kvs {
     }
 
     async fn temp_key(&self, key: &str) -> Result<(), KvError> {
-        let k = kv_key(key)?;
-        let lease = self.session().await?;
-        let t = Txn::new().then(Op::Set {
-            key: k,
-            value: Value::String(format!("session-{lease}")),
-            ttl_ms: None,
-            lease: LeaseBinding::Lease(lease),
-        });
-        self.txn(t).await?;
-        Ok(())
+        kv_key(key)?;
+        // Kept from the first attempt: a temp key whose write had an unknown outcome may
+        // exist, and must come back after a session loss like the others.
+        self.state.lock().unwrap().temp_keys.insert(key.to_string());
+        self.write_temp_key(key).await
     }
 
     async fn get(&self, key: &str) -> Result<(String, bool), KvError> {
@@ -407,8 +399,10 @@ impl Kvi for Kvs {
     }
 
     async fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.txn(Txn::new().then(Op::Delete { key: kv_key(key)? }))
-            .await?;
+        let k = kv_key(key)?;
+        // A temp key deleted by its owner is not re-created after a session loss.
+        self.state.lock().unwrap().temp_keys.remove(key);
+        self.txn(Txn::new().then(Op::Delete { key: k })).await?;
         Ok(())
     }
 
@@ -461,47 +455,9 @@ impl Kvi for Kvs {
         &self,
         key: &str,
         op: KeyChange,
-        mut cb: WatchCallback,
+        cb: WatchCallback,
     ) -> Result<WatchHandle, KvError> {
-        let k = kv_key(key)?;
-        self.check_open()?;
-        let from = self.client.read(&k).await?.revision;
-        let (tx, rx) = oneshot::channel();
-        let handle = {
-            let mut st = self.state.lock().unwrap();
-            let h = WatchHandle(st.next_watch);
-            st.next_watch += 1;
-            st.watches.insert(h, tx);
-            h
-        };
-        let watcher = Kvs {
-            client: self.client.clone(),
-            clock: self.clock.clone(),
-            session_ttl: self.session_ttl,
-            state: self.state.clone(),
-        };
-        let user_key = key.to_string();
-        self.clock.spawn(Box::pin(async move {
-            let work = async {
-                let mut after = from;
-                loop {
-                    let Ok((rev, value, change)) = watcher.wait_change(&k, after).await else {
-                        return;
-                    };
-                    after = rev;
-                    if change == op && !cb(&user_key, &value, change) {
-                        return;
-                    }
-                    if change == KeyChange::Delete {
-                        return;
-                    }
-                }
-            };
-            // The cancel signal is polled first: once cancelled, no callback runs.
-            futures::future::select(rx, Box::pin(work)).await;
-            watcher.state.lock().unwrap().watches.remove(&handle);
-        }));
-        Ok(handle)
+        self.start_watch(key, op, cb).await
     }
 
     fn watch_cb_cancel(&self, handle: WatchHandle) -> Result<(), KvError> {
