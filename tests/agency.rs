@@ -353,3 +353,75 @@ fn lock_delay_keeps_a_dead_holders_lock_from_being_granted_at_once() {
         lc.lock().await.unwrap();
     });
 }
+
+#[test]
+fn an_unlock_that_fails_keeps_the_lock_for_a_retry() {
+    use std::sync::atomic::Ordering;
+    let clock = tenure::core::ManualClock::new();
+    let mem = tenure::core::open("mem:", clock.shared()).unwrap();
+    let flaky = common::flaky::Flaky::new(mem.client());
+    let c = clock.shared();
+    clock.block_on(async move {
+        let other = Lock::new(
+            Arc::new(AgencyApi::new(mem.client())),
+            c.clone(),
+            key("/l"),
+            "b",
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        let lock = Lock::new(
+            Arc::new(AgencyApi::new(Arc::new(flaky.clone()))),
+            c.clone(),
+            key("/l"),
+            "a",
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        lock.lock().await.unwrap();
+        // Cut off: the remove surely did not happen, so the lock is still held, renewed.
+        flaky.set_down(true);
+        assert!(matches!(lock.unlock().await, Err(AgencyError::Client(_))));
+        assert!(lock.is_locked(), "kept, as the Go driver keeps it");
+        flaky.set_down(false);
+        c.sleep(Duration::from_secs(10)).await;
+        assert!(lock.is_locked(), "renewed meanwhile");
+        assert_eq!(other.lock().await, Err(AgencyError::AlreadyLocked));
+        lock.unlock().await.unwrap();
+        assert!(!lock.is_locked());
+        other.lock().await.unwrap();
+        other.unlock().await.unwrap();
+
+        // An unknown outcome: no longer believed held, but a retry may remove the key.
+        lock.lock().await.unwrap();
+        flaky.lose_answers.store(true, Ordering::SeqCst);
+        assert!(lock.unlock().await.is_err());
+        flaky.lose_answers.store(false, Ordering::SeqCst);
+        assert!(!lock.is_locked());
+        // It did happen: the retry finds the key gone (NotLocked), and another may lock.
+        assert_eq!(lock.unlock().await, Err(AgencyError::NotLocked));
+        other.lock().await.unwrap();
+        assert_eq!(lock.unlock().await, Err(AgencyError::NotLocked));
+    });
+}
+
+#[test]
+fn agents_health_and_the_broadcast_connection_through_the_agency_api() {
+    run(|env| async move {
+        let a = AgencyApi::new(env.client());
+        let leader = a.are_agents_healthy(false).await.unwrap();
+        assert!(leader.is_some());
+        assert_eq!(a.are_agents_healthy(true).await.unwrap(), leader);
+        // The broadcast connection reads and writes the same agency.
+        let b = a.broadcast();
+        b.write_key(&key("/bc/x"), json!(1), None, None)
+            .await
+            .unwrap();
+        assert_eq!(a.read_key(&key("/bc/x")).await.unwrap(), json!(1));
+        a.write_key(&key("/bc/x"), json!(2), None, None)
+            .await
+            .unwrap();
+        assert_eq!(b.read_key(&key("/bc/x")).await.unwrap(), json!(2));
+        assert_eq!(b.are_agents_healthy(false).await.unwrap(), leader);
+    });
+}

@@ -303,3 +303,106 @@ fn leadership() {
         );
     });
 }
+
+/// A clock `ahead` in front of another (the manager's own frame), sleeping as it does.
+struct Ahead(Arc<dyn tenure::core::Clock>, Duration);
+
+impl tenure::core::Clock for Ahead {
+    fn now(&self) -> Duration {
+        self.0.now() + self.1
+    }
+    fn sleep(&self, d: Duration) -> tenure::core::clock::BoxFuture<()> {
+        self.0.sleep(d)
+    }
+    fn spawn(&self, task: tenure::core::clock::BoxFuture<()>) {
+        self.0.spawn(task)
+    }
+}
+
+#[test]
+fn the_leadership_manager_keeps_time_on_its_configured_clock() {
+    run(|env| async move {
+        let hour = Duration::from_secs(3600);
+        let m = Manager::new(ManagerConfig {
+            client: Some(client(&env)),
+            clock: Some(Arc::new(Ahead(env.shared_clock(), hour))),
+        })
+        .unwrap();
+        let start = env.clock.now() + hour;
+        m.claim_leadership("svc", "u0", 10 * SEC).await.unwrap();
+        let info = m.leases().client().leases()["svc"].clone();
+        assert!(
+            info.expiry >= start + 10 * SEC && info.expiry < start + 20 * SEC,
+            "the expiry {:?} is in the manager's frame (from {start:?})",
+            info.expiry
+        );
+    });
+}
+
+#[test]
+fn stopping_ends_claims_checks_and_waits_in_flight() {
+    use std::sync::atomic::Ordering;
+    let clock = tenure::core::ManualClock::new();
+    let mem = tenure::core::open("mem:", clock.shared()).unwrap();
+    let flaky = common::flaky::Flaky::new(mem.client());
+    let c = clock.shared();
+    clock.block_on(async move {
+        let m = Arc::new(
+            Manager::new(ManagerConfig {
+                client: Some(Arc::new(LeaseClient::new(Arc::new(flaky.clone())))),
+                clock: Some(c.clone()),
+            })
+            .unwrap(),
+        );
+        let other = Manager::new(ManagerConfig {
+            client: Some(Arc::new(LeaseClient::new(mem.client()))),
+            clock: Some(c.clone()),
+        })
+        .unwrap();
+        other
+            .claim_leadership("held", "u9", 60 * SEC)
+            .await
+            .unwrap();
+        // Every request of `m` hangs unanswered: a claim and a check in flight, and a wait
+        // for a leadership held a minute.
+        flaky.hang.store(true, Ordering::SeqCst);
+        let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for what in ["claim", "check", "wait"] {
+            let (m, ended) = (m.clone(), ended.clone());
+            c.spawn(Box::pin(async move {
+                let r = match what {
+                    "claim" => m.claim_leadership("svc", "u0", 5 * SEC).await.map(drop),
+                    "check" => m.check_leadership("svc", "u0").await.map(drop),
+                    _ => m.block_until_leadership_released("held").await,
+                };
+                ended.lock().unwrap().push((what, r));
+            }));
+        }
+        c.sleep(5 * SEC).await;
+        assert!(ended.lock().unwrap().is_empty(), "all three in flight");
+        m.stop();
+        c.sleep(Duration::from_millis(10)).await;
+        let mut ended = ended.lock().unwrap().clone();
+        ended.sort_by_key(|(w, _)| *w);
+        assert_eq!(
+            ended,
+            [
+                ("check", Err(LeadershipError::Stopped)),
+                ("claim", Err(LeadershipError::Stopped)),
+                ("wait", Err(LeadershipError::Stopped)),
+            ]
+        );
+        m.stop();
+        flaky.hang.store(false, Ordering::SeqCst);
+        assert_eq!(
+            m.check_leadership("held", "u9").await.map(drop),
+            Err(LeadershipError::Stopped),
+            "and every later call"
+        );
+        assert_eq!(
+            m.leases().claim("x", "u0", SEC).await,
+            Err(LeaseError::Stopped),
+            "the lease manager underneath is stopped too"
+        );
+    });
+}

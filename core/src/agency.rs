@@ -4,7 +4,7 @@
 //! which is also the fencing token of a lock grant.
 
 use crate::bugs::{Bug, Bugs};
-use crate::client::{ClientError, StoreClient};
+use crate::client::{ClientError, HealthError, StoreClient};
 use crate::clock::{ceil_ms, Clock, DEFAULT_DRIFT_BOUND};
 use crate::command::*;
 use crate::key::Key;
@@ -138,6 +138,28 @@ pub struct AgencyApi {
 impl AgencyApi {
     pub fn new(client: Arc<dyn StoreClient>) -> AgencyApi {
         AgencyApi { client }
+    }
+
+    /// The Go driver's `NewAgencyConnection`: this API over a connection that sends every
+    /// request to all agents at once and takes the first normal answer. Over a backend with
+    /// a single agent (`mem:`), the same connection.
+    pub fn broadcast(&self) -> AgencyApi {
+        AgencyApi {
+            client: self
+                .client
+                .broadcast()
+                .unwrap_or_else(|| self.client.clone()),
+        }
+    }
+
+    /// The Go driver's `AreAgentsHealthy` (and `WithAllowNoLeader`): exactly one agent
+    /// answers as leader and every other redirects to it; with `allow_no_leader`, no leader
+    /// at all (and nobody naming one) is healthy too. Returns the leader agent (from 1).
+    pub async fn are_agents_healthy(
+        &self,
+        allow_no_leader: bool,
+    ) -> Result<Option<u64>, HealthError> {
+        self.client.health(allow_no_leader).await
     }
 
     async fn txn(&self, txn: Txn) -> Result<Revision, AgencyError> {
@@ -326,6 +348,9 @@ struct LockState {
     /// Bumped by every lock and unlock, so that an old renewal task stops.
     generation: u64,
     token: Option<Revision>,
+    /// The grant an unlock whose outcome is unknown tried to remove: a retried `unlock`
+    /// removes it (conditioned on it), though the holder no longer believes it holds it.
+    pending_release: Option<Revision>,
 }
 
 impl Lock {
@@ -447,6 +472,7 @@ impl Lock {
             st.held = true;
             st.belief_deadline = start + i.ttl.mul_f64(1.0 - i.rho);
             st.token = Some(rev);
+            st.pending_release = None;
             i.tell(rev, Some(st.belief_deadline));
             st.generation
         };
@@ -456,21 +482,31 @@ impl Lock {
     }
 
     /// Releases the lock; `NotLocked` if this holder does not hold it.
+    ///
+    /// The holder stops believing it holds the lock before the remove is sent (it must not
+    /// act on it while the release is under way). When the remove surely did not happen (the
+    /// agency could not be reached), the lock is held again, as the Go driver keeps it, with
+    /// its belief and renewals, so the caller can retry. When its outcome is unknown, the
+    /// holder stays released (the key may be gone and taken by another) but a retried
+    /// `unlock` removes this grant's key if it is still there.
     pub async fn unlock(&self) -> Result<(), AgencyError> {
         let i = &self.inner;
         let unchecked = i.bugs.contains(Bug::UnlockWithoutIdCheck);
-        let token = {
+        let (token, deadline) = {
             let mut st = i.state.lock().unwrap();
-            if !st.held && !unchecked {
+            if !st.held && st.pending_release.is_none() && !unchecked {
                 return Err(AgencyError::NotLocked);
             }
-            st.held = false;
+            let was_held = std::mem::take(&mut st.held);
             st.generation += 1;
-            let token = st.token.take();
-            if let Some(token) = token {
+            let token = st.token.take().or(st.pending_release.take());
+            if let (Some(token), true) = (token, was_held) {
                 i.tell(token, None);
             }
-            token
+            (
+                token,
+                was_held.then_some((st.belief_deadline, st.generation)),
+            )
         };
         // Only this grant's incarnation of the key: an unlock that arrives late (its answer
         // was lost, so the holder locked again) must not remove a newer grant with the same id.
@@ -482,7 +518,33 @@ impl Lock {
         match i.api.remove_key(&i.key, c).await {
             Ok(_) => Ok(()),
             Err(AgencyError::ConditionFailed { .. }) => Err(AgencyError::NotLocked),
-            Err(e) => Err(e),
+            Err(e @ AgencyError::Client(ClientError::Unavailable(_))) => {
+                // Surely not removed: still ours until the belief deadline it had.
+                let mut st = i.state.lock().unwrap();
+                match (token, deadline) {
+                    // Unless the holder locked or unlocked again meanwhile, or the belief
+                    // deadline has passed.
+                    (Some(token), Some((deadline, generation)))
+                        if st.generation == generation && i.clock.now() < deadline =>
+                    {
+                        st.held = true;
+                        st.generation += 1;
+                        st.token = Some(token);
+                        st.belief_deadline = deadline;
+                        i.tell(token, Some(deadline));
+                        let generation = st.generation;
+                        drop(st);
+                        i.clock
+                            .spawn(Box::pin(renew(self.inner.clone(), generation)));
+                    }
+                    _ => st.pending_release = token,
+                }
+                Err(e)
+            }
+            Err(e) => {
+                self.inner.state.lock().unwrap().pending_release = token;
+                Err(e)
+            }
         }
     }
 

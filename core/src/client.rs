@@ -29,6 +29,23 @@ pub enum ClientError {
     Closed,
 }
 
+/// What `are_agents_healthy` found wrong (agents are numbered from 1).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    #[error("agent {agent} did not answer")]
+    NoAnswer { agent: u64 },
+    #[error("{0} agents answer as leader: {1:?}")]
+    SeveralLeaders(usize, Vec<u64>),
+    #[error("no agent answers as leader")]
+    NoLeader,
+    #[error("agent {agent} redirects to {to:?}, not to the leader {leader}")]
+    WrongRedirect {
+        agent: u64,
+        to: Option<u64>,
+        leader: u64,
+    },
+}
+
 /// A connection to an agency store, local or remote.
 #[async_trait]
 pub trait StoreClient: Send + Sync + 'static {
@@ -45,6 +62,19 @@ pub trait StoreClient: Send + Sync + 'static {
     async fn wait_events(&self, key: &Key, after: Revision) -> Result<Vec<Event>, ClientError>;
     /// A linearizable read of a lease: `None` if it does not exist.
     async fn lease(&self, id: LeaseId) -> Result<Option<LeaseInfo>, ClientError>;
+    /// The agency's `AreAgentsHealthy`: asks every agent, without redirects, whether it
+    /// leads; healthy when exactly one does and every other redirects to it (or, with
+    /// `allow_no_leader`, when none does and none names a leader). Returns the leader.
+    /// The default is an in-process store's: one agent, always leading.
+    async fn health(&self, _allow_no_leader: bool) -> Result<Option<u64>, HealthError> {
+        Ok(Some(1))
+    }
+    /// The agency's broadcast connection (`NewAgencyConnection`): the same agents, every
+    /// request sent to all of them at once, the first normal answer taken (only a leader
+    /// gives one). `None` when this client already reaches a single agent directly.
+    fn broadcast(&self) -> Option<Arc<dyn StoreClient>> {
+        None
+    }
 }
 
 /// What a client can learn of a lease.

@@ -7,9 +7,7 @@
 use crate::clock::Clock;
 use crate::command::Revision;
 use crate::lease::{Checker, Claimer, LeaseClient, LeaseError, LeaseManager, Token};
-use futures::channel::oneshot;
-use futures::future::{FutureExt, Shared};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The leadership family's errors.
@@ -65,22 +63,24 @@ impl ManagerConfig {
 }
 
 /// Units claim service leadership; others check it or wait for its release.
+///
+/// The configured clock is the manager's: a claim's guarantee starts at its reading when the
+/// call starts, and the lease expiries the manager knows are in its frame. [`Manager::stop`]
+/// ends every claim, check and wait in flight with [`LeadershipError::Stopped`], and every
+/// later call too.
 pub struct Manager {
     leases: LeaseManager,
     clock: Arc<dyn Clock>,
-    stop_tx: Mutex<Option<oneshot::Sender<()>>>,
-    stopped: Shared<oneshot::Receiver<()>>,
 }
 
 impl Manager {
     pub fn new(config: ManagerConfig) -> Result<Manager, LeadershipError> {
         config.validate()?;
-        let (tx, rx) = oneshot::channel();
+        let clock = config.clock.unwrap();
+        let client = config.client.unwrap().with_clock(clock.clone());
         Ok(Manager {
-            leases: LeaseManager::new(config.client.unwrap()),
-            clock: config.clock.unwrap(),
-            stop_tx: Mutex::new(Some(tx)),
-            stopped: rx.shared(),
+            leases: LeaseManager::new(Arc::new(client)),
+            clock,
         })
     }
 
@@ -89,13 +89,15 @@ impl Manager {
         &self.clock
     }
 
-    /// Stops the manager: blocked calls fail with `Stopped`, and so do later ones.
-    pub fn stop(&self) {
-        self.stop_tx.lock().unwrap().take();
+    /// The leases behind the leadership (on the manager's clock).
+    pub fn leases(&self) -> &LeaseManager {
+        &self.leases
     }
 
-    fn is_stopped(&self) -> bool {
-        self.stop_tx.lock().unwrap().is_none()
+    /// Stops the manager: claims, checks and waits in flight fail with `Stopped`, and so do
+    /// later ones. Idempotent.
+    pub fn stop(&self) {
+        self.leases.stop();
     }
 
     /// Claims leadership of `service` for `unit`; guaranteed for at least `duration` from
@@ -106,9 +108,6 @@ impl Manager {
         unit: &str,
         duration: Duration,
     ) -> Result<Revision, LeadershipError> {
-        if self.is_stopped() {
-            return Err(LeadershipError::Stopped);
-        }
         Ok(self.leases.claim(service, unit, duration).await?)
     }
 
@@ -118,11 +117,8 @@ impl Manager {
         service: &str,
         unit: &str,
     ) -> Result<Token, LeadershipError> {
-        if self.is_stopped() {
-            return Err(LeadershipError::Stopped);
-        }
         let token = self.leases.token(service, unit);
-        match token.check().await {
+        match self.leases.unless_stopped(token.check()).await {
             Ok(()) => Ok(token),
             Err(LeaseError::NotHeld) => Err(LeadershipError::NotLeader {
                 service: service.to_string(),
@@ -137,13 +133,6 @@ impl Manager {
         &self,
         service: &str,
     ) -> Result<(), LeadershipError> {
-        if self.is_stopped() {
-            return Err(LeadershipError::Stopped);
-        }
-        let wait = self.leases.wait_until_expired(service);
-        futures::select_biased! {
-            r = wait.fuse() => Ok(r?),
-            _ = self.stopped.clone().fuse() => Err(LeadershipError::Stopped),
-        }
+        Ok(self.leases.wait_until_expired(service).await?)
     }
 }

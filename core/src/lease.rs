@@ -144,6 +144,17 @@ impl LeaseClient {
         self.clock.clone()
     }
 
+    /// A client of the same agency whose local times (a claim's start, the expiries in
+    /// `leases()`) are read from `clock` instead of the store client's, with an empty cache.
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> LeaseClient {
+        LeaseClient {
+            client: self.client.clone(),
+            clock,
+            rho: self.rho,
+            cache: Mutex::default(),
+        }
+    }
+
     pub fn drift_bound(&self) -> f64 {
         self.rho
     }
@@ -386,10 +397,19 @@ pub trait Checker: Send + Sync {
     fn token(&self, lease: &str, holder: &str) -> Token;
 }
 
-/// Claimer and Checker over a [`LeaseClient`].
+/// Claimer and Checker over a [`LeaseClient`]. Clones share one stop signal: once
+/// [`LeaseManager::stop`] is called, every claim and wait in flight, and every later one,
+/// fails with [`LeaseError::Stopped`].
 #[derive(Clone)]
 pub struct LeaseManager {
     client: Arc<LeaseClient>,
+    stop: Arc<StopSignal>,
+}
+
+/// A one-way switch that futures can wait on.
+struct StopSignal {
+    tx: Mutex<Option<futures::channel::oneshot::Sender<()>>>,
+    rx: futures::future::Shared<futures::channel::oneshot::Receiver<()>>,
 }
 
 /// How many times a claim retries when the lease changes hands under it.
@@ -397,11 +417,49 @@ const CLAIM_ATTEMPTS: usize = 8;
 
 impl LeaseManager {
     pub fn new(client: Arc<LeaseClient>) -> LeaseManager {
-        LeaseManager { client }
+        use futures::FutureExt;
+        let (tx, rx) = futures::channel::oneshot::channel();
+        LeaseManager {
+            client,
+            stop: Arc::new(StopSignal {
+                tx: Mutex::new(Some(tx)),
+                rx: rx.shared(),
+            }),
+        }
     }
 
     pub fn client(&self) -> &Arc<LeaseClient> {
         &self.client
+    }
+
+    /// Stops the manager: claims and waits in flight end with `Stopped`, and so do later
+    /// ones. A claim that had already been sent may still have taken effect; the lease then
+    /// simply runs out. Idempotent.
+    pub fn stop(&self) {
+        self.stop.tx.lock().unwrap().take();
+    }
+
+    /// Whether [`LeaseManager::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.tx.lock().unwrap().is_none()
+    }
+
+    /// Runs `work` unless or until the manager stops (the stop is looked at first).
+    pub async fn unless_stopped<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, LeaseError>>,
+    ) -> Result<T, LeaseError> {
+        use futures::FutureExt;
+        if self.is_stopped() {
+            return Err(LeaseError::Stopped);
+        }
+        let mut work = std::pin::pin!(work.fuse());
+        let stopped = self.stop.rx.clone().fuse();
+        futures::pin_mut!(stopped);
+        futures::select_biased! {
+            _ = stopped => Err(LeaseError::Stopped),
+            r = work => r,
+        }
     }
 }
 
@@ -416,6 +474,22 @@ impl Claimer for LeaseManager {
         let request = Request::new(holder, duration);
         validate_lease_name(lease)?;
         request.validate()?;
+        self.unless_stopped(self.claim_attempts(lease, holder, request))
+            .await
+    }
+
+    async fn wait_until_expired(&self, lease: &str) -> Result<(), LeaseError> {
+        self.unless_stopped(self.client.wait_vacant(lease)).await
+    }
+}
+
+impl LeaseManager {
+    async fn claim_attempts(
+        &self,
+        lease: &str,
+        holder: &str,
+        request: Request,
+    ) -> Result<Revision, LeaseError> {
         for _ in 0..CLAIM_ATTEMPTS {
             match self.client.claim_lease(lease, request.clone()).await {
                 Err(LeaseError::Invalid(_)) => {}
@@ -434,10 +508,6 @@ impl Claimer for LeaseManager {
         Err(LeaseError::Invalid(format!(
             "lease {lease:?} changed hands {CLAIM_ATTEMPTS} times during the claim"
         )))
-    }
-
-    async fn wait_until_expired(&self, lease: &str) -> Result<(), LeaseError> {
-        self.client.wait_vacant(lease).await
     }
 }
 

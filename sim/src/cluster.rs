@@ -22,6 +22,7 @@ use std::time::Duration;
 use tenure_core::agent::{AgentConfig, AgentCore, Request, Response};
 use tenure_core::buggify;
 use tenure_core::bugs::{Bug, Bugs};
+use tenure_core::client::HealthError;
 use tenure_core::client::{ClientError, LeaseInfo, StoreClient};
 use tenure_core::clock::Clock;
 use tenure_core::command::Cause;
@@ -865,6 +866,8 @@ impl Default for ClientConfig {
 #[derive(Clone)]
 pub struct NetClient {
     inner: Arc<NetInner>,
+    /// This handle's routing: the configured one, or ask-all for [`StoreClient::broadcast`].
+    routing: Routing,
 }
 
 struct NetInner {
@@ -935,7 +938,10 @@ impl NetClient {
                 }
             }
         }));
-        Ok(NetClient { inner })
+        Ok(NetClient {
+            inner,
+            routing: config.routing,
+        })
     }
 
     /// Registers a call and sends `request` to agent index `to` (0-based); the receiver
@@ -1018,7 +1024,7 @@ impl NetClient {
     async fn call(&self, request: Request) -> Result<Response, ClientError> {
         let i = &self.inner;
         let is_write = matches!(request, Request::Submit(_));
-        if i.config.routing == Routing::AskAll {
+        if self.routing == Routing::AskAll {
             for _ in 0..i.config.max_attempts {
                 match self.ask_all(&request).await {
                     Ok(Some(r)) => return Ok(r),
@@ -1117,23 +1123,6 @@ impl NetClient {
     }
 }
 
-/// What `are_agents_healthy` found wrong.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HealthError {
-    #[error("agent {agent} did not answer")]
-    NoAnswer { agent: NodeId },
-    #[error("{0} agents answer as leader: {1:?}")]
-    SeveralLeaders(usize, Vec<NodeId>),
-    #[error("no agent answers as leader")]
-    NoLeader,
-    #[error("agent {agent} redirects to {to:?}, not to the leader {leader}")]
-    WrongRedirect {
-        agent: NodeId,
-        to: Option<NodeId>,
-        leader: NodeId,
-    },
-}
-
 impl NetClient {
     /// Asks agent `agent` (1-based) directly whether it is the leader, without redirects.
     pub async fn ask_agent(&self, agent: NodeId, request: Request) -> Option<Response> {
@@ -1183,6 +1172,17 @@ fn unexpected(r: Response) -> ClientError {
 impl StoreClient for NetClient {
     fn clock(&self) -> Arc<dyn Clock> {
         self.inner.clock.clone()
+    }
+
+    async fn health(&self, allow_no_leader: bool) -> Result<Option<NodeId>, HealthError> {
+        NetClient::health(self, allow_no_leader).await
+    }
+
+    fn broadcast(&self) -> Option<Arc<dyn StoreClient>> {
+        Some(Arc::new(NetClient {
+            inner: self.inner.clone(),
+            routing: Routing::AskAll,
+        }))
     }
 
     async fn submit(&self, cmd: Command) -> Result<Outcome, ClientError> {

@@ -34,12 +34,13 @@ pub use actor::{run_actor, Actor, ActorEnv, Ctx, Wire};
 pub use bugs::{Bug, Bugs};
 pub use check::Violation;
 pub use clock::{ClockFault, NodeClock, SkewedClock};
-pub use cluster::{ClientConfig, Cluster, ClusterConfig, HealthError, NetClient, Routing};
+pub use cluster::{ClientConfig, Cluster, ClusterConfig, NetClient, Routing};
 pub use disk::SimDisk;
 pub use history::{History, Recorder};
 pub use nemesis::{swarm, Fault, Schedule, Step, Swarm};
 pub use net::{Net, Socket};
 pub use run::{run, self_check, Counters, Faults, Report, RunConfig, RunError};
+pub use tenure_core::client::HealthError;
 pub use tenure_core::rule::{Rule, RuleKind};
 pub use world::{Aim, Builder, Context, World, WorldError};
 

@@ -1,7 +1,7 @@
 //! A [`StoreClient`] whose connection to the agency the test breaks and mends at will: while
 //! it is down every call fails as on a cut-off network (`Unavailable`, nothing sent); the
-//! next `wait_events` can be made to answer `Compacted`; writes of chosen kinds can be
-//! dropped. Over `mem:` on a manual clock this gives exact, repeatable outages.
+//! next `wait_events` can be made to answer `Compacted`; answers can be lost after the
+//! command is carried out, or held back. Over `mem:` on a manual clock this gives exact, repeatable outages.
 
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +18,10 @@ pub struct Flaky {
     pub down: Arc<AtomicBool>,
     /// Answer the next `wait_events` with `Compacted` (the revision given).
     pub compact_next: Arc<Mutex<Option<Revision>>>,
-    /// Fail every submitted command for which this returns true (as `Unavailable`).
-    pub refuse: Arc<Mutex<Option<fn(&Command) -> bool>>>,
+    /// Carry out every submitted command but lose its answer (`Indeterminate`).
+    pub lose_answers: Arc<AtomicBool>,
+    /// Hold every call (sent nowhere) until this is unset, as a request whose answer is slow.
+    pub hang: Arc<AtomicBool>,
 }
 
 impl Flaky {
@@ -28,7 +30,8 @@ impl Flaky {
             inner,
             down: Arc::default(),
             compact_next: Arc::default(),
-            refuse: Arc::default(),
+            lose_answers: Arc::default(),
+            hang: Arc::default(),
         }
     }
 
@@ -36,7 +39,11 @@ impl Flaky {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    fn check(&self) -> Result<(), ClientError> {
+    async fn check(&self) -> Result<(), ClientError> {
+        let clock = self.inner.clock();
+        while self.hang.load(Ordering::SeqCst) {
+            clock.sleep(std::time::Duration::from_millis(10)).await;
+        }
         if self.down.load(Ordering::SeqCst) {
             Err(ClientError::Unavailable("cut off by the test".into()))
         } else {
@@ -51,24 +58,23 @@ impl StoreClient for Flaky {
         self.inner.clock()
     }
     async fn submit(&self, cmd: Command) -> Result<Outcome, ClientError> {
-        self.check()?;
-        if let Some(refuse) = *self.refuse.lock().unwrap() {
-            if refuse(&cmd) {
-                return Err(ClientError::Unavailable("refused by the test".into()));
-            }
+        self.check().await?;
+        let out = self.inner.submit(cmd).await;
+        if self.lose_answers.load(Ordering::SeqCst) {
+            return Err(ClientError::Indeterminate("answer lost by the test".into()));
         }
-        self.inner.submit(cmd).await
+        out
     }
     async fn read(&self, key: &Key) -> Result<ReadResult, ClientError> {
-        self.check()?;
+        self.check().await?;
         self.inner.read(key).await
     }
     async fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Node)>, ClientError> {
-        self.check()?;
+        self.check().await?;
         self.inner.range(start, end).await
     }
     async fn wait_events(&self, key: &Key, after: Revision) -> Result<Vec<Event>, ClientError> {
-        self.check()?;
+        self.check().await?;
         if let Some(compacted) = self.compact_next.lock().unwrap().take() {
             return Err(ClientError::Compacted { compacted });
         }
@@ -91,7 +97,7 @@ impl StoreClient for Flaky {
         }
     }
     async fn lease(&self, id: LeaseId) -> Result<Option<LeaseInfo>, ClientError> {
-        self.check()?;
+        self.check().await?;
         self.inner.lease(id).await
     }
 }

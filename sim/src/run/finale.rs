@@ -47,10 +47,7 @@ pub(crate) async fn acquirable(p: &Context, cfg: &RunConfig) {
             })
             .await;
             if res == Completion::Ok {
-                op(p, "unlock", &k, Value::Null, async {
-                    lock.unlock().await.map(|_| Value::Null)
-                })
-                .await;
+                super::holders::release(p, &lock, &k).await;
                 break true;
             }
             if p.now() - started >= bound {

@@ -163,11 +163,28 @@ pub(crate) async fn locker(ctx: Context, cfg: &RunConfig) {
         }
         // Let go when done, as a deferred unlock does, whether or not the belief lasted: the
         // library answers "not locked" without asking the agency if it no longer holds it.
-        op(&ctx, "unlock", &lock_key, Value::Null, async {
-            lock.unlock().await.map(|_| Value::Null)
+        release(&ctx, &lock, &lock_key).await;
+        ctx.sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Unlocks, retrying while the unlock fails on the network (the library keeps the lock held,
+/// or its release pending, so that a retry can remove it), a few times and then for as long
+/// as the lock is still believed held. Ends on success or `NotLocked`.
+pub(crate) async fn release(ctx: &Context, lock: &Lock, lock_key: &Key) {
+    for attempt in 0.. {
+        let mut network = false;
+        op(ctx, "unlock", lock_key, Value::Null, async {
+            let r = lock.unlock().await;
+            network = matches!(r, Err(AgencyError::Client(_)));
+            r.map(|_| Value::Null)
         })
         .await;
-        ctx.sleep(Duration::from_millis(50)).await;
+        if !network || attempt >= 3 && !lock.is_locked() {
+            return;
+        }
+        ctx.sleep(Duration::from_millis(100 + ctx.random() % 100))
+            .await;
     }
 }
 
