@@ -110,4 +110,7 @@ planted! {
     cas_compares_values: CasComparesValues within 10;
     ttl_reset_on_leader_change: TtlResetOnLeaderChange within 5;
     resource_skips_token_check: ResourceSkipsTokenCheck within 5;
+    kv_watch_skips_outage: KvWatchSkipsOutage within 5;
+    tas_read_then_write: TasReadThenWrite within 5;
+    get_range_excludes_end: GetRangeExcludesEnd within 5;
 }

@@ -265,6 +265,90 @@ fn kv_map_with_append_delete_ranges_and_expiry() {
 }
 
 #[test]
+fn kv_transactions_and_tas_touch_their_keys_at_one_instant() {
+    let t = |cmp: &str, v: &str, then: Value, otherwise: Value| json!({"op": cmp, "value": v, "then": then, "else": otherwise});
+    let ok = [
+        (0, "invoke", "put", "a", json!("m")),
+        (0, "ok", "put", "a", N),
+        // "m" < "n": then-branch writes b.
+        (
+            0,
+            "invoke",
+            "txn",
+            "a",
+            t("<", "n", json!(["b", "1"]), json!(["c", "1"])),
+        ),
+        (0, "ok", "txn", "a", json!(true)),
+        // "m" > "n" fails: else-branch writes c.
+        (
+            1,
+            "invoke",
+            "txn",
+            "a",
+            t(">", "n", json!(["b", "2"]), json!(["c", "2"])),
+        ),
+        (1, "ok", "txn", "a", json!(false)),
+        // A missing key fails every comparison, != too.
+        (1, "invoke", "txn", "z", t("!=", "x", json!(["y", "3"]), N)),
+        (1, "ok", "txn", "z", json!(false)),
+        (0, "invoke", "tas", "a", json!({"test": "m", "set": "p"})),
+        (0, "ok", "tas", "a", json!(true)),
+        (0, "invoke", "tas", "a", json!({"test": "m", "set": "q"})),
+        (0, "ok", "tas", "a", json!(false)),
+        (2, "invoke", "get_range", "", json!(["a", "d"])),
+        (
+            2,
+            "ok",
+            "get_range",
+            "",
+            json!({"a": "p", "b": "1", "c": "2"}),
+        ),
+    ];
+    let c = verdict(&Kv::default(), &ok);
+    assert_eq!(c.verdict, Verdict::Linearizable, "{c:?}");
+    assert_eq!(
+        c.parts.len(),
+        2,
+        "a, b, c in one part with the range; z and y in another"
+    );
+    for (line, forged) in [
+        (3, json!(false)),                           // the comparison held
+        (11, json!(true)),                           // a tas of a stale value succeeded
+        (13, json!({"a": "p", "b": "1", "c": "1"})), // the else-branch never wrote
+    ] {
+        let mut bad = ok.clone();
+        bad[line].4 = forged.clone();
+        assert_eq!(
+            verdict(&Kv::default(), &bad).verdict,
+            Verdict::NotLinearizable,
+            "line {line} forged as {forged}"
+        );
+    }
+    // An unknown outcome may or may not have taken effect.
+    let mut unknown = ok.clone();
+    unknown[9].1 = "info";
+    unknown[9].4 = N;
+    assert_eq!(
+        verdict(&Kv::default(), &unknown).verdict,
+        Verdict::Linearizable
+    );
+    // A transaction that does not read as one is named.
+    for input in [
+        json!({"op": "~", "value": "x"}),
+        json!({"op": "=", "value": "x", "then": 3}),
+    ] {
+        let bad = [
+            (0, "invoke", "txn", "a", input.clone()),
+            (0, "ok", "txn", "a", json!(true)),
+        ];
+        let events = input::read(&jsonl(&bad), Format::Jsonl).unwrap();
+        let (raw, _) = pair(&events).unwrap();
+        let e = operations(&Kv::default(), &raw).unwrap_err();
+        assert!(e.message.contains("txn"), "{input}: {}", e.message);
+    }
+}
+
+#[test]
 fn mutex_holders_exclude_each_other() {
     let ok = [
         (0, "invoke", "acquire", "m", N),

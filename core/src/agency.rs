@@ -152,6 +152,32 @@ impl AgencyApi {
         }
     }
 
+    /// `register_change_callback`, returning the revision it took effect at: every change of
+    /// `key` after it is sent to `url`, in order (a tenure extension: the seed's call returns
+    /// nothing, so a caller could not tell which changes to expect).
+    pub async fn register_change_callback_from(
+        &self,
+        key: &Key,
+        url: &str,
+    ) -> Result<Revision, AgencyError> {
+        if url.is_empty() {
+            return Err(AgencyError::Invalid(
+                "callback url: must not be empty".into(),
+            ));
+        }
+        let cmd = Command::Observe {
+            key: key.clone(),
+            url: url.to_string(),
+        };
+        match self.client.submit(cmd).await? {
+            Outcome::Observed { revision, .. } => Ok(revision),
+            Outcome::Rejected(r) => Err(AgencyError::Invalid(r.to_string())),
+            other => Err(AgencyError::Invalid(format!(
+                "unexpected outcome {other:?}"
+            ))),
+        }
+    }
+
     /// The Go driver's `AreAgentsHealthy` (and `WithAllowNoLeader`): exactly one agent
     /// answers as leader and every other redirects to it; with `allow_no_leader`, no leader
     /// at all (and nobody naming one) is healthy too. Returns the leader agent (from 1).

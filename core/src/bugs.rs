@@ -65,6 +65,16 @@ pub enum Bug {
     /// The fenced resource accepts every write whatever its token: a holder paused past its
     /// lease writes late and the write lands.
     ResourceSkipsTokenCheck,
+    /// hmetcd's `watch_with_cb`, back from an outage, resumes from the key's current revision
+    /// instead of after the last change it delivered: the changes made while it was cut off
+    /// never reach the callback.
+    KvWatchSkipsOutage,
+    /// hmetcd's `tas` reads the value, compares it in the client and then writes without a
+    /// condition: a write by another client in between is overwritten.
+    TasReadThenWrite,
+    /// hmetcd's `get_range` leaves out its end key (etcd's half-open range instead of the
+    /// seed's inclusive one).
+    GetRangeExcludesEnd,
 }
 
 impl Bug {
@@ -85,6 +95,9 @@ impl Bug {
         Bug::CasComparesValues,
         Bug::TtlResetOnLeaderChange,
         Bug::ResourceSkipsTokenCheck,
+        Bug::KvWatchSkipsOutage,
+        Bug::TasReadThenWrite,
+        Bug::GetRangeExcludesEnd,
     ];
 
     /// Its kebab-case name.
@@ -105,6 +118,9 @@ impl Bug {
             Bug::CasComparesValues => "cas-compares-values",
             Bug::TtlResetOnLeaderChange => "ttl-reset-on-leader-change",
             Bug::ResourceSkipsTokenCheck => "resource-skips-token-check",
+            Bug::KvWatchSkipsOutage => "kv-watch-skips-outage",
+            Bug::TasReadThenWrite => "tas-read-then-write",
+            Bug::GetRangeExcludesEnd => "get-range-excludes-end",
         }
     }
 
@@ -127,6 +143,9 @@ impl Bug {
             Bug::CasComparesValues => const { &[rule::S14] },
             Bug::TtlResetOnLeaderChange => const { &[rule::L3_ON_TIME] },
             Bug::ResourceSkipsTokenCheck => const { &[rule::S10] },
+            Bug::KvWatchSkipsOutage => const { &[rule::S16] },
+            Bug::TasReadThenWrite => const { &[rule::S13] },
+            Bug::GetRangeExcludesEnd => const { &[rule::S13] },
         }
     }
 
@@ -170,6 +189,11 @@ impl Bug {
             Bug::ResourceSkipsTokenCheck => {
                 "the fenced resource skips the token check (a paused holder writes late)"
             }
+            Bug::KvWatchSkipsOutage => {
+                "an hmetcd callback watch resumes at the current revision after an outage"
+            }
+            Bug::TasReadThenWrite => "hmetcd tas compares in the client, then writes blindly",
+            Bug::GetRangeExcludesEnd => "hmetcd get_range leaves out its end key",
         }
     }
 

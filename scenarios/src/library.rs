@@ -41,6 +41,8 @@ pub struct Settings {
     pub members: Option<usize>,
     pub managers: Option<usize>,
     pub watchers: Option<usize>,
+    /// Seed callers: every seed call the other roles do not make, recorded and checked.
+    pub callers: Option<usize>,
     pub registers: Option<usize>,
     pub duration_ms: Option<u64>,
     pub op_pause_ms: Option<u64>,
@@ -237,6 +239,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../library/leadership-hand-over.toml"),
     ),
     ("swarm-world", include_str!("../library/swarm-world.toml")),
+    ("seed-calls", include_str!("../library/seed-calls.toml")),
+    (
+        "kv-watch-outage",
+        include_str!("../library/kv-watch-outage.toml"),
+    ),
 ];
 
 /// A built-in scenario that finds `bug` (which scenario shows a bug is the library's
@@ -259,6 +266,8 @@ pub fn finds(bug: tenure_sim::Bug) -> &'static str {
         Bug::CasComparesValues => "shared-record-writers",
         Bug::TtlResetOnLeaderChange => "member-dies-while-leaders-change",
         Bug::ResourceSkipsTokenCheck => "paused-holder-unfenced",
+        Bug::KvWatchSkipsOutage => "kv-watch-outage",
+        Bug::TasReadThenWrite | Bug::GetRangeExcludesEnd => "seed-calls",
     }
 }
 
@@ -364,6 +373,7 @@ impl Scenario {
         set!(c.members, s.members);
         set!(c.managers, s.managers);
         set!(c.watchers, s.watchers);
+        set!(c.callers, s.callers);
         set!(c.registers, s.registers);
         set!(c.duration, s.duration_ms.map(ms));
         set!(c.op_pause, s.op_pause_ms.map(ms));

@@ -58,7 +58,7 @@ pub fn world() -> impl Strategy<Value = Settings> {
 /// watchers), as the history numbers them.
 pub fn processes(s: &Settings) -> u64 {
     [
-        s.clients, s.lockers, s.leasers, s.leaders, s.members, s.managers, s.watchers,
+        s.clients, s.lockers, s.leasers, s.leaders, s.members, s.managers, s.watchers, s.callers,
     ]
     .iter()
     .map(|n| n.unwrap_or(0) as u64)

@@ -19,8 +19,8 @@ pub struct Recorder {
     messages: bool,
     /// Envelopes travel in their serde encoding instead of as values.
     encodes: bool,
-    /// Agents record every change under this prefix (for the watch checks).
-    changes_under: Option<tenure_core::key::Key>,
+    /// Agents record every change under these prefixes (for the watch checks).
+    changes_under: Vec<tenure_core::key::Key>,
 }
 
 #[derive(Default)]
@@ -50,7 +50,7 @@ impl Recorder {
             time,
             messages,
             encodes: false,
-            changes_under: None,
+            changes_under: Vec::new(),
         }
     }
 
@@ -68,15 +68,13 @@ impl Recorder {
 
     /// Has the agents record every change of `prefix` and the keys under it.
     pub fn with_changes_under(mut self, prefix: tenure_core::key::Key) -> Recorder {
-        self.changes_under = Some(prefix);
+        self.changes_under.push(prefix);
         self
     }
 
     /// Whether the agents record changes of `key`.
     pub fn records_changes_of(&self, key: &tenure_core::key::Key) -> bool {
-        self.changes_under
-            .as_ref()
-            .is_some_and(|p| key.starts_with(p))
+        self.changes_under.iter().any(|p| key.starts_with(p))
     }
 
     /// True time zero of the run.

@@ -23,7 +23,33 @@ pub(super) fn linearizability_in(h: &History, paired: &Paired) -> Vec<Violation>
         h,
         paired,
         &Register::default(),
-        |r| !r.key.as_deref().unwrap_or("").starts_with("/storage/"),
+        |r| {
+            let k = r.key.as_deref().unwrap_or("");
+            !k.starts_with("/storage/") && !k.starts_with("/kv/")
+        },
+        |_| rule::S13,
+    )
+}
+
+/// S13 on hmetcd's keys (under `/kv/`, but for the distributed lock's, which S6 holds):
+/// `put` (store), `get`, `watch` (a read of the value it returned), `delete`, `get_range`
+/// (one read of every key in its range), `txn` (transaction, with its then and else) and
+/// `tas` are linearizable against a key-value map. A range or a transaction is kept in one
+/// part with every key it touches.
+pub fn kv_calls(h: &History) -> Vec<Violation> {
+    kv_calls_in(h, &paired(h))
+}
+
+pub(super) fn kv_calls_in(h: &History, paired: &Paired) -> Vec<Violation> {
+    use crate::lin::models::Kv;
+    linearizable(
+        h,
+        paired,
+        &Kv::default(),
+        |r| {
+            let k = r.key.as_deref().unwrap_or("");
+            k.starts_with("/kv/") && k != "/kv/hbtd_dist_lock"
+        },
         |_| rule::S13,
     )
 }

@@ -157,6 +157,11 @@ pub const TABLE: &[Check] = &[
         run: |c| linearizable::linearizability_in(c.history, c.paired()),
     },
     Check {
+        name: "kv_calls",
+        rules: &[r::S13, r::S13_UNKNOWN],
+        run: |c| linearizable::kv_calls_in(c.history, c.paired()),
+    },
+    Check {
         name: "storage_versions",
         rules: &[r::S14, r::S16, r::S13_UNKNOWN],
         run: |c| linearizable::storage_versions_in(c.history, c.paired()),

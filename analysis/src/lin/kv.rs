@@ -47,6 +47,59 @@ pub enum KvOp {
     Expire {
         key: Val,
     },
+    /// hmetcd's transaction, at one instant: `if value(key) cmp value { then } else
+    /// { otherwise }`, each branch writing at most one key; the output says whether the
+    /// comparison held. Strings compare byte-wise (other values as their JSON text for `=`
+    /// and `!=`); a missing key fails every comparison. hmetcd's `tas` is `=` with `then`
+    /// on the same key.
+    Txn {
+        key: Val,
+        cmp: Cmp,
+        value: Val,
+        then: Option<(Val, Val)>,
+        otherwise: Option<(Val, Val)>,
+    },
+}
+
+/// A transaction's comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+}
+
+impl Cmp {
+    fn parse(s: &str) -> Option<Cmp> {
+        match s {
+            "=" | "==" => Some(Cmp::Eq),
+            "!=" => Some(Cmp::Ne),
+            "<" => Some(Cmp::Lt),
+            ">" => Some(Cmp::Gt),
+            _ => None,
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Cmp::Eq => "=",
+            Cmp::Ne => "!=",
+            Cmp::Lt => "<",
+            Cmp::Gt => ">",
+        }
+    }
+
+    /// Whether `found cmp wanted` holds (`found` missing: never).
+    fn holds(self, found: Option<&Val>, wanted: &Val) -> bool {
+        let Some(found) = found else { return false };
+        match self {
+            Cmp::Eq => found == wanted,
+            Cmp::Ne => found != wanted,
+            Cmp::Lt => as_text(found) < as_text(wanted),
+            Cmp::Gt => as_text(found) > as_text(wanted),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +107,8 @@ pub enum KvOut {
     Value(Option<Val>),
     Range(Vec<(String, Val)>),
     Done,
+    /// Whether a transaction's comparison held.
+    Held(bool),
 }
 
 /// The string an append extends: a JSON string's contents, or the value's text.
@@ -203,6 +258,24 @@ impl Model for Kv {
                     (false, Some(_)) => None,
                 }
             }
+            KvOp::Txn {
+                key,
+                cmp,
+                value,
+                then,
+                otherwise,
+            } => {
+                let held = cmp.holds(self.read(s, key), value);
+                if let Some(out) = o {
+                    if *out != KvOut::Held(held) {
+                        return None;
+                    }
+                }
+                Some(match if held { then } else { otherwise } {
+                    Some((k, v)) => s.with(k, Some(v.clone())),
+                    None => s.clone(),
+                })
+            }
         }
     }
     fn footprint(&self, i: &KvOp) -> Footprint {
@@ -212,6 +285,25 @@ impl Model for Kv {
                 from: from.clone(),
                 to: to.clone(),
             },
+            // Every key it compares or may write, in one part.
+            (
+                None,
+                KvOp::Txn {
+                    key,
+                    then,
+                    otherwise,
+                    ..
+                },
+            ) => {
+                let mut keys: Vec<String> = std::iter::once(key)
+                    .chain(then.iter().map(|(k, _)| k))
+                    .chain(otherwise.iter().map(|(k, _)| k))
+                    .map(|k| k.to_string())
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                Footprint::Keys(keys)
+            }
             (None, _) => Footprint::All,
         }
     }
@@ -223,7 +315,7 @@ impl Model for Kv {
             | KvOp::Delete { key }
             | KvOp::Cas { key, .. }
             | KvOp::Expire { key } => Some(key),
-            KvOp::GetRange { .. } => None,
+            KvOp::GetRange { .. } | KvOp::Txn { .. } => None,
         }
     }
     fn describe(&self, i: &KvOp, o: Option<&KvOut>) -> String {
@@ -237,6 +329,7 @@ impl Model for Kv {
                     .join(", ")
             ),
             Some(KvOut::Done) => "ok".into(),
+            Some(KvOut::Held(h)) => h.to_string(),
             None => "?".into(),
         };
         match i {
@@ -247,6 +340,24 @@ impl Model for Kv {
             KvOp::Delete { key } => format!("delete {key}"),
             KvOp::Cas { key, old, new } => format!("cas {key} {old} -> {new}"),
             KvOp::Expire { key } => format!("expire {key}"),
+            KvOp::Txn {
+                key,
+                cmp,
+                value,
+                then,
+                otherwise,
+            } => {
+                let branch = |b: &Option<(Val, Val)>| match b {
+                    Some((k, v)) => format!("{k} = {v}"),
+                    None => "nothing".into(),
+                };
+                format!(
+                    "txn if {key} {} {value} then {} else {} -> {out}",
+                    cmp.text(),
+                    branch(then),
+                    branch(otherwise)
+                )
+            }
         }
     }
     fn describe_state(&self, s: &Self::State) -> String {
@@ -265,7 +376,8 @@ impl FromRaw for Kv {
     fn from_raw(&self, r: &RawOp) -> Result<Option<(KvOp, Option<KvOut>)>, String> {
         let key: Val = std::sync::Arc::from(key_of(r));
         Ok(Some(match r.f.as_str() {
-            "get" | "read" => (KvOp::Get { key }, Some(KvOut::Value(opt_val(&r.output)))),
+            // A watch returns the value a change left, at an instant during the call.
+            "get" | "read" | "watch" => (KvOp::Get { key }, Some(KvOut::Value(opt_val(&r.output)))),
             "put" | "write" => (
                 KvOp::Put {
                     key,
@@ -285,6 +397,19 @@ impl FromRaw for Kv {
             "cas" => {
                 let (old, new) = pair_of(&r.input)?;
                 (KvOp::Cas { key, old, new }, Some(KvOut::Done))
+            }
+            "txn" | "tas" => {
+                let op = txn_of(&r.f, key, &r.input)?;
+                let out = match &r.output {
+                    Value::Bool(b) => Some(KvOut::Held(*b)),
+                    Value::Null => None,
+                    other => {
+                        return Err(format!(
+                            "a transaction returns true or false, found {other}"
+                        ))
+                    }
+                };
+                (op, out)
             }
             "get_range" | "range" => {
                 let (from, to) = match &r.input {
@@ -318,4 +443,45 @@ impl FromRaw for Kv {
             _ => return Ok(None),
         }))
     }
+}
+
+/// A transaction from its input: `{"op", "value", "then": [key, value] | null, "else": ...}`
+/// on the call's key, or a `tas`'s `{"test", "set"}`.
+fn txn_of(f: &str, key: Val, input: &Value) -> Result<KvOp, String> {
+    let field = |name: &str| {
+        input
+            .get(name)
+            .ok_or_else(|| format!("a {f} needs {name:?}, found {input}"))
+    };
+    if f == "tas" {
+        return Ok(KvOp::Txn {
+            cmp: Cmp::Eq,
+            value: val(field("test")?),
+            then: Some((key.clone(), val(field("set")?))),
+            otherwise: None,
+            key,
+        });
+    }
+    let cmp = field("op")?
+        .as_str()
+        .and_then(Cmp::parse)
+        .ok_or_else(|| format!("a txn's op is one of =, !=, <, >; found {input}"))?;
+    let branch = |name: &str| -> Result<Option<(Val, Val)>, String> {
+        match input.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) if a.len() == 2 => {
+                Ok(Some((std::sync::Arc::from(text_of(&a[0])), val(&a[1]))))
+            }
+            Some(other) => Err(format!(
+                "a txn's {name:?} is [key, value] or null, found {other}"
+            )),
+        }
+    };
+    Ok(KvOp::Txn {
+        cmp,
+        value: val(field("value")?),
+        then: branch("then")?,
+        otherwise: branch("else")?,
+        key,
+    })
 }

@@ -79,6 +79,20 @@ pub struct KvPair {
 /// A watch callback: `(key, value, change) -> keep watching?`. User data is captured.
 pub type WatchCallback = Box<dyn FnMut(&str, &str, KeyChange) -> bool + Send>;
 
+/// What [`Kvs::watch_events`] tells its callback: the seed callback's value and change,
+/// with the revision of the change and the key's version after it (0 once deleted). For a
+/// [`KeyChange::Compacted`] notice, the revision the current value was read at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub value: String,
+    pub change: KeyChange,
+    pub revision: Revision,
+    pub version: u64,
+}
+
+/// A [`Kvs::watch_events`] callback: `event -> keep watching?`.
+pub type WatchEventCallback = Box<dyn FnMut(&WatchEvent) -> bool + Send>;
+
 /// Identifies a watch made by `watch_with_cb`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WatchHandle(u64);
@@ -143,6 +157,8 @@ pub struct Kvs {
     clock: Arc<dyn Clock>,
     session_ttl: Duration,
     state: Arc<Mutex<KvState>>,
+    /// Planted bugs (none unless [`Kvs::with_bugs`]).
+    bugs: crate::bugs::Bugs,
 }
 
 #[derive(Default)]
@@ -210,7 +226,17 @@ impl Kvs {
             client,
             session_ttl,
             state: Arc::new(Mutex::new(KvState::default())),
+            bugs: crate::bugs::Bugs::new(),
         })
+    }
+
+    /// Plants the family's share of `bugs` (for the simulator's planted-bug runs only):
+    /// [`Bug::KvWatchSkipsOutage`](crate::bugs::Bug::KvWatchSkipsOutage),
+    /// [`Bug::TasReadThenWrite`](crate::bugs::Bug::TasReadThenWrite),
+    /// [`Bug::GetRangeExcludesEnd`](crate::bugs::Bug::GetRangeExcludesEnd).
+    pub fn with_bugs(mut self, bugs: crate::bugs::Bugs) -> Kvs {
+        self.bugs = bugs;
+        self
     }
 
     fn check_open(&self) -> Result<(), KvError> {
@@ -297,11 +323,9 @@ impl Kvs {
         }
     }
 
-    async fn wait_change(
-        &self,
-        key: &Key,
-        mut after: Revision,
-    ) -> Result<(Revision, String, KeyChange), KvError> {
+    /// The next change of `key`'s value after revision `after` (a write of the same value
+    /// is no change, as in hmetcd).
+    async fn wait_change(&self, key: &Key, mut after: Revision) -> Result<WatchEvent, KvError> {
         loop {
             let events = self.client.wait_events(key, after).await?;
             for e in events {
@@ -310,9 +334,15 @@ impl Kvs {
                 if old == new {
                     continue;
                 }
-                return Ok(match new {
-                    Some(v) => (after, as_string(&v), KeyChange::Put),
-                    None => (after, String::new(), KeyChange::Delete),
+                let (value, change) = match new {
+                    Some(v) => (as_string(&v), KeyChange::Put),
+                    None => (String::new(), KeyChange::Delete),
+                };
+                return Ok(WatchEvent {
+                    value,
+                    change,
+                    revision: e.revision,
+                    version: e.version,
                 });
             }
         }
@@ -385,12 +415,13 @@ impl Kvi for Kvs {
     async fn get_range(&self, start: &str, end: &str) -> Result<Vec<KvPair>, KvError> {
         let (s, e) = (kv_key(start)?, kv_key(end)?);
         self.check_open()?;
+        let half_open = self.bugs.contains(crate::bugs::Bug::GetRangeExcludesEnd);
         Ok(self
             .client
             .range(&s, &e)
             .await?
             .into_iter()
-            .filter(|(k, _)| k.len() == 2)
+            .filter(|(k, _)| k.len() == 2 && !(half_open && *k == e))
             .map(|(k, n)| KvPair {
                 key: k.segments()[1].clone(),
                 value: as_string(&n.value),
@@ -434,6 +465,14 @@ impl Kvi for Kvs {
 
     async fn tas(&self, key: &str, testval: &str, setval: &str) -> Result<bool, KvError> {
         let k = kv_key(key)?;
+        if self.bugs.contains(crate::bugs::Bug::TasReadThenWrite) {
+            let (found, exists) = self.get(key).await?;
+            if !exists || found != testval {
+                return Ok(false);
+            }
+            self.store(key, setval).await?;
+            return Ok(true);
+        }
         let t = Txn::new()
             .when(Precondition::IfEqualTo(
                 k.clone(),
@@ -447,8 +486,8 @@ impl Kvi for Kvs {
         let k = kv_key(key)?;
         self.check_open()?;
         let from = self.client.read(&k).await?.revision;
-        let (_, v, change) = self.wait_change(&k, from).await?;
-        Ok((v, change))
+        let e = self.wait_change(&k, from).await?;
+        Ok((e.value, e.change))
     }
 
     async fn watch_with_cb(
@@ -457,7 +496,15 @@ impl Kvi for Kvs {
         op: KeyChange,
         cb: WatchCallback,
     ) -> Result<WatchHandle, KvError> {
-        self.start_watch(key, op, cb).await
+        let mut cb = cb;
+        let user_key = key.to_string();
+        self.watch_events(
+            key,
+            op,
+            None,
+            Box::new(move |e| cb(&user_key, &e.value, e.change)),
+        )
+        .await
     }
 
     fn watch_cb_cancel(&self, handle: WatchHandle) -> Result<(), KvError> {

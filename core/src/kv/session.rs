@@ -52,6 +52,7 @@ impl Kvs {
             clock: self.clock.clone(),
             session_ttl: self.session_ttl,
             state: self.state.clone(),
+            bugs: self.bugs,
         }
     }
 
@@ -204,6 +205,7 @@ async fn recreate(
             clock: clock.clone(),
             session_ttl,
             state,
+            bugs: crate::bugs::Bugs::new(),
         };
         let mut done = true;
         for k in &keys {

@@ -10,7 +10,9 @@
 //! go on from there. The watch ends only when the key is deleted, the callback returns
 //! `false`, it is cancelled, or the handle is closed.
 
-use super::{as_string, kv_key, KeyChange, KvError, Kvs, WatchCallback, WatchHandle};
+use super::{
+    as_string, kv_key, KeyChange, KvError, Kvs, WatchEvent, WatchEventCallback, WatchHandle,
+};
 use crate::client::ClientError;
 use crate::command::Revision;
 use futures::channel::oneshot;
@@ -31,11 +33,17 @@ enum Next {
 }
 
 impl Kvs {
-    pub(super) async fn start_watch(
+    /// `watch_with_cb` with the revision and version of every change: the same watch (the
+    /// seed's callback is this one's projection), for callers that must know where in the
+    /// agency's history each change lies (resuming elsewhere, checking for gaps). A tenure
+    /// extension, not in the seed. `from`: the revision to deliver the changes after (a
+    /// revision the caller read, or where an earlier watch stopped); `None`: now.
+    pub async fn watch_events(
         &self,
         key: &str,
         op: KeyChange,
-        cb: WatchCallback,
+        from: Option<Revision>,
+        cb: WatchEventCallback,
     ) -> Result<WatchHandle, KvError> {
         if op == KeyChange::Compacted {
             return Err(KvError::Invalid(
@@ -44,7 +52,10 @@ impl Kvs {
         }
         let k = kv_key(key)?;
         self.check_open()?;
-        let from = self.client.read(&k).await?.revision;
+        let from = match from {
+            Some(r) => r,
+            None => self.client.read(&k).await?.revision,
+        };
         let (tx, rx) = oneshot::channel();
         let handle = {
             let mut st = self.state.lock().unwrap();
@@ -54,9 +65,8 @@ impl Kvs {
             h
         };
         let watcher = self.sibling();
-        let user_key = key.to_string();
         self.clock.spawn(Box::pin(async move {
-            let work = watcher.run_watch(&user_key, op, cb, from);
+            let work = watcher.run_watch(k, op, cb, from);
             // The cancel signal is polled first: once cancelled, no callback runs.
             futures::future::select(rx, Box::pin(work)).await;
             watcher.state.lock().unwrap().watches.remove(&handle);
@@ -64,24 +74,34 @@ impl Kvs {
         Ok(handle)
     }
 
-    async fn run_watch(&self, key: &str, op: KeyChange, mut cb: WatchCallback, from: Revision) {
-        let Ok(k) = kv_key(key) else { return };
+    async fn run_watch(
+        &self,
+        k: crate::key::Key,
+        op: KeyChange,
+        mut cb: WatchEventCallback,
+        from: Revision,
+    ) {
         let mut after = from;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let next = match self.wait_change(&k, after).await {
-                Ok((rev, value, change)) => {
-                    if change == op && !cb(key, &value, change) || change == KeyChange::Delete {
+                Ok(e) => {
+                    if e.change == op && !cb(&e) || e.change == KeyChange::Delete {
                         Next::End
                     } else {
-                        Next::From(rev)
+                        Next::From(e.revision)
                     }
                 }
                 Err(KvError::Client(ClientError::Compacted { .. })) => {
                     match self.client.read(&k).await {
                         Ok(r) => {
-                            let value = r.value.as_ref().map(as_string).unwrap_or_default();
-                            if cb(key, &value, KeyChange::Compacted) {
+                            let notice = WatchEvent {
+                                value: r.value.as_ref().map(as_string).unwrap_or_default(),
+                                change: KeyChange::Compacted,
+                                revision: r.revision,
+                                version: r.meta.map_or(0, |m| m.version),
+                            };
+                            if cb(&notice) {
                                 Next::From(r.revision)
                             } else {
                                 Next::End
@@ -107,6 +127,11 @@ impl Kvs {
                 Next::Retry => {
                     self.clock.sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if self.bugs.contains(crate::bugs::Bug::KvWatchSkipsOutage) {
+                        if let Ok(r) = self.client.read(&k).await {
+                            after = r.revision;
+                        }
+                    }
                 }
             }
         }

@@ -88,6 +88,12 @@ pub struct RunConfig {
     /// checked against the agents' record of changes (S16), and after the heal every live
     /// watcher must receive the runner's final change within the liveness bound (L5).
     pub watchers: usize,
+    /// Seed callers (0: none), numbered after the watchers: every seed call the other roles
+    /// do not make (hmetcd's store, get, get_range, delete, transaction, tas, watches, the
+    /// untimed lock and close; the agency API's change callbacks; Juju's lease client; the
+    /// Storage lessor, ranges and deletes), each recorded for a check
+    /// ([`super::callers`]).
+    pub callers: usize,
     /// The lock TTL, the lease duration, the leadership duration and the session TTL.
     pub lock_ttl: Duration,
     /// The lockers' lock-delay: after a holder dies, the lock is not granted again for this
@@ -141,6 +147,7 @@ impl RunConfig {
             self.members,
             self.managers,
             self.watchers,
+            self.callers,
         ]
         .iter()
         .fold(self.clients, |a, b| a.saturating_add(*b))
@@ -167,6 +174,7 @@ impl Default for RunConfig {
             members: 0,
             managers: 0,
             watchers: 1,
+            callers: 0,
             lock_ttl: Duration::from_secs(2),
             lock_delay: Duration::ZERO,
             client_drift: 0.0,

@@ -128,7 +128,7 @@ pub(crate) async fn temp_keys_gone(p: &Context, cfg: &RunConfig) {
     if cfg.members == 0 {
         return;
     }
-    let first = cfg.processes() - cfg.watchers - cfg.managers - cfg.members;
+    let first = cfg.processes() - cfg.callers - cfg.watchers - cfg.managers - cfg.members;
     let keys: Vec<Key> = (first..first + cfg.members)
         .flat_map(|i| {
             let name = format!("member-{}", i + 1);
@@ -184,6 +184,8 @@ pub(crate) struct Runner {
     pub config: RunConfig,
     /// The watchers still alive (killed ones are not expected to catch up).
     pub watchers: Vec<u64>,
+    /// The seed callers still alive, whose streams must catch up too.
+    pub callers: Vec<u64>,
     /// The runner's node's address.
     pub addr: std::net::SocketAddr,
 }
@@ -227,7 +229,7 @@ impl Runner {
         );
         acquirable(p, &self.config).await;
         temp_keys_gone(p, &self.config).await;
-        if !self.watchers.is_empty() {
+        if !self.watchers.is_empty() || !self.callers.is_empty() {
             self.watchers_caught_up(p, &c).await;
         }
         let w = key("/w");
@@ -308,16 +310,59 @@ impl Runner {
         self.record("health", ok, detail);
     }
 
-    /// L5: a last change reaches both streams of every live watcher within the bound.
+    /// L5: a last change reaches both streams of every live watcher within the bound, and
+    /// both streams of every live seed caller (its hmetcd callback watch and its agency
+    /// change callbacks on `/kv/w`).
     async fn watchers_caught_up(&self, p: &Context, c: &Arc<NetClient>) {
-        let fin = key(&format!("{WATCHED}/final"));
+        let mut behind = Vec::new();
+        let mut details = Vec::new();
+        let targets = [
+            (
+                key(&format!("{WATCHED}/final")),
+                "write",
+                json!(0),
+                &self.watchers,
+                ["watch", "callback"],
+            ),
+            (
+                key(super::callers::WATCHED_KV),
+                "put",
+                json!("final"),
+                &self.callers,
+                [super::callers::KV_STREAM, super::callers::AGENCY_STREAM],
+            ),
+        ];
+        for (fin, f, value, ids, streams) in targets {
+            if ids.is_empty() {
+                continue;
+            }
+            let (b, d) = self.caught_up(p, c, &fin, f, value, ids, streams).await;
+            behind.extend(b);
+            details.push(d);
+        }
+        self.record("watchers", behind.is_empty(), details.join("; "));
+    }
+
+    /// Writes `value` to `fin` (recorded as `f`) and waits up to the liveness bound for
+    /// every `(id, stream)` to receive its revision; returns those behind, and a detail.
+    #[allow(clippy::too_many_arguments)]
+    async fn caught_up(
+        &self,
+        p: &Context,
+        c: &Arc<NetClient>,
+        fin: &Key,
+        f: &str,
+        value: Value,
+        ids: &[u64],
+        streams: [&'static str; 2],
+    ) -> (Vec<(u64, &'static str)>, String) {
         let mut revision = None;
-        op(p, "write", &fin, json!(0), async {
-            let txn = Txn::new().then(Op::set(fin.clone(), json!(0)));
+        op(p, f, fin, value.clone(), async {
+            let txn = Txn::new().then(Op::set(fin.clone(), value.clone()));
             match c.submit(Command::Txn(txn)).await? {
                 Outcome::Txn(TxnOutcome::Committed { revision: r, .. }) => {
                     revision = Some(r);
-                    Ok(json!(0))
+                    Ok(value.clone())
                 }
                 other => Err(AgencyError::Invalid(format!("{other:?}"))),
             }
@@ -326,10 +371,9 @@ impl Runner {
         let started = p.now();
         let bound = self.config.liveness_bound;
         let behind = loop {
-            let behind: Vec<(u64, &str)> = self
-                .watchers
+            let behind: Vec<(u64, &'static str)> = ids
                 .iter()
-                .flat_map(|id| [(*id, "watch"), (*id, "callback")])
+                .flat_map(|id| streams.map(|s| (*id, s)))
                 .filter(|(id, stream)| {
                     revision
                         .is_none_or(|r| self.rec.watched_up_to(*id, stream).is_none_or(|s| s < r))
@@ -340,17 +384,26 @@ impl Runner {
             }
             madsim::time::sleep(Duration::from_millis(50)).await;
         };
+        let (what, who, one) = if f == "write" {
+            ("watches and callbacks", "watchers", "watcher")
+        } else {
+            (
+                "hmetcd watches and agency callbacks",
+                "seed callers",
+                "caller",
+            )
+        };
         let detail = match revision {
             None => format!("the final write to {fin} did not commit"),
             Some(r) if behind.is_empty() => format!(
-                "the watches and callbacks of {} live watchers received revision {r} within {} ms",
-                self.watchers.len(),
+                "the {what} of {} live {who} received revision {r} within {} ms",
+                ids.len(),
                 (p.now() - started).as_millis()
             ),
-            Some(r) => format!(
-                "(watcher, stream) {behind:?} did not receive revision {r} within {bound:?}"
-            ),
+            Some(r) => {
+                format!("({one}, stream) {behind:?} did not receive revision {r} within {bound:?}")
+            }
         };
-        self.record("watchers", behind.is_empty(), detail);
+        (behind, detail)
     }
 }

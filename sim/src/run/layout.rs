@@ -16,6 +16,7 @@ pub(crate) struct Layout {
     pub members: Range<u64>,
     pub managers: Range<u64>,
     pub watchers: Range<u64>,
+    pub callers: Range<u64>,
 }
 
 impl Layout {
@@ -34,12 +35,13 @@ impl Layout {
             members: take(c.members),
             managers: take(c.managers),
             watchers: take(c.watchers),
+            callers: take(c.callers),
         }
     }
 
     /// Every built-in process.
     pub fn processes(&self) -> u64 {
-        self.watchers.end - 1
+        self.callers.end - 1
     }
 
     /// The client address index of the runner's node.
@@ -72,6 +74,7 @@ mod tests {
             members: 1,
             managers: 1,
             watchers: 1,
+            callers: 2,
             ..RunConfig::default()
         };
         let l = Layout::new(&c);
@@ -82,8 +85,9 @@ mod tests {
         assert_eq!(l.members, 6..7);
         assert_eq!(l.managers, 7..8);
         assert_eq!(l.watchers, 8..9);
+        assert_eq!(l.callers, 9..11);
         assert_eq!(l.processes(), c.processes() as u64);
-        assert_eq!(l.runner_index(), 8);
-        assert_eq!(l.first_part(), 9);
+        assert_eq!(l.runner_index(), 10);
+        assert_eq!(l.first_part(), 11);
     }
 }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use tenure_core::agency::{Agency, AgencyApi};
 use tenure_core::{Command, Op, Outcome, Txn, TxnOutcome};
 
+mod callers;
 mod config;
 pub mod draw;
 mod finale;
@@ -27,6 +28,7 @@ mod process;
 mod watchers;
 mod workload;
 
+use callers::caller;
 pub use config::{FaultPoints, Faults, RunConfig};
 use holders::*;
 use layout::{index, Layout};
@@ -135,6 +137,9 @@ async fn run_inside(
     if config.watchers > 0 {
         rec = rec.with_changes_under(key(WATCHED));
     }
+    if config.callers > 0 {
+        rec = rec.with_changes_under(key(callers::WATCHED_KV));
+    }
     let user_parts = parts.as_ref().map_or(0, |p| p.parts.len());
     let (swarm, schedule) = faults_of(&config, seed, user_parts);
     let mut cluster_config = config.cluster.clone();
@@ -203,6 +208,11 @@ async fn run_inside(
         .clone()
         .filter(|p| !dead.contains(p))
         .collect();
+    let caller_ids: Vec<u64> = layout
+        .callers
+        .clone()
+        .filter(|p| !dead.contains(p))
+        .collect();
     // Every fault is lifted: liveness, then the final read for durability.
     let node = cluster.client_node("runner", layout.runner_index());
     let runner = finale::Runner {
@@ -211,6 +221,7 @@ async fn run_inside(
         ops: ops.clone(),
         config: config.clone(),
         watchers: watcher_ids,
+        callers: caller_ids,
         addr: crate::world::start::client_addr(layout.runner_index()),
     };
     let _ = node.spawn(runner.check()).await;
@@ -376,6 +387,16 @@ fn spawn_roles(
         tasks.push(node.spawn(async move {
             let ctx = crate::world::start::plain_context(&s, &name, id).await;
             member(ctx, &s.cfg).await;
+        }));
+    }
+    for (j, id) in layout.callers.clone().enumerate() {
+        let name = format!("caller-{}", j + 1);
+        let node = cluster.client_node(&name, index(id));
+        cluster.register_process(id, &node);
+        let s = shared.clone();
+        tasks.push(node.spawn(async move {
+            let ctx = crate::world::start::plain_context(&s, &name, id).await;
+            caller(ctx, &s.cfg).await;
         }));
     }
     // Watchers run on past the workload, until the runner has checked that they caught up.

@@ -48,6 +48,38 @@ impl CallError for tenure_core::storage::StorageError {
     }
 }
 
+impl CallError for tenure_core::kv::KvError {
+    fn definite(&self) -> bool {
+        use tenure_core::kv::KvError as E;
+        matches!(
+            self,
+            E::Invalid(_)
+                | E::Closed
+                | E::LockTimeout(_)
+                | E::UnknownWatch
+                | E::LockLost
+                | E::Client(tenure_core::ClientError::Unavailable(_))
+                | E::Client(tenure_core::ClientError::Compacted { .. })
+                | E::Client(tenure_core::ClientError::Closed)
+        )
+    }
+}
+
+impl CallError for tenure_core::lease::LeaseError {
+    fn definite(&self) -> bool {
+        use tenure_core::lease::LeaseError as E;
+        matches!(
+            self,
+            E::ClaimDenied
+                | E::Invalid(_)
+                | E::NotHeld
+                | E::BadInput(_)
+                | E::Stopped
+                | E::Client(tenure_core::ClientError::Unavailable(_))
+        )
+    }
+}
+
 /// A recorded call in flight.
 pub struct Call {
     pub(crate) ctx: Context,
