@@ -15,6 +15,9 @@
 //! - Juju's lease client on the lease `seed`: `claim_lease`, `extend_lease` (S3 claims),
 //!   `refresh` with `leases` (a check of whether this caller holds it, S3) and
 //!   `expire_lease` (a vacancy it saw, S3).
+//! - Juju leadership of `seed-app`: `claim_leadership`, `check_leadership` (S3), and
+//!   `block_until_leadership_released` that a `Manager::stop` from another task ends (S3 for
+//!   a wait that returned; L4: the stop makes it return).
 //! - Storage: `new_lease` without keep-alive and a record bound to it (S14, S7, its expiry
 //!   the system's), `get_lease` and `Lease::ttl`, `Lease::release` (deletes the bound record:
 //!   recorded as that delete, S14), `delete`, and `get_range` (L4 only: the storage model
@@ -32,6 +35,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tenure_core::agency::{Agency, AgencyError};
 use tenure_core::kv::{KeyChange, KvError, Kvi, Kvs, WatchHandle};
+use tenure_core::leadership::LeadershipError;
 use tenure_core::lease::{Client as _, LeaseError, Request};
 use tenure_core::storage::{Record, Storage as _, StorageError};
 use tenure_core::Key;
@@ -40,6 +44,8 @@ use tenure_core::Key;
 pub(crate) const WATCHED_KV: &str = "/kv/w";
 /// The Juju lease the callers contend for.
 const SEED_LEASE: &str = "seed";
+/// The service whose leadership the callers contend for.
+const SEED_SERVICE: &str = "seed-app";
 /// The hmetcd keys the callers read and write (`w` is never deleted: its watches end on a
 /// delete).
 const KV_KEYS: [&str; 4] = ["s0", "s1", "s2", "w"];
@@ -70,7 +76,7 @@ pub(crate) async fn caller(ctx: Context, cfg: &RunConfig) {
             s.watch = s.start_kv_watch().await;
         }
         s.n += 1;
-        match s.ctx.random() % 24 {
+        match s.ctx.random() % 26 {
             0..=2 => s.store().await,
             3..=4 => s.get().await,
             5..=6 => s.get_range().await,
@@ -87,7 +93,8 @@ pub(crate) async fn caller(ctx: Context, cfg: &RunConfig) {
             19..=20 => s.leased_record().await,
             21 => s.lease_ttl_or_release().await,
             22 => s.storage_range_and_delete().await,
-            _ => s.health().await,
+            23 => s.health().await,
+            _ => s.leadership().await,
         }
         let pause = s.cfg.op_pause.as_millis() as u64;
         s.ctx
@@ -206,7 +213,7 @@ impl Caller {
         let cmp = ["=", "!=", "<", ">"][(self.ctx.random() % 4) as usize];
         // Compare against a value seen (or a fresh one), so both branches happen.
         let against = match self.seen.get(k) {
-            Some(v) if self.ctx.random() % 2 == 0 => v.clone(),
+            Some(v) if self.ctx.random().is_multiple_of(2) => v.clone(),
             _ => self.unique(),
         };
         let branch = |s: &Self, tag: &str| match s.ctx.random() % 4 {
@@ -235,7 +242,7 @@ impl Caller {
     /// often succeeds, and contends with the other callers' writes).
     async fn tas(&mut self) {
         let k = self.pick(&KV_KEYS);
-        if self.ctx.random() % 4 != 0 {
+        if !self.ctx.random().is_multiple_of(4) {
             let (res, out) = op(&self.ctx, "get", &key(&kv_path(k)), Value::Null, async {
                 let (v, exists) = self.kv.get(k).await?;
                 Ok::<_, KvError>(if exists { json!(v) } else { Value::Null })
@@ -346,7 +353,7 @@ impl Caller {
     async fn claim(&mut self) {
         let client = self.ctx.lease_client();
         let request = Request::new(&self.me, self.cfg.lock_ttl);
-        let extend = self.ctx.random() % 2 == 0;
+        let extend = self.ctx.random().is_multiple_of(2);
         let f = if extend {
             "extend_lease"
         } else {
@@ -442,7 +449,7 @@ impl Caller {
             return;
         };
         let storage = self.ctx.storage();
-        if self.ctx.random() % 2 == 0 {
+        if self.ctx.random().is_multiple_of(2) {
             op(&self.ctx, "lease_ttl", &key("/lessor"), json!(id), async {
                 let l = storage.lessor().get_lease(id).await?;
                 l.ttl().await.map(|t| json!(t.as_millis() as u64))
@@ -491,6 +498,62 @@ impl Caller {
             async { storage.delete(&name).await.map(|_| Value::Null) },
         )
         .await;
+    }
+
+    /// Leadership of the service `seed-app`: a claim, a check, or a wait for its release
+    /// that a `Manager::stop` from another task may end (`Stopped`: surely no vacancy seen).
+    async fn leadership(&mut self) {
+        let Ok(m) = self.ctx.leadership() else {
+            return;
+        };
+        let m = std::sync::Arc::new(m);
+        let path = key(&format!("/lease/{SEED_SERVICE}"));
+        match self.ctx.random() % 3 {
+            0 => {
+                let d = self.cfg.lock_ttl;
+                op(&self.ctx, "claim_leadership", &path, Value::Null, async {
+                    match m.claim_leadership(SEED_SERVICE, &self.me, d).await {
+                        Ok(t) => Ok(json!(t)),
+                        Err(LeadershipError::ClaimDenied) => Ok(json!("denied")),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await;
+            }
+            1 => {
+                op(&self.ctx, "check_leadership", &path, Value::Null, async {
+                    match m.check_leadership(SEED_SERVICE, &self.me).await {
+                        Ok(_) => Ok(Value::Bool(true)),
+                        Err(LeadershipError::NotLeader { .. }) => Ok(Value::Bool(false)),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await;
+            }
+            _ => {
+                let (stopper, c) = (m.clone(), self.ctx.clone());
+                let after = Duration::from_millis(self.ctx.random() % 1_000);
+                self.ctx.clock().spawn(Box::pin(async move {
+                    c.sleep(after).await;
+                    stopper.stop();
+                }));
+                let (res, out) = op(
+                    &self.ctx,
+                    "block_until_released",
+                    &path,
+                    Value::Null,
+                    async {
+                        m.block_until_leadership_released(SEED_SERVICE)
+                            .await
+                            .map(|_| Value::Null)
+                    },
+                )
+                .await;
+                if res == Completion::Fail && out.as_str().is_some_and(|e| e.contains("stopped")) {
+                    self.ctx.sometimes("caller's stop ended a leadership wait");
+                }
+            }
+        }
     }
 
     async fn health(&mut self) {

@@ -80,6 +80,16 @@ impl CallError for tenure_core::lease::LeaseError {
     }
 }
 
+impl CallError for tenure_core::leadership::LeadershipError {
+    fn definite(&self) -> bool {
+        use tenure_core::leadership::LeadershipError as E;
+        match self {
+            E::ClaimDenied | E::NotLeader { .. } | E::BadInput(_) | E::Stopped => true,
+            E::Lease(e) => e.definite(),
+        }
+    }
+}
+
 /// A recorded call in flight.
 pub struct Call {
     pub(crate) ctx: Context,
