@@ -111,6 +111,6 @@ planted! {
     ttl_reset_on_leader_change: TtlResetOnLeaderChange within 5;
     resource_skips_token_check: ResourceSkipsTokenCheck within 5;
     kv_watch_skips_outage: KvWatchSkipsOutage within 5;
-    tas_read_then_write: TasReadThenWrite within 5;
+    tas_read_then_write: TasReadThenWrite within 20;
     get_range_excludes_end: GetRangeExcludesEnd within 5;
 }

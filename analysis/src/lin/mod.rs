@@ -318,7 +318,7 @@ fn part_keys<M: Model>(
         match model.footprint(&ops[i].input) {
             Footprint::Keys(ks) => keys.extend(ks),
             Footprint::Range { from, to } => {
-                keys.insert(format!("[{from}, {to})"));
+                keys.insert(format!("[{}, {})", from.escape_debug(), to.escape_debug()));
             }
             Footprint::All => {
                 keys.insert("*".to_string());
