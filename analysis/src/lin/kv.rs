@@ -334,7 +334,11 @@ impl Model for Kv {
         };
         match i {
             KvOp::Get { key } => format!("get {key} -> {out}"),
-            KvOp::GetRange { from, to } => format!("get_range [{}, {}) -> {out}", from.escape_debug(), to.escape_debug()),
+            KvOp::GetRange { from, to } => format!(
+                "get_range [{}, {}) -> {out}",
+                from.escape_debug(),
+                to.escape_debug()
+            ),
             KvOp::Put { key, value } => format!("put {key} {value}"),
             KvOp::Append { key, value } => format!("append {key} {value:?}"),
             KvOp::Delete { key } => format!("delete {key}"),
