@@ -606,6 +606,70 @@ fn storage_versions_advance_one_cas_at_a_time() {
 }
 
 #[test]
+fn storage_ranges_read_every_record_at_one_instant() {
+    let range = json!({"from": "a", "to": "c"});
+    let rec = |k: &str, v: &str, n: u64| json!({"key": k, "value": v, "version": n});
+    let ok = [
+        (0, "invoke", "create", "a", json!({"value": "x"})),
+        (0, "ok", "create", "a", json!(1)),
+        (1, "invoke", "create", "b", json!({"value": "y"})),
+        (1, "ok", "create", "b", json!(1)),
+        (
+            0,
+            "invoke",
+            "cas_by_version",
+            "a",
+            json!({"version": 1, "value": "z"}),
+        ),
+        (0, "ok", "cas_by_version", "a", json!(2)),
+        (2, "invoke", "storage_get_range", "a", range.clone()),
+        (
+            2,
+            "ok",
+            "storage_get_range",
+            "a",
+            json!([rec("a", "z", 2), rec("b", "y", 1)]),
+        ),
+        (9, "invoke", "expire", "b", N),
+        (9, "ok", "expire", "b", N),
+        (2, "invoke", "storage_get_range", "a", range.clone()),
+        (2, "ok", "storage_get_range", "a", json!([rec("a", "z", 2)])),
+        (3, "invoke", "storage_get", "c", N),
+        (3, "ok", "storage_get", "c", N),
+    ];
+    let c = verdict(&Storage, &ok);
+    assert_eq!(c.verdict, Verdict::Linearizable, "{c:?}");
+    assert_eq!(
+        c.parts.len(),
+        2,
+        "the ranges join a and b; c (outside) alone"
+    );
+    for (line, forged) in [
+        (7, json!([rec("a", "x", 1), rec("b", "y", 1)])), // an old version after the cas
+        (7, json!([rec("a", "z", 2)])),                   // b left out while it lived
+        (11, json!([rec("a", "z", 2), rec("b", "y", 1)])), // b after its expiry
+    ] {
+        let mut bad = ok.clone();
+        bad[line].4 = forged.clone();
+        assert_eq!(
+            verdict(&Storage, &bad).verdict,
+            Verdict::NotLinearizable,
+            "line {line} forged as {forged}"
+        );
+    }
+    for input in [json!({"from": "a"}), json!(["a", "c"])] {
+        let bad = [
+            (0, "invoke", "storage_get_range", "a", input.clone()),
+            (0, "ok", "storage_get_range", "a", json!([])),
+        ];
+        let events = input::read(&jsonl(&bad), Format::Jsonl).unwrap();
+        let (raw, _) = pair(&events).unwrap();
+        let e = operations(&Storage, &raw).unwrap_err();
+        assert!(e.message.contains("range"), "{input}: {}", e.message);
+    }
+}
+
+#[test]
 fn edn_vector_edn_lines_and_json_lines_read_alike() {
     let lines = "{:process 0, :type :invoke, :f :write, :value 1}\n\
                  {:process 0, :type :ok, :f :write, :value 1}\n\

@@ -55,7 +55,8 @@ pub(super) fn kv_calls_in(h: &History, paired: &Paired) -> Vec<Violation> {
 }
 
 /// S14 and S16 on Storage records (keys under `/storage/`): `create`, `storage_get`,
-/// `cas_by_version` and `wait_for_version_change` are linearizable against versioned storage:
+/// `storage_get_range` (one read of every record in its range), `delete`, `cas_by_version`
+/// and `wait_for_version_change` are linearizable against versioned storage:
 /// versions are consecutive per record incarnation, no two compare-and-sets succeed on one
 /// version, a failed one changes nothing, and a wait never returns while the version is the
 /// one it waited on (S16). Expiries of records are operations of the system.

@@ -817,6 +817,51 @@ impl FromRaw for Storage {
             }
             "delete" => (StorageOp::Delete { key }, Some(StorageOut::Done)),
             "expire" => (StorageOp::Expire { key }, Some(StorageOut::Done)),
+            "storage_get_range" => {
+                let (Some(from), Some(to)) = (
+                    r.input.get("from").and_then(Value::as_str),
+                    r.input.get("to").and_then(Value::as_str),
+                ) else {
+                    return Err(format!(
+                        "a range needs {{\"from\", \"to\"}} (keys, to excluded), found {}",
+                        r.input
+                    ));
+                };
+                let out = match &r.output {
+                    Value::Null => None,
+                    Value::Array(records) => {
+                        let mut out = Vec::with_capacity(records.len());
+                        for rec in records {
+                            match (
+                                rec.get("key").and_then(Value::as_str),
+                                rec.get("value"),
+                                rec.get("version").and_then(Value::as_u64),
+                            ) {
+                                (Some(k), Some(v), Some(n)) => out.push((k.to_string(), val(v), n)),
+                                _ => {
+                                    return Err(format!(
+                                        "a range returns [{{\"key\", \"value\", \"version\"}}], found {rec}"
+                                    ))
+                                }
+                            }
+                        }
+                        out.sort_by(|a, b| a.0.cmp(&b.0));
+                        Some(StorageOut::Range(out))
+                    }
+                    other => {
+                        return Err(format!(
+                            "a range returns [{{\"key\", \"value\", \"version\"}}], found {other}"
+                        ))
+                    }
+                };
+                (
+                    StorageOp::Range {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    },
+                    out,
+                )
+            }
             _ => return Ok(None),
         }))
     }

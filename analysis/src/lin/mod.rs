@@ -32,6 +32,7 @@ mod kv;
 pub mod models;
 pub mod multi;
 mod search;
+mod storage;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};

@@ -121,23 +121,26 @@ impl Caller {
         }
     }
 
-    /// Storage's `get_range` over this caller's records, then a `delete` of the oldest.
+    /// Storage's `get_range` over this caller's records (one read of them all, S14), then a
+    /// `delete` of the oldest.
     pub(super) async fn storage_range_and_delete(&mut self) {
         let storage = self.ctx.storage();
         let (start, end) = (
             format!("c{}-", self.ctx.id()),
             format!("c{}.", self.ctx.id()),
         );
-        op(
-            &self.ctx,
-            "storage_get_range",
-            &key(&format!("/storage/{start}")),
-            Value::Null,
-            async {
-                let rs = storage.get_range(&start, &end).await?;
-                Ok::<_, StorageError>(json!(rs.len()))
-            },
-        )
+        // Storage's range is inclusive: [start, end] is the keys up to end itself.
+        let input =
+            json!({"from": format!("/storage/{start}"), "to": format!("/storage/{end}\u{0}")});
+        let path = key(&format!("/storage/{start}"));
+        op(&self.ctx, "storage_get_range", &path, input, async {
+            let rs = storage.get_range(&start, &end).await?;
+            Ok::<_, StorageError>(Value::Array(
+                rs.into_iter()
+                    .map(|r| json!({"key": format!("/storage/{}", r.key), "value": r.value, "version": r.version}))
+                    .collect(),
+            ))
+        })
         .await;
         if self.records.is_empty() {
             return;

@@ -20,8 +20,8 @@
 //!   a wait that returned; L4: the stop makes it return).
 //! - Storage: `new_lease` without keep-alive and a record bound to it (S14, S7, its expiry
 //!   the system's), `get_lease` and `Lease::ttl`, `Lease::release` (deletes the bound record:
-//!   recorded as that delete, S14), `delete`, and `get_range` (L4 only: the storage model
-//!   holds one record per part).
+//!   recorded as that delete, S14), `delete`, and `get_range` (one read of every record in
+//!   its range, S14).
 //!
 //! Every value written is unique (`caller-<process>-<nonce>-<n>`), so a watch sees every
 //! write as a change and a check can tell writes apart; the holder name carries a nonce
