@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+/// The local time between Raft ticks unless [`AgentCore::with_tick_period`] says otherwise.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
+
 /// Agent settings shared by the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentConfig {
@@ -130,6 +133,9 @@ pub struct AgentCore {
     responses: Vec<(u64, Response)>,
     /// Led, and has not heard of another leader since (for a planted bug).
     deposed: bool,
+    /// Local time between Raft ticks, and when the next one is due.
+    tick_period: Duration,
+    next_tick: Duration,
 }
 
 impl AgentCore {
@@ -177,7 +183,65 @@ impl AgentCore {
             next_read_ctx: 1,
             responses: Vec::new(),
             deposed: false,
+            tick_period: DEFAULT_TICK,
+            next_tick: Duration::ZERO,
         })
+    }
+
+    /// Sets the local time between Raft ticks (10 ms by default; at least 1 µs).
+    pub fn with_tick_period(mut self, period: Duration) -> AgentCore {
+        self.tick_period = period.max(Duration::from_micros(1));
+        self
+    }
+
+    /// Starts counting time at local time `now`: the first tick is due one period later.
+    pub fn start(&mut self, now: Duration) {
+        self.next_tick = now + self.tick_period;
+    }
+
+    /// When the next tick is due (local time), whether or not it acts.
+    pub fn next_tick(&self) -> Duration {
+        self.next_tick
+    }
+
+    /// When the driver must call [`AgentCore::handle_timeout`] next (local time), as quinn's
+    /// `poll_timeout`: the next tick that acts (a heartbeat, a quorum check, an election, an
+    /// agency-time proposal); the ticks before it only count and are counted on the way.
+    pub fn poll_timeout(&self) -> Duration {
+        let due = self.ticks_until_due(self.next_tick, self.tick_period);
+        let skipped = u32::try_from(due - 1).unwrap_or(u32::MAX);
+        self.next_tick + self.tick_period * skipped
+    }
+
+    /// Brings Raft's logical clock up to local time `now`: one tick per period, those that
+    /// only count counted at once. Call it when [`AgentCore::poll_timeout`] passes and before
+    /// feeding a message or a request at `now` (cheap when nothing is due). The same as a
+    /// timer per tick, event for event, except across clock jumps: after a backward jump the
+    /// lost time is not replayed; a forward jump counts the time it skipped up to the next
+    /// tick that acts, which runs once (a tick late by a whole period or more drops the rest
+    /// rather than tick in a burst).
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let tick = self.tick_period;
+        if now + tick < self.next_tick {
+            self.next_tick = now + tick;
+            return;
+        }
+        while self.next_tick <= now {
+            let due = self.ticks_until_due(self.next_tick, tick);
+            if due > 1 {
+                let passed = ((now - self.next_tick).as_nanos() / tick.as_nanos().max(1)) as u64;
+                let n = (due - 1).min(passed + 1);
+                self.skip_ticks(n);
+                self.next_tick += tick * u32::try_from(n).unwrap_or(u32::MAX);
+                continue;
+            }
+            self.tick(now);
+            self.next_tick = if now >= self.next_tick + tick {
+                now + tick
+            } else {
+                self.next_tick + tick
+            };
+        }
     }
 
     pub fn raft(&self) -> &Raft {

@@ -501,8 +501,6 @@ pub struct Agent {
     records: Vec<Written>,
     /// The index the snapshot on disk ends at: the log file starts after it.
     base: Index,
-    tick: Duration,
-    next_tick: Duration,
     /// Requests in flight: our id -> (client address, client's id).
     clients: BTreeMap<u64, (SocketAddr, u64)>,
     next_req: u64,
@@ -547,7 +545,8 @@ impl Agent {
             hard: Some((hs.term, hs.voted_for)),
         };
         let core = AgentCore::restore(id, &peers, cfg.agent, seed, hs, snapshot, log)
-            .expect("an agent's own snapshot decodes");
+            .expect("an agent's own snapshot decodes")
+            .with_tick_period(cfg.tick);
         Agent {
             id,
             me,
@@ -556,8 +555,6 @@ impl Agent {
             disk,
             records,
             base,
-            tick: cfg.tick,
-            next_tick: Duration::ZERO,
             clients: BTreeMap::new(),
             next_req: 0,
             rec,
@@ -571,37 +568,6 @@ impl Agent {
     pub fn with_log_records(mut self, records: LogRecords) -> Agent {
         self.log_records = records;
         self
-    }
-
-    /// Brings Raft's logical clock up to local time `now` before an event: one tick per
-    /// `tick` of local time, those that only count (no heartbeat, election or agency time
-    /// due) counted at once, so an idle agent wakes for the ticks that act, not for every
-    /// one. The same as a timer per tick, event for event, except across clock jumps: after
-    /// a backward jump the lost time is not replayed; a forward jump counts the time it
-    /// skipped up to the next tick that acts, which runs once (a tick late by a whole period
-    /// or more drops the rest rather than tick in a burst).
-    fn catch_up(&mut self, now: Duration) {
-        let tick = self.tick;
-        if now + tick < self.next_tick {
-            self.next_tick = now + tick;
-            return;
-        }
-        while self.next_tick <= now {
-            let due = self.core.ticks_until_due(self.next_tick, tick);
-            if due > 1 {
-                let passed = ((now - self.next_tick).as_nanos() / tick.as_nanos().max(1)) as u64;
-                let n = (due - 1).min(passed + 1);
-                self.core.skip_ticks(n);
-                self.next_tick += tick * u32::try_from(n).unwrap_or(u32::MAX);
-                continue;
-            }
-            self.core.tick(now);
-            self.next_tick = if now >= self.next_tick + tick {
-                now + tick
-            } else {
-                self.next_tick + tick
-            };
-        }
     }
 
     /// Carries out the core's output: disk writes now (synced by the runtime before the
@@ -777,12 +743,12 @@ impl Actor for Agent {
 
     fn start(&mut self, ctx: &mut Ctx<Envelope>) {
         // Ticks follow the agent's own (possibly drifting, jumping) clock.
-        self.next_tick = ctx.now() + self.tick;
-        ctx.set_timer(self.next_tick);
+        self.core.start(ctx.now());
+        ctx.set_timer(self.core.next_tick());
     }
 
     fn message(&mut self, from: SocketAddr, msg: Envelope, ctx: &mut Ctx<Envelope>) {
-        self.catch_up(ctx.now());
+        self.core.handle_timeout(ctx.now());
         match msg {
             Envelope::Raft(m) => self.core.step(m),
             Envelope::Request { id, request } => {
@@ -795,15 +761,13 @@ impl Actor for Agent {
     }
 
     fn timer(&mut self, ctx: &mut Ctx<Envelope>) {
-        self.catch_up(ctx.now());
+        self.core.handle_timeout(ctx.now());
     }
 
     fn batch_end(&mut self, ctx: &mut Ctx<Envelope>) {
         self.flush(ctx);
         // Wake for the next tick that acts; the ones before it are counted on the way.
-        let due = self.core.ticks_until_due(self.next_tick, self.tick);
-        let skipped = u32::try_from(due - 1).unwrap_or(u32::MAX);
-        ctx.set_timer(self.next_tick + self.tick * skipped);
+        ctx.set_timer(self.core.poll_timeout());
     }
 
     fn synced(&mut self) {
