@@ -18,6 +18,7 @@ pub mod leadership;
 pub mod lease;
 pub mod mem;
 pub mod raft;
+pub mod records;
 pub mod rng;
 pub mod rule;
 pub mod storage;

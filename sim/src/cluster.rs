@@ -358,27 +358,7 @@ struct Written {
     hash: u64,
 }
 
-/// A snapshot as its file holds it: index and term (8 bytes each, little-endian), then the
-/// store's encoding as it is (in JSON, the bytes would become an array of numbers, four times
-/// the size and most of the cost of a snapshot).
-fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + s.data.len());
-    out.extend_from_slice(&s.index.to_le_bytes());
-    out.extend_from_slice(&s.term.to_le_bytes());
-    out.extend_from_slice(&s.data);
-    out
-}
-
-/// The snapshot in a file written by [`encode_snapshot`]; `None` for an empty (or short) file.
-fn decode_snapshot(bytes: &[u8]) -> Option<Snapshot> {
-    let index = u64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
-    let term = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
-    Some(Snapshot {
-        index,
-        term,
-        data: bytes[16..].to_vec(),
-    })
-}
+use tenure_core::records::{decode_snapshot, encode_snapshot};
 
 fn restore(disk: &Mutex<SimDisk>) -> Recovered {
     let mut d = disk.lock().unwrap();

@@ -6,9 +6,9 @@
 //! whole tail, none of it, or part of it, which can tear the last record. Writes that were
 //! not appends (a truncation) are lost unless synced.
 //!
-//! Records are framed `[length: u32 LE][crc32 of payload: u32 LE][payload]`, so reading back
-//! stops at the first short or corrupt frame and reports where: a torn record is detected,
-//! never returned.
+//! Records are framed as `tenure_core::records` says (`[length][crc32][payload]`), the format
+//! a real agent's disk holds too, so reading back stops at the first short or corrupt frame
+//! and reports where: a torn record is detected, never returned.
 //!
 //! A sync costs nothing in proportion to the file: while a file is only appended to, its
 //! synced layer is a length (a prefix of the written view), and a copy is taken only when a
@@ -79,22 +79,13 @@ impl PartialEq for File {
 
 impl Eq for File {}
 
-/// What reading a record file found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Records {
-    /// Complete, intact records, in order, with the byte offset each starts at.
-    pub records: Vec<(u64, Vec<u8>)>,
-    /// Where an incomplete or corrupt frame begins, if the file does not end cleanly.
-    pub torn_at: Option<u64>,
-}
+pub use tenure_core::records::Records;
 
 /// A simulated disk: named files, written and synced layers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimDisk {
     files: BTreeMap<String, File>,
 }
-
-const HEADER: usize = 8;
 
 impl SimDisk {
     pub fn new() -> SimDisk {
@@ -105,11 +96,8 @@ impl SimDisk {
     pub fn append_record(&mut self, file: &str, payload: &[u8]) -> u64 {
         let f = self.files.entry(file.to_string()).or_default();
         let at = f.written.len() as u64;
-        let len = u32::try_from(payload.len()).expect("a record is under 4 GiB");
-        f.written.extend_from_slice(&len.to_le_bytes());
         f.written
-            .extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        f.written.extend_from_slice(payload);
+            .extend_from_slice(&tenure_core::records::frame(payload));
         at
     }
 
@@ -175,32 +163,7 @@ impl SimDisk {
 
     /// Reads the framed records of `file` up to the first bad frame.
     pub fn read_records(&self, file: &str) -> Records {
-        let data = self.read(file);
-        let mut records = Vec::new();
-        let mut at = 0usize;
-        while at < data.len() {
-            if data.len() - at < HEADER {
-                return Records {
-                    records,
-                    torn_at: Some(at as u64),
-                };
-            }
-            let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
-            let crc = u32::from_le_bytes(data[at + 4..at + 8].try_into().unwrap());
-            let end = at + HEADER + len;
-            if end > data.len() || crc32fast::hash(&data[at + HEADER..end]) != crc {
-                return Records {
-                    records,
-                    torn_at: Some(at as u64),
-                };
-            }
-            records.push((at as u64, data[at + HEADER..end].to_vec()));
-            at = end;
-        }
-        Records {
-            records,
-            torn_at: None,
-        }
+        tenure_core::records::read(self.read(file))
     }
 }
 
