@@ -108,7 +108,7 @@ mod tests {
         // A flipped byte in the last record: torn too (nothing after it).
         let mut last = data.clone();
         *last.last_mut().unwrap() ^= 1;
-        assert_eq!(read(&last).corrupt, false);
+        assert!(!read(&last).corrupt);
         // A flipped byte in the first record, the second intact after it: corruption.
         let mut mid = data.clone();
         mid[HEADER] ^= 1;
@@ -117,7 +117,7 @@ mod tests {
         // A length that runs past the end: torn.
         let mut long = frame(b"x");
         long[0] = 200;
-        assert_eq!(read(&long).corrupt, false);
+        assert!(!read(&long).corrupt);
     }
 
     #[test]
