@@ -1,11 +1,13 @@
 //! tenure: deterministic simulation of distributed coordination primitives.
 //!
 //! This root crate re-exports the workspace: [`core`] (the system under test, sans-I/O),
-//! [`sim`] (the simulated world on madsim) and [`scenarios`] (the scenario library and the
-//! `tenure` program). Integration tests of the whole live in `tests/`.
+//! [`sim`] (the simulated world on madsim), [`server`] (the same agent as a real service over
+//! TCP and disk, and its client: `tenure::server::open("tenure://...")`) and [`scenarios`]
+//! (the scenario library and the `tenure` program). Integration tests of the whole live in `tests/`.
 
 pub use tenure_core as core;
 pub use tenure_scenarios as scenarios;
+pub use tenure_server as server;
 pub use tenure_sim as sim;
 
 /// Testing your own service: build a [`world::World`] with your processes, actors, resources

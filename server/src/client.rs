@@ -191,6 +191,21 @@ impl TcpClient {
         Some(c)
     }
 
+    /// Asks agent `agent` (from 1) alone, without redirects; `None` if it does not answer in
+    /// time.
+    pub async fn ask_agent(&self, agent: u64, request: Request) -> Option<Response> {
+        let to = usize::try_from(agent).ok()?.checked_sub(1)?;
+        if to >= self.inner.agents.len() {
+            return None;
+        }
+        self.send_and_wait(to, request).await
+    }
+
+    /// The agents' addresses, agent 1 first.
+    pub fn agents(&self) -> &[SocketAddr] {
+        &self.inner.agents
+    }
+
     /// Sends `request` to agent index `to` and waits up to the request timeout.
     async fn send_and_wait(&self, to: usize, request: Request) -> Option<Response> {
         let conn = self.conn(to).await?;

@@ -47,6 +47,7 @@ mod check;
 mod explore;
 mod list;
 mod margin;
+mod real;
 mod run;
 mod shrink;
 mod sweep;
@@ -118,6 +119,17 @@ enum Command {
     /// linearizability against a model. Exit 0: it held; 1: a violation; 2: bad input
     /// (including a file with nothing to check); 3: undecided within the budget.
     Check(check::Args),
+    /// Runs one agent of a real cluster: over TCP to its peers and clients, its state in a
+    /// data directory (fsync before anything is acknowledged). Stops cleanly on SIGTERM or
+    /// Ctrl-C. Exit 0: stopped; 2: bad options, a data directory of another cluster, a
+    /// corrupt log, a port in use.
+    Agent(real::AgentArgs),
+    /// Starts a local cluster of real agents in this process, on 127.0.0.1, and prints the
+    /// `tenure://` address to open it with; runs until SIGTERM or Ctrl-C (or `--for-s`).
+    Up(real::UpArgs),
+    /// Asks every agent of a cluster, alone, whether it leads, and judges it as
+    /// `AreAgentsHealthy` does. Exit 0: healthy; 1: not; 2: a malformed address.
+    Status(real::StatusArgs),
 }
 
 /// Exit status 2 with a message.
@@ -146,5 +158,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => a.run(),
         Command::Merge(a) => a.run(),
         Command::Check(a) => a.run(),
+        Command::Agent(a) => a.run(),
+        Command::Up(a) => a.run(),
+        Command::Status(a) => a.run(),
     }
 }
