@@ -86,7 +86,12 @@ fn leased_records_vanish_with_the_lease_and_cas_keeps_the_lease() {
         env.clock.sleep(Duration::from_secs(2)).await;
         let three = Duration::from_secs(3);
         let left = lease.ttl().await.unwrap();
-        assert!(left <= three && left >= env.before(three), "{left:?}");
+        // Agency time runs at 1 - rho of the leader's clock, in ticks: a real cluster's
+        // lease may have a little more left than the wall time says.
+        assert!(
+            left <= env.after(three) && left >= env.before(three),
+            "{left:?}"
+        );
         env.clock.sleep(env.after(three)).await;
         assert_eq!(s.get("eph").await, Err(StorageError::NotFound));
         assert_eq!(
@@ -109,7 +114,7 @@ fn kept_alive_leases_live_while_the_handle_does_and_release_deletes() {
         let mut rec = Record::new("k", json!(1));
         rec.lease = lease.id();
         s.create(rec).await.unwrap();
-        env.clock.sleep(Duration::from_secs(60)).await;
+        env.clock.sleep(env.long(Duration::from_secs(60))).await;
         assert!(s.get("k").await.is_ok());
         let same = s.lessor().get_lease(lease.id()).await.unwrap();
         same.release().await.unwrap();

@@ -201,6 +201,37 @@ impl TcpClient {
         self.send_and_wait(to, request).await
     }
 
+    /// Change notifications sent to the callback address `url` (registered with the agency
+    /// API's `register_change_callback`), pulled from the leader in order, as they come; the
+    /// stream ends if the ones it needs next were dropped, so a gap is never silent. The pulling
+    /// task ends when the receiver is dropped.
+    pub fn callback_inbox(&self, url: &str) -> futures::channel::mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let (me, url) = (self.clone(), url.to_string());
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                match me.call(Request::Callbacks(url.clone(), after)).await {
+                    Ok(Response::Events(Ok(events))) => {
+                        for e in events {
+                            after = e.revision;
+                            if tx.unbounded_send(e).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(Response::Events(Err(_dropped))) => return,
+                    _ => {}
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(me.inner.options.watch_poll).await;
+            }
+        });
+        rx
+    }
+
     /// The agents' addresses, agent 1 first.
     pub fn agents(&self) -> &[SocketAddr] {
         &self.inner.agents

@@ -13,6 +13,7 @@
 //! - [`agent`]: one agent: listener, peer links with back-off and bounded queues, the loop.
 //! - [`client`]: [`client::TcpClient`] and [`open`] for `tenure://host:port,...`.
 //! - [`clock`]: a monotonic real clock implementing core's `Clock`.
+//! - [`local`]: [`LocalCluster`], agents of one cluster in this process on 127.0.0.1.
 //!
 //! This crate must never be built as a simulation: it uses tokio's real runtime, sockets and
 //! files, and reads the real clock.
@@ -21,8 +22,10 @@ pub mod agent;
 pub mod client;
 pub mod clock;
 pub mod disk;
+pub mod local;
 pub mod wire;
 
 pub use agent::{start_agent, AgentHandle, AgentOptions, StartError};
 pub use client::{open, OpenError, TcpClient};
 pub use clock::RealClock;
+pub use local::LocalCluster;
