@@ -112,9 +112,18 @@ impl LocalCluster {
     pub async fn restart(&mut self, id: u64) -> Result<(), StartError> {
         self.kill(id);
         let addr = self.peers[id as usize - 1];
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        // A killed agent's tasks end at their next step: its port is free a moment later.
+        let mut tries = 0;
+        let l = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(source) => return Err(StartError::Bind { addr, source }),
+            }
+        };
         let a = start_agent_on(self.options(id), l).await?;
         self.agents[id as usize - 1] = Some(a);
         Ok(())
