@@ -28,6 +28,14 @@ use std::collections::{BTreeMap, BTreeSet};
 #[cfg(test)]
 mod tests;
 
+mod election;
+mod log;
+mod progress;
+mod read_index;
+
+use progress::Progress;
+use read_index::PendingRead;
+
 pub type NodeId = u64;
 pub type Term = u64;
 pub type Index = u64;
@@ -188,19 +196,6 @@ pub enum NotLeader {
     NoLeader,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Progress {
-    matched: Index,
-    next: Index,
-    active: bool,
-}
-
-struct PendingRead {
-    ctx: u64,
-    index: Index,
-    acks: BTreeSet<NodeId>,
-}
-
 /// One Raft node's state machine.
 pub struct Raft {
     id: NodeId,
@@ -239,6 +234,8 @@ pub struct Raft {
     /// A read-index round is owed, for the reads up to this context: one round confirms
     /// every read registered before it is sent.
     read_round: Option<u64>,
+    /// The highest term this node has been in ([`Raft::assert_invariants`]).
+    highest_term: Term,
 }
 
 impl Raft {
@@ -310,6 +307,7 @@ impl Raft {
             pending_reads_without_leader_commit: Vec::new(),
             bcast: false,
             read_round: None,
+            highest_term: 0,
         };
         r.reset_election_timeout();
         r
@@ -346,54 +344,12 @@ impl Raft {
     pub fn snapshot(&self) -> &Snapshot {
         &self.snap
     }
-    pub fn last_index(&self) -> Index {
-        self.snap.index + self.log.len() as Index
-    }
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
             voted_for: self.voted_for,
             commit: self.commit,
         }
-    }
-
-    /// The term of the last log entry (0 for an empty log).
-    pub fn last_term(&self) -> Term {
-        self.log.last().map_or(self.snap.term, |e| e.term)
-    }
-
-    /// The term of the entry at `index`; `None` if it is not in the log (beyond its end, or
-    /// compacted into the snapshot, except the snapshot's own index).
-    fn term_at(&self, index: Index) -> Option<Term> {
-        if index == 0 {
-            Some(0)
-        } else if index == self.snap.index {
-            Some(self.snap.term)
-        } else if index < self.snap.index {
-            None
-        } else {
-            self.log.get(self.pos(index)).map(|e| e.term)
-        }
-    }
-
-    /// Where the entry at `index` (after the snapshot) sits in `log`.
-    fn pos(&self, index: Index) -> usize {
-        (index - self.snap.index - 1) as usize
-    }
-
-    /// Replaces the log up to `index` (applied by the caller) by a snapshot of the state
-    /// machine there. Does nothing for an index not after the current snapshot or not yet
-    /// applied.
-    pub fn compact(&mut self, index: Index, data: Vec<u8>) {
-        if index <= self.snap.index || index > self.applied {
-            return;
-        }
-        let term = self.term_at(index).expect("an applied entry is in the log");
-        let cut = self.pos(index) + 1;
-        self.log.drain(..cut);
-        self.snap = Snapshot { index, term, data };
-        self.snap_unstable = Some(self.snap_unstable.unwrap_or(false));
-        self.mark_unstable(index + 1);
     }
 
     fn quorum(&self) -> usize {
@@ -439,10 +395,6 @@ impl Raft {
             .collect()
     }
 
-    fn mark_unstable(&mut self, from: Index) {
-        self.unstable_from = Some(self.unstable_from.map_or(from, |u| u.min(from)));
-    }
-
     // ---- role changes -----------------------------------------------------------------
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
@@ -455,53 +407,6 @@ impl Raft {
         self.votes.clear();
         self.reads.clear();
         self.reset_election_timeout();
-    }
-
-    fn campaign(&mut self, pre: bool) {
-        self.votes.clear();
-        self.leader = None;
-        self.reset_election_timeout();
-        let (last_index, last_term) = (self.last_index(), self.last_term());
-        if pre {
-            self.role = Role::PreCandidate;
-        } else {
-            self.role = Role::Candidate;
-            self.term += 1;
-            self.voted_for = Some(self.id);
-        }
-        self.votes.insert(self.id, true);
-        if self.votes.len() >= self.quorum() {
-            return self.on_won(pre);
-        }
-        for p in self.others() {
-            let kind = if pre {
-                MsgKind::PreVote {
-                    last_index,
-                    last_term,
-                }
-            } else {
-                MsgKind::Vote {
-                    last_index,
-                    last_term,
-                }
-            };
-            // A pre-vote asks as if for the next term, without taking it.
-            let term = if pre { self.term + 1 } else { self.term };
-            self.msgs.push(Message {
-                from: self.id,
-                to: p,
-                term,
-                kind,
-            });
-        }
-    }
-
-    fn on_won(&mut self, pre: bool) {
-        if pre {
-            self.campaign(false);
-        } else {
-            self.become_leader();
-        }
     }
 
     fn become_leader(&mut self) {
@@ -526,23 +431,6 @@ impl Raft {
             .collect();
         self.append(Payload::Noop);
         self.broadcast_append(None);
-    }
-
-    fn append(&mut self, payload: Payload) -> Index {
-        let index = self.last_index() + 1;
-        self.log.push(Entry {
-            term: self.term,
-            index,
-            payload: std::sync::Arc::new(payload),
-        });
-        self.mark_unstable(index);
-        let id = self.id;
-        if let Some(p) = self.progress.get_mut(&id) {
-            p.matched = index;
-            p.next = index + 1;
-        }
-        self.maybe_commit();
-        index
     }
 
     // ---- events -------------------------------------------------------------------------
@@ -625,94 +513,6 @@ impl Raft {
         }
     }
 
-    /// Asks for a linearizable read tagged `ctx`; a `ReadState` with the same `ctx` comes
-    /// out of `ready()` once the read may be served (after its index is applied).
-    pub fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(self.not_leader());
-        }
-        // A leader knows the commit index only once an entry of its own term has committed.
-        if self.term_at(self.commit) != Some(self.term) {
-            self.pending_reads_without_leader_commit.push(ctx);
-            return Ok(());
-        }
-        self.start_read(ctx);
-        Ok(())
-    }
-
-    fn start_read(&mut self, ctx: u64) {
-        let mut acks = BTreeSet::new();
-        acks.insert(self.id);
-        self.reads.push(PendingRead {
-            ctx,
-            index: self.commit,
-            acks,
-        });
-        self.maybe_release_reads();
-        if !self.reads.is_empty() {
-            self.read_round = Some(self.read_round.map_or(ctx, |c| c.max(ctx)));
-        }
-    }
-
-    fn maybe_release_reads(&mut self) {
-        let q = self.quorum();
-        let (done, pending): (Vec<_>, Vec<_>) =
-            self.reads.drain(..).partition(|r| r.acks.len() >= q);
-        self.reads = pending;
-        self.ready_reads.extend(done.into_iter().map(|r| ReadState {
-            ctx: r.ctx,
-            index: r.index,
-        }));
-    }
-
-    fn broadcast_append(&mut self, read_ctx: Option<u64>) {
-        for p in self.others() {
-            self.send_append(p, read_ctx);
-        }
-    }
-
-    fn send_append(&mut self, to: NodeId, read_ctx: Option<u64>) {
-        let next = self.progress[&to].next.max(1);
-        let prev_index = next - 1;
-        if prev_index < self.snap.index {
-            // The entries it needs are compacted: send the snapshot, and go on after it.
-            let snapshot = self.snap.clone();
-            self.progress.get_mut(&to).expect("peer").next = snapshot.index + 1;
-            self.send(to, MsgKind::InstallSnapshot { snapshot });
-            return;
-        }
-        let prev_term = self.term_at(prev_index).unwrap_or(0);
-        let end = self
-            .last_index()
-            .min(prev_index + self.config.max_append_entries as Index);
-        let entries = self.log[self.pos(prev_index + 1)..self.pos(end + 1)].to_vec();
-        let commit = self.commit;
-        self.send(
-            to,
-            MsgKind::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                read_ctx,
-            },
-        );
-    }
-
-    fn maybe_commit(&mut self) {
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[self.quorum() - 1];
-        // Only entries of the current term commit by counting replicas (Raft §5.4.2).
-        if candidate > self.commit && self.term_at(candidate) == Some(self.term) {
-            self.commit = candidate;
-            let waiting = std::mem::take(&mut self.pending_reads_without_leader_commit);
-            for ctx in waiting {
-                self.start_read(ctx);
-            }
-        }
-    }
-
     /// Handles a message from a peer.
     pub fn step(&mut self, m: Message) {
         if m.to != self.id || !self.peers.contains(&m.from) {
@@ -749,231 +549,14 @@ impl Raft {
             return;
         }
         match m.kind {
-            MsgKind::PreVote {
-                last_index,
-                last_term,
-            } => {
-                let fresh_leader =
-                    self.leader.is_some() && self.election_elapsed < self.config.election_ticks;
-                let granted =
-                    m.term > self.term && !fresh_leader && self.log_ok(last_index, last_term);
-                self.msgs.push(Message {
-                    from: self.id,
-                    to: m.from,
-                    term: if granted { m.term } else { self.term },
-                    kind: MsgKind::PreVoteResp { granted },
-                });
-            }
-            MsgKind::Vote {
-                last_index,
-                last_term,
-            } => {
-                let can_vote = self.voted_for.is_none() || self.voted_for == Some(m.from);
-                let granted = can_vote && self.log_ok(last_index, last_term);
-                if granted {
-                    self.voted_for = Some(m.from);
-                    self.reset_election_timeout();
-                }
-                self.send(m.from, MsgKind::VoteResp { granted });
-            }
-            MsgKind::PreVoteResp { granted } => {
-                if self.role == Role::PreCandidate {
-                    if !granted && m.term > self.term {
-                        self.become_follower(m.term, None);
-                        return;
-                    }
-                    self.tally(m.from, granted, true);
-                }
-            }
-            MsgKind::VoteResp { granted } => {
-                if self.role == Role::Candidate {
-                    self.tally(m.from, granted, false);
-                }
-            }
-            MsgKind::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                read_ctx,
-            } => {
-                if self.role != Role::Follower {
-                    self.become_follower(m.term, Some(m.from));
-                }
-                self.leader = Some(m.from);
-                self.heard_from_leader();
-                self.handle_append(m.from, prev_index, prev_term, entries, commit, read_ctx);
-            }
-            MsgKind::InstallSnapshot { snapshot } => {
-                if self.role != Role::Follower {
-                    self.become_follower(m.term, Some(m.from));
-                }
-                self.leader = Some(m.from);
-                self.heard_from_leader();
-                self.install_snapshot(m.from, snapshot);
-            }
-            MsgKind::AppendResp {
-                success,
-                match_index,
-                hint,
-                read_ctx,
-            } => {
-                if self.role != Role::Leader {
-                    return;
-                }
-                if let Some(p) = self.progress.get_mut(&m.from) {
-                    p.active = true;
-                }
-                if let Some(ctx) = read_ctx {
-                    for r in self.reads.iter_mut().filter(|r| r.ctx <= ctx) {
-                        r.acks.insert(m.from);
-                    }
-                    self.maybe_release_reads();
-                }
-                let last = self.last_index();
-                let p = self.progress.get_mut(&m.from).expect("peer");
-                if success {
-                    if match_index > p.matched {
-                        p.matched = match_index;
-                    }
-                    p.next = p.next.max(match_index + 1);
-                    self.maybe_commit();
-                    if self.progress[&m.from].next <= last {
-                        self.send_append(m.from, None);
-                    }
-                } else {
-                    // Back off to the follower's hint (never below 1, never up).
-                    let new_next = hint.max(1).min(p.next.saturating_sub(1).max(1));
-                    if new_next < p.next {
-                        p.next = new_next;
-                        self.send_append(m.from, None);
-                    }
-                }
-            }
+            MsgKind::PreVote { .. }
+            | MsgKind::Vote { .. }
+            | MsgKind::PreVoteResp { .. }
+            | MsgKind::VoteResp { .. } => self.step_election(m),
+            MsgKind::Append { .. } | MsgKind::InstallSnapshot { .. } => self.step_follower(m),
+            MsgKind::AppendResp { .. } => self.step_leader(m),
         }
-    }
-
-    fn log_ok(&self, last_index: Index, last_term: Term) -> bool {
-        (last_term, last_index) >= (self.last_term(), self.last_index())
-    }
-
-    fn tally(&mut self, from: NodeId, granted: bool, pre: bool) {
-        self.votes.insert(from, granted);
-        let yes = self.votes.values().filter(|v| **v).count();
-        let no = self.votes.len() - yes;
-        if yes >= self.quorum() {
-            self.on_won(pre);
-        } else if no >= self.quorum() {
-            let term = self.term;
-            self.become_follower(term, None);
-        }
-    }
-
-    fn install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
-        let index = snapshot.index;
-        if index > self.commit {
-            if self.term_at(index) == Some(snapshot.term) && index < self.last_index() {
-                // Log matching: our entries up to `index` are the snapshot's; keep the rest.
-                let cut = self.pos(index) + 1;
-                self.log.drain(..cut);
-            } else {
-                self.log.clear();
-            }
-            self.snap = snapshot;
-            self.snap_unstable = Some(true);
-            self.commit = index;
-            self.applied = index;
-            self.mark_unstable(index + 1);
-        }
-        // Either way our log matches the leader's up to our commit index (now at least the
-        // snapshot's).
-        let match_index = self.commit;
-        self.send(
-            from,
-            MsgKind::AppendResp {
-                success: true,
-                match_index,
-                hint: 0,
-                read_ctx: None,
-            },
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_append(
-        &mut self,
-        from: NodeId,
-        mut prev_index: Index,
-        mut prev_term: Term,
-        mut entries: Vec<Entry>,
-        commit: Index,
-        read_ctx: Option<u64>,
-    ) {
-        if prev_index < self.snap.index {
-            // Entries up to our snapshot are committed, so they match the leader's: skip them.
-            entries.retain(|e| e.index > self.snap.index);
-            prev_index = self.snap.index;
-            prev_term = self.snap.term;
-        }
-        let hint = match self.term_at(prev_index) {
-            // We lack `prev_index`: retry from just after our last entry.
-            None => Some(self.last_index() + 1),
-            // Conflict: skip back over the whole conflicting term at once.
-            Some(t) if t != prev_term => {
-                let mut hint = prev_index;
-                while hint > 1 && self.term_at(hint - 1) == Some(t) {
-                    hint -= 1;
-                }
-                Some(hint.min(self.commit + 1).max(1))
-            }
-            Some(_) => None,
-        };
-        if let Some(hint) = hint {
-            self.send(
-                from,
-                MsgKind::AppendResp {
-                    success: false,
-                    match_index: 0,
-                    hint,
-                    read_ctx,
-                },
-            );
-            return;
-        }
-        let mut last_new = prev_index;
-        for e in entries {
-            last_new = e.index;
-            match self.term_at(e.index) {
-                Some(t) if t == e.term => continue,
-                Some(_) => {
-                    assert!(
-                        e.index > self.commit,
-                        "a committed entry can never conflict"
-                    );
-                    let at = self.pos(e.index);
-                    self.log.truncate(at);
-                    self.mark_unstable(e.index);
-                    self.log.push(e);
-                }
-                None => {
-                    self.mark_unstable(e.index);
-                    self.log.push(e);
-                }
-            }
-        }
-        if commit > self.commit {
-            // `last_new` may lie below our commit index (a stale append): never move back.
-            self.commit = self.commit.max(commit.min(last_new));
-        }
-        self.send(
-            from,
-            MsgKind::AppendResp {
-                success: true,
-                match_index: last_new,
-                hint: 0,
-                read_ctx,
-            },
-        );
+        self.assert_invariants();
     }
 
     /// Collects what the caller must persist, send and apply, and marks it handed over.
@@ -1014,6 +597,7 @@ impl Raft {
         };
         let committed = self.log[self.pos(self.applied + 1)..self.pos(self.commit + 1)].to_vec();
         self.applied = self.commit;
+        self.assert_invariants();
         Ready {
             hard_state,
             persist_from,
@@ -1024,5 +608,41 @@ impl Raft {
             snapshot,
             snapshot_installed,
         }
+    }
+
+    /// What must hold after every step and every `ready` (checked always: a violation is a
+    /// bug in this module, and a simulated run that hits one fails loudly): the commit index
+    /// is within the log, the applied index within the commit index, the snapshot within
+    /// what is committed, and the term never goes back.
+    pub fn assert_invariants(&mut self) {
+        assert!(
+            self.commit <= self.last_index(),
+            "raft {}: commit {} beyond the last index {}",
+            self.id,
+            self.commit,
+            self.last_index()
+        );
+        assert!(
+            self.applied <= self.commit,
+            "raft {}: applied {} beyond commit {}",
+            self.id,
+            self.applied,
+            self.commit
+        );
+        assert!(
+            self.snap.index <= self.commit,
+            "raft {}: snapshot at {} beyond commit {}",
+            self.id,
+            self.snap.index,
+            self.commit
+        );
+        assert!(
+            self.term >= self.highest_term,
+            "raft {}: term {} went back from {}",
+            self.id,
+            self.term,
+            self.highest_term
+        );
+        self.highest_term = self.term;
     }
 }
