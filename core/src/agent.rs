@@ -70,6 +70,8 @@ pub enum Request {
     /// The change notifications for the callback address `url` after a revision (possibly
     /// none yet): callbacks delivered by pull, answered with `Events`.
     Callbacks(String, Revision),
+    /// "How are you?": every agent answers for itself, leader or not (`Status`).
+    Status,
 }
 
 /// An agent's answer.
@@ -91,6 +93,21 @@ pub enum Response {
     Leader {
         term: Term,
     },
+    /// An agent's own view, answering `Status`.
+    Status(AgentStatus),
+}
+
+/// What an agent says of itself (`Request::Status`), for operators: how far its log goes,
+/// what it committed and applied, whom it follows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub id: NodeId,
+    pub role: String,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub last_index: Index,
+    pub commit: Index,
+    pub applied: Index,
 }
 
 /// What the driver must do after an event, in field order.
@@ -347,6 +364,20 @@ impl AgentCore {
     /// Accepts a client request `id` at local time `now`; the answer comes out in a later (or
     /// this) output.
     pub fn request(&mut self, id: u64, req: Request, now: Duration) {
+        if req == Request::Status {
+            let r = &self.raft;
+            let status = AgentStatus {
+                id: r.id(),
+                role: format!("{:?}", r.role()).to_lowercase(),
+                term: r.term(),
+                leader: r.leader(),
+                last_index: r.last_index(),
+                commit: r.commit_index(),
+                applied: self.applied,
+            };
+            self.responses.push((id, Response::Status(status)));
+            return;
+        }
         let is_read = !matches!(req, Request::Submit(_) | Request::Health);
         let bugs = self.config.bugs;
         let leads = self.is_leader();
@@ -429,7 +460,9 @@ impl AgentCore {
             Request::Callbacks(url, after) => {
                 Response::Events(self.store.notifications_after(url, *after))
             }
-            Request::Submit(_) | Request::Health => unreachable!("not a read"),
+            Request::Submit(_) | Request::Health | Request::Status => {
+                unreachable!("not a read")
+            }
         }
     }
 

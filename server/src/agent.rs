@@ -218,7 +218,28 @@ async fn run(
     let mut clients: BTreeMap<u64, mpsc::Sender<Wire>> = BTreeMap::new();
     let mut pending: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut next_req = 0u64;
+    // Said when no leader is known for a while (a majority unreachable at start, or lost).
+    let mut leaderless_since = Some(clock.now());
+    let mut said_at = Duration::ZERO;
     loop {
+        match (core.raft().leader(), leaderless_since) {
+            (Some(_), _) => {
+                leaderless_since = None;
+                said_at = Duration::ZERO;
+            }
+            (None, None) => leaderless_since = Some(clock.now()),
+            (None, Some(since)) => {
+                let waited = clock.now().saturating_sub(since);
+                if waited >= Duration::from_secs(5) && waited >= said_at + Duration::from_secs(5) {
+                    said_at = waited;
+                    tracing::warn!(
+                        target: "tenure",
+                        "agent {me}: no leader for {} s: waiting for a majority of the agents to be reachable",
+                        waited.as_secs()
+                    );
+                }
+            }
+        }
         let wait = core.poll_timeout().saturating_sub(clock.now());
         let first = tokio::select! {
             _ = stop.changed() => break,

@@ -449,6 +449,7 @@ impl Wire for Envelope {
                     Request::Events(..) => "events",
                     Request::Health => "health",
                     Request::Callbacks(..) => "callbacks",
+                    Request::Status => "status",
                 };
                 format!("request {id} {what}")
             }
@@ -462,6 +463,7 @@ impl Wire for Envelope {
                     Response::NotLeader { leader } => format!("not_leader try={leader:?}"),
                     Response::NotCommitted => "not_committed".to_string(),
                     Response::Leader { term } => format!("leader term={term}"),
+                    Response::Status(s) => format!("status term={}", s.term),
                 };
                 format!("response {id} {what}")
             }

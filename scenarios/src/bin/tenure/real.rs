@@ -10,6 +10,16 @@ use std::time::Duration;
 use tenure_core::agent::{AgentConfig, Request, Response};
 use tenure_server::{AgentHandle, AgentOptions};
 
+/// Logs to standard error (`RUST_LOG`-free: info and above from tenure).
+fn logs() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,6 +85,7 @@ impl AgentArgs {
             config: AgentConfig::default(),
             tick: Duration::from_millis(self.tick_ms),
         };
+        logs();
         runtime().block_on(async {
             let agent = match tenure_server::start_agent(opts).await {
                 Ok(a) => a,
@@ -113,6 +124,7 @@ impl UpArgs {
         if !(1..=7).contains(&self.agents) {
             return crate::usage(format!("agents: {} is not 1 to 7", self.agents));
         }
+        logs();
         runtime().block_on(async {
             let mut listeners = Vec::new();
             for i in 0..self.agents {
@@ -197,18 +209,38 @@ impl StatusArgs {
                 Ok(c) => c,
                 Err(e) => return crate::usage(e),
             };
-            for (i, addr) in client.agents().iter().enumerate() {
-                let agent = i as u64 + 1;
-                let said = match client.ask_agent(agent, Request::Health).await {
-                    Some(Response::Leader { term }) => format!("leader, term {term}"),
-                    Some(Response::NotLeader { leader: Some(l) }) => {
-                        format!("follower of agent {l}")
+            let mut seen = Vec::new();
+            for agent in 1..=client.agents().len() as u64 {
+                seen.push(match client.ask_agent(agent, Request::Status).await {
+                    Some(Response::Status(s)) => Some(s),
+                    _ => None,
+                });
+            }
+            let leader_commit = seen
+                .iter()
+                .flatten()
+                .filter(|s| s.role == "leader")
+                .map(|s| s.commit)
+                .max();
+            for (i, (addr, s)) in client.agents().iter().zip(&seen).enumerate() {
+                let said = match s {
+                    Some(s) => {
+                        let lag = leader_commit
+                            .map(|c| format!(", {} behind the leader", c.saturating_sub(s.applied)))
+                            .unwrap_or_default();
+                        let follows = match (s.role.as_str(), s.leader) {
+                            ("leader", _) => String::new(),
+                            (_, Some(l)) => format!(" of agent {l}"),
+                            (_, None) => " (no leader known)".into(),
+                        };
+                        format!(
+                            "{}{follows}, term {}, log {}, commit {}, applied {}{lag}",
+                            s.role, s.term, s.last_index, s.commit, s.applied
+                        )
                     }
-                    Some(Response::NotLeader { leader: None }) => "no leader known".to_string(),
-                    Some(other) => format!("answered {other:?}"),
                     None => "no answer".to_string(),
                 };
-                println!("agent {agent}  {addr}  {said}");
+                println!("agent {}  {addr}  {said}", i + 1);
             }
             match tenure_core::StoreClient::health(&client, false).await {
                 Ok(Some(l)) => {
