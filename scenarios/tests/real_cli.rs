@@ -57,7 +57,7 @@ impl Cluster {
                 "--peers",
                 &peers.join(","),
             ])
-            .args(["--cluster", "cli", "--data"])
+            .args(["--cluster", "cli", "--plaintext", "--data"])
             .arg(self.dir.join(format!("agent-{id}")))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -79,7 +79,7 @@ impl Cluster {
 
     fn url(&self) -> String {
         let peers: Vec<String> = self.peers.iter().map(|a| a.to_string()).collect();
-        format!("tenure://{}?cluster=cli", peers.join(","))
+        format!("tenure://{}?cluster=cli&plaintext", peers.join(","))
     }
 }
 
@@ -215,7 +215,38 @@ fn bad_agent_options_and_addresses_exit_2_naming_the_problem() {
             "twice",
         ),
         (vec!["status", "http://127.0.0.1:1"], "scheme"),
+        (vec!["status", "tenure://127.0.0.1:1"], "plaintext"),
         (vec!["up", "9"], "not 1 to 7"),
+    ] {
+        // Agents in plaintext, as these tests ask (the problem named is another one).
+        let mut args = args;
+        if args[0] == "agent" {
+            args.push("--plaintext");
+        }
+        let (code, _, err) = tenure(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Neither TLS nor plaintext said; TLS from a directory without certificates.
+    for (args, says) in [
+        (
+            vec!["agent", "--id", "1", "--peers", "127.0.0.1:1", "--data", d],
+            "--plaintext",
+        ),
+        (
+            vec![
+                "agent",
+                "--id",
+                "1",
+                "--peers",
+                "127.0.0.1:1",
+                "--tls",
+                "/nonexistent",
+                "--data",
+                d,
+            ],
+            "--tls",
+        ),
     ] {
         let (code, _, err) = tenure(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -224,12 +255,73 @@ fn bad_agent_options_and_addresses_exit_2_naming_the_problem() {
     // A port in use.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
-    let (code, _, err) = tenure(&["agent", "--id", "1", "--peers", &addr, "--data", d]);
+    let (code, _, err) = tenure(&[
+        "agent",
+        "--id",
+        "1",
+        "--peers",
+        &addr,
+        "--plaintext",
+        "--data",
+        d,
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot listen"), "{err}");
     // Nobody there: status says so, exit 1.
-    let (code, out, _) = tenure(&["status", &format!("tenure://{addr}")]);
+    let (code, out, _) = tenure(&["status", &format!("tenure://{addr}?plaintext")]);
     drop(busy);
     assert_eq!(code, 1, "{out}");
     let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
+
+#[test]
+fn certs_are_made_once_and_a_tls_agent_answers_status() {
+    let dir = std::env::temp_dir().join(format!("tenure-real-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap().to_string();
+    let (code, out, err) = tenure(&["certs", "--dir", &d, "--agents", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("agent-1.key") && out.contains("client.pem"),
+        "{out}"
+    );
+    let (code, _, err) = tenure(&["certs", "--dir", &d, "--agents", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not overwritten"), "{err}");
+    // One agent over TLS, asked by status with the client's certificate.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let mut agent = Cluster {
+        dir: dir.clone(),
+        peers: vec![addr],
+        children: Vec::new(),
+    };
+    let a = addr.to_string();
+    agent.children.push(Some(
+        Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["agent", "--id", "1", "--peers", &a, "--tls", &d, "--data"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let url = format!("tenure://{addr}?tls={d}");
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, out, err) = tenure(&["status", &url]);
+        if code == 0 {
+            assert!(out.contains("agent 1 leads"), "{out}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no healthy TLS agent within 20 s: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A plaintext client gets nothing from it.
+    let (code, _, _) = tenure(&["status", &format!("tenure://{addr}?plaintext")]);
+    assert_eq!(code, 1);
 }

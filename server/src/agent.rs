@@ -9,6 +9,7 @@
 
 use crate::clock::RealClock;
 use crate::disk::{DataDir, DiskError};
+use crate::tls::{Io, Security};
 use crate::wire::{self, Wire};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub struct AgentOptions {
     pub config: AgentConfig,
     /// Local time between Raft ticks.
     pub tick: Duration,
+    /// Mutual TLS with peers and clients, or plaintext (said at start).
+    pub security: Security,
 }
 
 impl AgentOptions {
@@ -183,6 +186,7 @@ pub async fn start_agent_on(
         tasks.push(tokio::spawn(peer_link(
             *peer,
             opts.cluster.clone(),
+            opts.security.clone(),
             opts.id,
             rx,
         )));
@@ -191,9 +195,13 @@ pub async fn start_agent_on(
         0,
         tokio::spawn(run(core, disk, inputs, links, stop_rx, opts.id)),
     );
+    if matches!(opts.security, Security::Plaintext) {
+        tracing::warn!(target: "tenure", "agent {}: plaintext, as asked: no TLS between agents and clients", opts.id);
+    }
     tasks.push(tokio::spawn(accept(
         listener,
         opts.cluster.clone(),
+        opts.security.clone(),
         inputs_tx,
     )));
     tracing::info!(target: "tenure", "agent {} of cluster {} listening on {addr}", opts.id, opts.cluster);
@@ -298,7 +306,12 @@ async fn run(
 }
 
 /// Accepts connections: peers' Raft messages and clients' requests become inputs.
-async fn accept(listener: TcpListener, cluster: String, inputs: mpsc::Sender<Input>) {
+async fn accept(
+    listener: TcpListener,
+    cluster: String,
+    security: Security,
+    inputs: mpsc::Sender<Input>,
+) {
     let mut next_conn = 0u64;
     loop {
         let Ok((stream, from)) = listener.accept().await else {
@@ -307,24 +320,25 @@ async fn accept(listener: TcpListener, cluster: String, inputs: mpsc::Sender<Inp
         };
         let _ = stream.set_nodelay(true);
         next_conn += 1;
-        tokio::spawn(connection(
-            stream,
-            from,
-            next_conn,
-            cluster.clone(),
-            inputs.clone(),
-        ));
+        let (security, cluster, inputs) = (security.clone(), cluster.clone(), inputs.clone());
+        let conn = next_conn;
+        tokio::spawn(async move {
+            match security.accept(stream).await {
+                Ok(io) => connection(io, from, conn, cluster, inputs).await,
+                Err(e) => tracing::warn!(target: "tenure", "refused {from}: {e}"),
+            }
+        });
     }
 }
 
 async fn connection(
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     from: SocketAddr,
     conn: u64,
     cluster: String,
     inputs: mpsc::Sender<Input>,
 ) {
-    let (mut r, mut w) = stream.into_split();
+    let (mut r, mut w) = tokio::io::split(stream);
     let agent = match wire::read(&mut r).await {
         Ok(Some(Wire::Hello { cluster: c, agent })) if c == cluster => agent,
         Ok(Some(Wire::Hello { cluster: c, .. })) => {
@@ -389,7 +403,13 @@ async fn connection(
 }
 
 /// Dials `peer` and sends it this agent's Raft messages, reconnecting with back-off.
-async fn peer_link(peer: SocketAddr, cluster: String, me: NodeId, mut rx: mpsc::Receiver<Message>) {
+async fn peer_link(
+    peer: SocketAddr,
+    cluster: String,
+    security: Security,
+    me: NodeId,
+    mut rx: mpsc::Receiver<Message>,
+) {
     let mut backoff = Duration::from_millis(20);
     loop {
         let stream =
@@ -404,7 +424,16 @@ async fn peer_link(peer: SocketAddr, cluster: String, me: NodeId, mut rx: mpsc::
                 }
             };
         let _ = stream.set_nodelay(true);
-        let (_r, mut w) = stream.into_split();
+        let stream = match security.connect(stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(target: "tenure", "agent {me}: TLS with {peer}: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let (_r, mut w) = tokio::io::split(stream);
         let hello = Wire::Hello {
             cluster: cluster.clone(),
             agent: Some(me),

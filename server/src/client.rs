@@ -9,6 +9,7 @@
 //! `Indeterminate`, never a failure. Every request loop is bounded in attempts and time.
 
 use crate::clock::RealClock;
+use crate::tls::{Security, Tls};
 use crate::wire::{self, Wire};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -27,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Why a `tenure://` address cannot be opened.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
-    #[error("{url:?}: {why} (expected tenure://host:port,host:port,...[?cluster=NAME&routing=redirect|ask_all])")]
+    #[error("{url:?}: {why} (expected tenure://host:port,host:port,...?tls=DIR|plaintext[&cluster=NAME][&routing=redirect|ask_all])")]
     BadUrl { url: String, why: String },
 }
 
@@ -81,15 +82,25 @@ pub fn open(url: &str) -> Result<TcpClient, OpenError> {
     }
     let mut cluster = "tenure".to_string();
     let mut options = ClientOptions::default();
+    let mut security = None;
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         match kv.split_once('=') {
             Some(("cluster", c)) if !c.is_empty() => cluster = c.to_string(),
+            None if kv == "plaintext" => security = Some(Security::Plaintext),
+            Some(("tls", dir)) if !dir.is_empty() => {
+                let t = Tls::from_dir(std::path::Path::new(dir), "client")
+                    .map_err(|e| bad(format!("tls: {e}")))?;
+                security = Some(Security::Tls(t));
+            }
             Some(("routing", "redirect")) => options.ask_all = false,
             Some(("routing", "ask_all")) => options.ask_all = true,
             _ => return Err(bad(format!("unknown or malformed option {kv:?}"))),
         }
     }
-    Ok(TcpClient::new(agents, &cluster, options))
+    let security = security.ok_or_else(|| {
+        bad("say how to connect: tls=DIR (its ca.pem, client.pem, client.key) or plaintext".into())
+    })?;
+    Ok(TcpClient::new(agents, &cluster, options).with_security(security))
 }
 
 /// A connection to one agent: requests go out through the writer, answers come back to the
@@ -101,6 +112,7 @@ struct Conn {
 }
 
 struct Inner {
+    security: Security,
     agents: Vec<SocketAddr>,
     cluster: String,
     options: ClientOptions,
@@ -123,6 +135,7 @@ impl TcpClient {
         TcpClient {
             ask_all: options.ask_all,
             inner: Arc::new(Inner {
+                security: Security::Plaintext,
                 agents,
                 cluster: cluster.to_string(),
                 options,
@@ -130,6 +143,23 @@ impl TcpClient {
                 conns: tokio::sync::Mutex::new(vec![None; n]),
                 state: Mutex::new((0, 0)),
             }),
+        }
+    }
+
+    /// The same client over mutual TLS (`Security::Tls`), or plaintext.
+    pub fn with_security(self, security: Security) -> TcpClient {
+        let inner = Inner {
+            security,
+            agents: self.inner.agents.clone(),
+            cluster: self.inner.cluster.clone(),
+            options: self.inner.options,
+            clock: self.inner.clock.clone(),
+            conns: tokio::sync::Mutex::new(vec![None; self.inner.agents.len()]),
+            state: Mutex::new((0, 0)),
+        };
+        TcpClient {
+            inner: Arc::new(inner),
+            ask_all: self.ask_all,
         }
     }
 
@@ -147,7 +177,14 @@ impl TcpClient {
                 .ok()?
                 .ok()?;
         let _ = stream.set_nodelay(true);
-        let (mut r, mut w) = stream.into_split();
+        let stream = match self.inner.security.connect(stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(target: "tenure", "TLS with agent {addr}: {e}");
+                return None;
+            }
+        };
+        let (mut r, mut w) = tokio::io::split(stream);
         let hello = Wire::Hello {
             cluster: self.inner.cluster.clone(),
             agent: None,
@@ -432,7 +469,8 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let c = open("tenure://127.0.0.1:1,127.0.0.1:2?cluster=x&routing=ask_all").unwrap();
+            let c = open("tenure://127.0.0.1:1,127.0.0.1:2?cluster=x&routing=ask_all&plaintext")
+                .unwrap();
             assert_eq!(c.inner.agents.len(), 2);
             assert_eq!(c.inner.cluster, "x");
             assert!(c.ask_all);
@@ -444,6 +482,8 @@ mod tests {
                 ("tenure://127.0.0.1:1?cluster=", "option"),
                 ("tenure://127.0.0.1:1?routing=any", "option"),
                 ("tenure://127.0.0.1:99999", "not an address"),
+                ("tenure://127.0.0.1:1", "tls=DIR"),
+                ("tenure://127.0.0.1:1?tls=/nonexistent-tenure-dir", "tls:"),
             ] {
                 let e = open(url).err().unwrap_or_else(|| panic!("{url} opened"));
                 assert!(e.to_string().contains(says), "{url}: {e}");

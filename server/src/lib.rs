@@ -23,6 +23,7 @@ pub mod client;
 pub mod clock;
 pub mod disk;
 pub mod local;
+pub mod tls;
 pub mod wire;
 
 pub use agent::{start_agent, AgentHandle, AgentOptions, StartError};

@@ -5,6 +5,7 @@
 
 use crate::agent::{start_agent_on, AgentHandle, AgentOptions, StartError};
 use crate::client::{ClientOptions, TcpClient};
+use crate::tls::{Security, Tls};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct LocalCluster {
     dir: PathBuf,
     agents: Vec<Option<AgentHandle>>,
     temporary: bool,
+    /// The directory of the cluster's certificates (`tls::generate`'s files), or plaintext.
+    certs: Option<PathBuf>,
 }
 
 impl LocalCluster {
@@ -28,6 +31,7 @@ impl LocalCluster {
         dir: &Path,
         cluster: &str,
         first_port: u16,
+        certs: Option<&Path>,
     ) -> Result<LocalCluster, StartError> {
         let mut listeners = Vec::new();
         for i in 0..n {
@@ -55,16 +59,17 @@ impl LocalCluster {
             dir: dir.to_path_buf(),
             agents: Vec::new(),
             temporary: false,
+            certs: certs.map(Path::to_path_buf),
         };
         for (i, l) in listeners.into_iter().enumerate() {
-            let a = start_agent_on(c.options(i as u64 + 1), l).await?;
+            let a = start_agent_on(c.options(i as u64 + 1)?, l).await?;
             c.agents.push(Some(a));
         }
         Ok(c)
     }
 
     /// `n` agents with their data in a fresh temporary directory, removed when the cluster
-    /// is dropped.
+    /// is dropped; plaintext (for tests and examples on loopback).
     pub async fn temporary(n: usize) -> Result<LocalCluster, StartError> {
         let dir = std::env::temp_dir().join(format!(
             "tenure-local-{}-{}",
@@ -73,31 +78,47 @@ impl LocalCluster {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         ));
-        let mut c = LocalCluster::start(n, &dir, "local", 0).await?;
+        let mut c = LocalCluster::start(n, &dir, "local", 0, None).await?;
         c.temporary = true;
         Ok(c)
     }
 
-    fn options(&self, id: u64) -> AgentOptions {
-        AgentOptions {
+    fn security(&self, who: &str) -> Result<Security, StartError> {
+        match &self.certs {
+            None => Ok(Security::Plaintext),
+            Some(dir) => Tls::from_dir(dir, who)
+                .map(Security::Tls)
+                .map_err(|e| StartError::BadOptions(e.to_string())),
+        }
+    }
+
+    fn options(&self, id: u64) -> Result<AgentOptions, StartError> {
+        Ok(AgentOptions {
             id,
             cluster: self.cluster.clone(),
             peers: self.peers.clone(),
             data: self.dir.join(format!("agent-{id}")),
             config: AgentConfig::default(),
             tick: Duration::from_millis(10),
-        }
+            security: self.security(&format!("agent-{id}"))?,
+        })
     }
 
     /// The `tenure://` address of the cluster.
     pub fn url(&self) -> String {
         let list: Vec<String> = self.peers.iter().map(|a| a.to_string()).collect();
-        format!("tenure://{}?cluster={}", list.join(","), self.cluster)
+        let sec = match &self.certs {
+            None => "&plaintext".to_string(),
+            Some(dir) => format!("&tls={}", dir.display()),
+        };
+        format!("tenure://{}?cluster={}{sec}", list.join(","), self.cluster)
     }
 
     /// A client of the cluster.
     pub fn client(&self) -> TcpClient {
+        let security = self.security("client").unwrap_or(Security::Plaintext);
         TcpClient::new(self.peers.clone(), &self.cluster, ClientOptions::default())
+            .with_security(security)
     }
 
     /// Ends agent `id` (from 1) at once, as a crash would.
@@ -124,7 +145,7 @@ impl LocalCluster {
                 Err(source) => return Err(StartError::Bind { addr, source }),
             }
         };
-        let a = start_agent_on(self.options(id), l).await?;
+        let a = start_agent_on(self.options(id)?, l).await?;
         self.agents[id as usize - 1] = Some(a);
         Ok(())
     }

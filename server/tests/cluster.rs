@@ -47,6 +47,7 @@ fn options(id: u64, peers: &[SocketAddr], dir: &TempDir) -> AgentOptions {
         data: dir.0.join(format!("agent-{id}")),
         config: AgentConfig::default(),
         tick: Duration::from_millis(10),
+        security: tenure_server::tls::Security::Plaintext,
     }
 }
 

@@ -130,6 +130,10 @@ enum Command {
     /// Asks every agent of a cluster, alone, whether it leads, and judges it as
     /// `AreAgentsHealthy` does. Exit 0: healthy; 1: not; 2: a malformed address.
     Status(real::StatusArgs),
+    /// Makes a local CA and certificates for a cluster's agents and a client (rcgen), for
+    /// mutual TLS: `tenure agent --tls DIR`, `tenure://...?tls=DIR`. Exit 0: written; 2: a
+    /// file already there (nothing is overwritten) or a directory that cannot be made.
+    Certs(real::CertsArgs),
 }
 
 /// Exit status 2 with a message.
@@ -161,5 +165,6 @@ fn main() -> ExitCode {
         Command::Agent(a) => a.run(),
         Command::Up(a) => a.run(),
         Command::Status(a) => a.run(),
+        Command::Certs(a) => a.run(),
     }
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tenure_core::agent::{AgentConfig, Request, Response};
-use tenure_server::{AgentHandle, AgentOptions};
+use tenure_server::tls::{Security, Tls};
+use tenure_server::AgentOptions;
 
 /// Logs to standard error (`RUST_LOG`-free: info and above from tenure).
 fn logs() {
@@ -69,6 +70,14 @@ pub struct AgentArgs {
     /// Local time between Raft ticks, in ms.
     #[arg(long, default_value_t = 10)]
     tick_ms: u64,
+    /// Mutual TLS with the certificates `tenure certs` made in this directory (its ca.pem,
+    /// agent-ID.pem and agent-ID.key).
+    #[arg(long, conflicts_with = "plaintext")]
+    tls: Option<PathBuf>,
+    /// No TLS: agents and clients in plaintext (said at start). One of --tls and
+    /// --plaintext must be given.
+    #[arg(long)]
+    plaintext: bool,
 }
 
 impl AgentArgs {
@@ -77,6 +86,16 @@ impl AgentArgs {
             Ok(p) => p,
             Err(e) => return crate::usage(e),
         };
+        let security = match (&self.tls, self.plaintext) {
+            (Some(dir), _) => match Tls::from_dir(dir, &format!("agent-{}", self.id)) {
+                Ok(t) => Security::Tls(t),
+                Err(e) => return crate::usage(format!("--tls: {e}")),
+            },
+            (None, true) => Security::Plaintext,
+            (None, false) => return crate::usage(
+                "say how agents and clients connect: --tls DIR (see tenure certs) or --plaintext",
+            ),
+        };
         let opts = AgentOptions {
             id: self.id,
             cluster: self.cluster,
@@ -84,6 +103,7 @@ impl AgentArgs {
             data: self.data,
             config: AgentConfig::default(),
             tick: Duration::from_millis(self.tick_ms),
+            security,
         };
         logs();
         runtime().block_on(async {
@@ -117,6 +137,10 @@ pub struct UpArgs {
     /// Stop after this many seconds instead of at SIGTERM or Ctrl-C.
     #[arg(long)]
     for_s: Option<u64>,
+    /// No TLS (said at start); by default the agents and clients use mutual TLS with
+    /// certificates made in `DIR/certs`.
+    #[arg(long)]
+    plaintext: bool,
 }
 
 impl UpArgs {
@@ -124,75 +148,84 @@ impl UpArgs {
         if !(1..=7).contains(&self.agents) {
             return crate::usage(format!("agents: {} is not 1 to 7", self.agents));
         }
+        // Mutual TLS unless asked otherwise: certificates made once, in the data directory.
+        let certs = (!self.plaintext).then(|| self.dir.join("certs"));
+        if let Some(c) = &certs {
+            if !c.join("ca.pem").exists() {
+                if let Err(e) = tenure_server::tls::generate(c, self.agents as usize) {
+                    return crate::usage(e);
+                }
+            }
+        }
         logs();
         runtime().block_on(async {
-            let mut listeners = Vec::new();
-            for i in 0..self.agents {
-                let port = if self.port == 0 {
-                    0
-                } else {
-                    match self.port.checked_add(i as u16) {
-                        Some(p) => p,
-                        None => return crate::usage("--port: the ports run past 65535"),
-                    }
-                };
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                match tokio::net::TcpListener::bind(addr).await {
-                    Ok(l) => listeners.push(l),
-                    Err(e) => return crate::usage(format!("cannot listen on {addr}: {e}")),
-                }
-            }
-            let peers: Vec<SocketAddr> = listeners
-                .iter()
-                .map(|l| l.local_addr().expect("a bound listener has an address"))
-                .collect();
-            let mut agents: Vec<AgentHandle> = Vec::new();
-            for (i, l) in listeners.into_iter().enumerate() {
-                let opts = AgentOptions {
-                    id: i as u64 + 1,
-                    cluster: self.cluster.clone(),
-                    peers: peers.clone(),
-                    data: self.dir.join(format!("agent-{}", i + 1)),
-                    config: AgentConfig::default(),
-                    tick: Duration::from_millis(10),
-                };
-                match tenure_server::agent::start_agent_on(opts, l).await {
-                    Ok(a) => agents.push(a),
-                    Err(e) => {
-                        for a in agents {
-                            a.stop().await;
-                        }
-                        return crate::usage(e);
-                    }
-                }
-            }
-            let list: Vec<String> = peers.iter().map(|a| a.to_string()).collect();
+            let n = self.agents as usize;
+            let cluster = match tenure_server::LocalCluster::start(
+                n,
+                &self.dir,
+                &self.cluster,
+                self.port,
+                certs.as_deref(),
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => return crate::usage(e),
+            };
             println!(
-                "cluster {} of {} agents, data in {}",
+                "cluster {} of {} agents, data in {}{}",
                 self.cluster,
                 self.agents,
-                self.dir.display()
+                self.dir.display(),
+                if certs.is_some() {
+                    ", mutual TLS"
+                } else {
+                    ", plaintext as asked"
+                }
             );
-            println!(
-                "url      tenure://{}?cluster={}",
-                list.join(","),
-                self.cluster
-            );
-            println!(
-                "status   tenure status tenure://{}?cluster={}",
-                list.join(","),
-                self.cluster
-            );
+            println!("url      {}", cluster.url());
+            println!("status   tenure status '{}'", cluster.url());
             match self.for_s {
                 Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
                 None => stopped().await,
             }
-            for a in agents {
-                a.stop().await;
-            }
+            cluster.stop().await;
             println!("stopped");
             ExitCode::SUCCESS
         })
+    }
+}
+
+#[derive(ClapArgs)]
+pub struct CertsArgs {
+    /// Where to write them (created private if missing; existing files are not overwritten).
+    #[arg(long, default_value = "tenure-certs")]
+    dir: PathBuf,
+    /// How many agents to make certificates for (agent-1 ... agent-N), besides the CA and a
+    /// client.
+    #[arg(long, default_value_t = 3)]
+    agents: usize,
+}
+
+impl CertsArgs {
+    pub fn run(self) -> ExitCode {
+        if !(1..=100).contains(&self.agents) {
+            return crate::usage(format!("--agents: {} is not 1 to 100", self.agents));
+        }
+        match tenure_server::tls::generate(&self.dir, self.agents) {
+            Ok(files) => {
+                for f in files {
+                    println!("wrote    {}", f.display());
+                }
+                println!(
+                    "use      tenure agent ... --tls {}   and   tenure://...?tls={}",
+                    self.dir.display(),
+                    self.dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => crate::usage(e),
+        }
     }
 }
 
