@@ -217,6 +217,10 @@ fn bad_agent_options_and_addresses_exit_2_naming_the_problem() {
         (vec!["status", "http://127.0.0.1:1"], "scheme"),
         (vec!["status", "tenure://127.0.0.1:1"], "plaintext"),
         (vec!["up", "9"], "not 1 to 7"),
+        (vec!["load", "--clients", "0"], "--clients"),
+        (vec!["load", "--seconds", "0"], "--seconds"),
+        (vec!["load", "tenure://nope"], "not an address"),
+        (vec!["certs", "--agents", "0"], "--agents"),
     ] {
         // Agents in plaintext, as these tests ask (the problem named is another one).
         let mut args = args;

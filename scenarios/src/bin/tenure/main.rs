@@ -46,6 +46,7 @@ mod bench;
 mod check;
 mod explore;
 mod list;
+mod load;
 mod margin;
 mod real;
 mod run;
@@ -134,6 +135,11 @@ enum Command {
     /// mutual TLS: `tenure agent --tls DIR`, `tenure://...?tls=DIR`. Exit 0: written; 2: a
     /// file already there (nothing is overwritten) or a directory that cannot be made.
     Certs(real::CertsArgs),
+    /// Measures a real cluster: KV writes, linearizable reads and lock acquire+release
+    /// cycles by concurrent clients (16 by default), each for a while, with throughput and
+    /// p50/p99 latency; without an address, on a 3-agent cluster it starts on 127.0.0.1
+    /// (fsync on, mutual TLS). A benchmark: build with `--release`. Exit 0: measured.
+    Load(load::Args),
 }
 
 /// Exit status 2 with a message.
@@ -166,5 +172,6 @@ fn main() -> ExitCode {
         Command::Up(a) => a.run(),
         Command::Status(a) => a.run(),
         Command::Certs(a) => a.run(),
+        Command::Load(a) => a.run(),
     }
 }
