@@ -24,6 +24,10 @@ pub struct Args {
     /// Prints the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// The cluster it starts speaks plaintext instead of mutual TLS (to compare with a
+    /// plaintext etcd).
+    #[arg(long)]
+    plaintext: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -64,10 +68,13 @@ impl Args {
             },
             None => {
                 let certs = dir.join("certs");
-                if let Err(e) = tenure_server::tls::generate(&certs, 3) {
-                    return crate::usage(e);
+                if !self.plaintext {
+                    if let Err(e) = tenure_server::tls::generate(&certs, 3) {
+                        return crate::usage(e);
+                    }
                 }
-                match tenure_server::LocalCluster::start(3, &dir, "load", 0, Some(&certs)).await {
+                let certs = (!self.plaintext).then_some(certs.as_path());
+                match tenure_server::LocalCluster::start(3, &dir, "load", 0, certs).await {
                     Ok(c) => {
                         let client = c.client();
                         own = Some(c);
