@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tenure against etcd 3.4, side by side, on this machine, loopback only (BENCHMARKS.md, "The
-# real service"): three local agents of each, fsync on, no TLS on either side, 16 clients, the
-# same workload (writes, linearizable reads, lock acquire+release cycles), release builds.
+# real service"): three local agents of each, each its own process, fsync on, no TLS on either
+# side, 16 clients, the same workload (writes, linearizable reads, lock acquire+release
+# cycles), release builds.
 #   bench/etcd/run.sh [SECONDS_PER_PHASE]
 # Installs etcd-server and protobuf-compiler with apt-get if they are missing. Every process
 # it starts is stopped when it ends, also on failure.
@@ -31,5 +32,17 @@ for _ in $(seq 1 100); do
 done
 echo "== etcd $(etcd --version | head -1 | awk '{print $3}')"
 cargo run -q --release --manifest-path bench/etcd/Cargo.toml -- --endpoints "$endpoints" --clients 16 --seconds "$S"
-echo "== tenure"
-cargo run -q --release --bin tenure -- load --plaintext --clients 16 --seconds "$S"
+cargo build -q --release --bin tenure
+peers="127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003"
+for i in 1 2 3; do
+  target/release/tenure agent --id "$i" --peers "$peers" --plaintext --cluster bench \
+    --data "$dir/t$i" >"$dir/t$i.log" 2>&1 &
+  pids+=($!)
+done
+url="tenure://$peers?cluster=bench&plaintext"
+for _ in $(seq 1 100); do
+  target/release/tenure status "$url" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+echo "== tenure (three tenure agent processes)"
+target/release/tenure load "$url" --clients 16 --seconds "$S"
