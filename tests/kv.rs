@@ -114,16 +114,17 @@ fn dist_lock_excludes_and_hands_over() {
             b.dist_timed_lock(Duration::ZERO).await,
             Err(KvError::LockTimeout(Duration::ZERO))
         );
-        // B blocks until A unlocks, 20 s later; the session keep-alive holds A's lock meanwhile.
+        // B blocks until A unlocks, 20 s later (4 s on the real cluster: still past the 3 s
+        // session TTL); the session keep-alive holds A's lock meanwhile.
+        let twenty = env.long(Duration::from_secs(20));
         let (a2, clock) = (a.clone(), env.shared_clock());
         env.clock.spawn(Box::pin(async move {
-            clock.sleep(Duration::from_secs(20)).await;
+            clock.sleep(twenty).await;
             a2.dist_unlock().await.unwrap();
         }));
         let start = env.clock.now();
         b.dist_lock().await.unwrap();
         let waited = env.clock.now() - start;
-        let twenty = Duration::from_secs(20);
         assert!(
             waited >= twenty && waited <= env.after(twenty),
             "{waited:?}"

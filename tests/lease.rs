@@ -173,12 +173,14 @@ fn bad_lease_names() {
 #[test]
 fn claimer_acquires_extends_and_denies() {
     run(|env| async move {
+        // 10 s on the virtual clocks; 3 s of real time on the real cluster.
+        let ten = if env.is_real() { 3 * SEC } else { 10 * SEC };
         let m = LeaseManager::new(client(&env));
         let other = LeaseManager::new(client(&env));
-        let t = m.claim("svc", "u0", 10 * SEC).await.unwrap();
+        let t = m.claim("svc", "u0", ten).await.unwrap();
         let reclaimed = env.clock.now();
         assert_eq!(
-            m.claim("svc", "u0", 10 * SEC).await.unwrap(),
+            m.claim("svc", "u0", ten).await.unwrap(),
             t,
             "re-claim extends"
         );
@@ -187,7 +189,7 @@ fn claimer_acquires_extends_and_denies() {
             Err(LeaseError::ClaimDenied)
         );
         // The guarantee: held at least `duration` after the start of the call.
-        let until = reclaimed + env.before(10 * SEC);
+        let until = reclaimed + env.before(ten);
         env.clock.sleep(until - env.clock.now()).await;
         assert_eq!(
             other.claim("svc", "u1", SEC).await,
@@ -256,13 +258,12 @@ fn leadership() {
         };
         let m0 = mk();
         let m1 = mk();
+        // 10 s on the virtual clocks; 3 s of real time on the real cluster.
+        let ten = if env.is_real() { 3 * SEC } else { 10 * SEC };
         let claimed = env.clock.now();
-        let t0 = m0
-            .claim_leadership("mysql", "mysql/0", 10 * SEC)
-            .await
-            .unwrap();
+        let t0 = m0.claim_leadership("mysql", "mysql/0", ten).await.unwrap();
         assert_eq!(
-            m1.claim_leadership("mysql", "mysql/1", 10 * SEC).await,
+            m1.claim_leadership("mysql", "mysql/1", ten).await,
             Err(LeadershipError::ClaimDenied)
         );
         let token = m1.check_leadership("mysql", "mysql/0").await.unwrap();
@@ -278,14 +279,8 @@ fn leadership() {
         m1.block_until_leadership_released("mysql").await.unwrap();
         // Released no earlier than the lease allows, counted from the claim's start.
         let held = env.clock.now() - claimed;
-        assert!(
-            held >= env.before(10 * SEC),
-            "released {held:?} after the claim"
-        );
-        let t1 = m1
-            .claim_leadership("mysql", "mysql/1", 10 * SEC)
-            .await
-            .unwrap();
+        assert!(held >= env.before(ten), "released {held:?} after the claim");
+        let t1 = m1.claim_leadership("mysql", "mysql/1", ten).await.unwrap();
         assert!(t1 > t0);
         // Stopping wakes a blocked caller with Stopped.
         let (m0b, clock) = (m0.clone(), env.shared_clock());
