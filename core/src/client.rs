@@ -46,6 +46,39 @@ pub enum HealthError {
     },
 }
 
+/// The agency's `AreAgentsHealthy` verdict on each agent's answer to `Request::Health`,
+/// agent 1 first (`None`: no answer): exactly one leads and every other redirects to it
+/// (or, with `allow_no_leader`, none leads and none names a leader). Returns the leader.
+/// Every driver's client judges with this one function.
+pub fn judge_health(
+    answers: impl IntoIterator<Item = (u64, Option<crate::agent::Response>)>,
+    allow_no_leader: bool,
+) -> Result<Option<u64>, HealthError> {
+    use crate::agent::Response;
+    let mut leaders = Vec::new();
+    let mut redirects = Vec::new();
+    for (agent, answer) in answers {
+        match answer {
+            Some(Response::Leader { .. }) => leaders.push(agent),
+            Some(Response::NotLeader { leader }) => redirects.push((agent, leader)),
+            _ => return Err(HealthError::NoAnswer { agent }),
+        }
+    }
+    match leaders.as_slice() {
+        [leader] => match redirects.iter().find(|(_, to)| *to != Some(*leader)) {
+            Some(&(agent, to)) => Err(HealthError::WrongRedirect {
+                agent,
+                to,
+                leader: *leader,
+            }),
+            None => Ok(Some(*leader)),
+        },
+        [] if allow_no_leader && redirects.iter().all(|(_, to)| to.is_none()) => Ok(None),
+        [] => Err(HealthError::NoLeader),
+        many => Err(HealthError::SeveralLeaders(many.len(), many.to_vec())),
+    }
+}
+
 /// A connection to an agency store, local or remote.
 #[async_trait]
 pub trait StoreClient: Send + Sync + 'static {

@@ -1085,28 +1085,11 @@ impl NetClient {
     /// As [`NetClient::are_agents_healthy`], and the leader every agent agrees on (`None`
     /// only when nobody leads and that is allowed).
     pub async fn health(&self, allow_no_leader: bool) -> Result<Option<NodeId>, HealthError> {
-        let mut leaders = Vec::new();
-        let mut redirects = Vec::new();
+        let mut answers = Vec::new();
         for agent in 1..=self.inner.agents.len() as NodeId {
-            match self.ask_agent(agent, Request::Health).await {
-                Some(Response::Leader { .. }) => leaders.push(agent),
-                Some(Response::NotLeader { leader }) => redirects.push((agent, leader)),
-                _ => return Err(HealthError::NoAnswer { agent }),
-            }
+            answers.push((agent, self.ask_agent(agent, Request::Health).await));
         }
-        match leaders.as_slice() {
-            [leader] => match redirects.iter().find(|(_, to)| *to != Some(*leader)) {
-                Some(&(agent, to)) => Err(HealthError::WrongRedirect {
-                    agent,
-                    to,
-                    leader: *leader,
-                }),
-                None => Ok(Some(*leader)),
-            },
-            [] if allow_no_leader && redirects.iter().all(|(_, to)| to.is_none()) => Ok(None),
-            [] => Err(HealthError::NoLeader),
-            many => Err(HealthError::SeveralLeaders(many.len(), many.to_vec())),
-        }
+        tenure_core::client::judge_health(answers, allow_no_leader)
     }
 }
 
